@@ -1,0 +1,81 @@
+//! The audit log: one JSON line per request, written off the request path.
+//!
+//! Lines go through a bounded channel to a writer thread, so a slow disk or a blocked stdout
+//! never stalls a request. If the channel is full the line is counted in
+//! `llmkube_audit_dropped_total` and a warning is logged, instead of growing memory without bound.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use prometheus_client::metrics::counter::Counter;
+
+/// Lines buffered between requests and the writer thread.
+const QUEUE: usize = 16 * 1024;
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// Standard output.
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+/// A running audit writer.
+pub struct AuditWriter {
+    target: AuditTarget,
+    tx: SyncSender<String>,
+    dropped: Counter,
+}
+
+impl AuditWriter {
+    /// Starts a writer thread for `target`; `dropped` counts lines that could not be queued.
+    pub fn start(target: AuditTarget, dropped: Counter) -> std::io::Result<Self> {
+        let out: Box<dyn Write + Send> = match &target {
+            AuditTarget::Stdout => Box::new(std::io::stdout()),
+            AuditTarget::File(path) => Box::new(open_append(path)?),
+        };
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_lines(rx, out))?;
+        Ok(AuditWriter { target, tx, dropped })
+    }
+
+    /// Where this writer writes.
+    pub fn target(&self) -> &AuditTarget {
+        &self.target
+    }
+
+    /// Queues one line (without its newline). Never blocks.
+    pub fn write(&self, line: String) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                if self.dropped.inc() % 1000 == 0 {
+                    tracing::warn!("audit writer is not keeping up; audit lines are being dropped");
+                }
+            }
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    // Block for the first line, then drain whatever else is queued before one flush.
+    while let Ok(line) = rx.recv() {
+        let mut ok = writeln!(out, "{line}").is_ok();
+        while let Ok(more) = rx.try_recv() {
+            ok &= writeln!(out, "{more}").is_ok();
+        }
+        if !(ok && out.flush().is_ok()) {
+            tracing::error!("failed to write audit lines");
+        }
+    }
+}

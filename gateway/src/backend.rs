@@ -1,0 +1,224 @@
+//! Where and how each backend is dialed: address, credentials, model override.
+//!
+//! In standalone mode a local (`inferenceServiceRef`) backend is dialed at the address given
+//! with `--backend-address NAME=URL`, else at the in-cluster Service the controller creates
+//! (`http://<isvc>.<namespace>.svc.cluster.local:8080`). External backends use `external.url`
+//! (defaults for `openai` and `anthropic`); `--backend-address` overrides it too.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Uri};
+use llmkube_operator::crd::model_router::{Backend, Provider, Tier};
+use llmkube_operator::defaults;
+use llmkube_operator::duration::parse_duration;
+use llmkube_operator::validate::FieldError;
+
+use crate::health::BackendHealth;
+use crate::metrics::Label;
+
+/// How backends are found and authenticated, outside the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Backend name -> base URL, overriding the manifest and the in-cluster default.
+    pub addresses: HashMap<String, String>,
+    /// Directory of mounted Secrets: `<dir>/<secretName>/<KEY>` holds a credential.
+    pub credentials_dir: Option<PathBuf>,
+    /// URL for `litellm` backends that name none (the controller's `--default-litellm-url`).
+    pub default_litellm_url: Option<String>,
+}
+
+/// A backend ready to be dialed.
+#[derive(Debug)]
+pub struct BackendTarget {
+    /// Backend name.
+    pub name: Label,
+    /// Effective tier.
+    pub tier: Tier,
+    /// `None` for an InferenceService, else the provider.
+    pub provider: Option<Provider>,
+    /// Scheme of the base URL.
+    pub scheme: Scheme,
+    /// Host and port of the base URL.
+    pub authority: Authority,
+    /// Path prefix of the base URL without a trailing `/` or `/v1`.
+    pub base_path: String,
+    /// The base URL as configured (for logs and status).
+    pub url: String,
+    /// `external.model` as a JSON string literal, spliced into the request body.
+    pub model_override: Option<Bytes>,
+    /// Headers that authenticate the gateway to the provider. Values are marked sensitive.
+    pub credentials: Vec<(HeaderName, HeaderValue)>,
+    /// `backends[].timeout`.
+    pub timeout: Option<Duration>,
+    /// Shared health state (kept across reloads while the name stays).
+    pub health: Arc<BackendHealth>,
+}
+
+impl BackendTarget {
+    /// The upstream URI for an inbound `/v1/...` path and query.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let mut pq = String::with_capacity(self.base_path.len() + path_and_query.len());
+        pq.push_str(&self.base_path);
+        pq.push_str(path_and_query);
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+    }
+}
+
+/// Resolves every backend of a validated spec; `health` supplies state to keep by name.
+pub fn resolve_backends(
+    backends: &[Backend],
+    namespace: &str,
+    opts: &ResolveOptions,
+    mut health: impl FnMut(&str) -> Arc<BackendHealth>,
+) -> Result<Vec<BackendTarget>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(backends.len());
+    for (i, b) in backends.iter().enumerate() {
+        let path = format!("spec.backends[{i}]");
+        match resolve_one(b, namespace, opts, &path, &mut health) {
+            Ok(t) => out.push(t),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+fn resolve_one(
+    b: &Backend,
+    namespace: &str,
+    opts: &ResolveOptions,
+    path: &str,
+    health: &mut impl FnMut(&str) -> Arc<BackendHealth>,
+) -> Result<BackendTarget, FieldError> {
+    let err = |field: &str, message: String| FieldError {
+        path: format!("{path}{field}"),
+        message,
+    };
+    let provider = b.external.as_ref().map(|e| e.provider);
+    let url = match (opts.addresses.get(&b.name), &b.inference_service_ref, &b.external) {
+        (Some(addr), _, _) => addr.clone(),
+        (None, Some(isvc), _) => format!(
+            "http://{}.{namespace}.svc.cluster.local:{}",
+            isvc.name,
+            defaults::INFERENCE_SERVICE_PORT
+        ),
+        (None, None, Some(ext)) => match (&ext.url, ext.provider) {
+            (Some(url), _) => url.clone(),
+            (None, Provider::Openai) => defaults::OPENAI_URL.to_owned(),
+            (None, Provider::Anthropic) => defaults::ANTHROPIC_URL.to_owned(),
+            (None, _) => opts.default_litellm_url.clone().ok_or_else(|| {
+                err(
+                    ".external.url",
+                    "is required for provider litellm (or run with --default-litellm-url)".into(),
+                )
+            })?,
+        },
+        (None, None, None) => return Err(err("", "has no address".into())),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| err(".external.url", format!("{url:?} is not a valid URL: {e}")))?;
+    let scheme = uri.scheme().cloned().filter(|s| *s == Scheme::HTTP || *s == Scheme::HTTPS);
+    let (Some(scheme), Some(authority)) = (scheme, uri.authority().cloned()) else {
+        return Err(err("", format!("address {url:?} must be an http:// or https:// URL with a host")));
+    };
+    let mut base_path = uri.path().trim_end_matches('/').to_owned();
+    if base_path.ends_with("/v1") {
+        base_path.truncate(base_path.len() - 3);
+    }
+    let model_override = b
+        .external
+        .as_ref()
+        .and_then(|e| e.model.as_ref())
+        .map(|m| Bytes::from(serde_json::to_vec(m).unwrap_or_default()));
+    let credentials = match &b.external {
+        Some(ext) => credentials(
+            ext.provider,
+            ext.credentials_secret_ref.as_ref().map(|r| r.name.as_str()),
+            opts.credentials_dir.as_deref(),
+            &b.name,
+        ),
+        None => Vec::new(),
+    };
+    Ok(BackendTarget {
+        name: Arc::new(b.name.clone()),
+        tier: b.effective_tier(),
+        provider,
+        scheme,
+        authority,
+        base_path,
+        url,
+        model_override,
+        credentials,
+        timeout: b.timeout.as_deref().and_then(|t| parse_duration(t).ok()),
+        health: health(&b.name),
+    })
+}
+
+/// The environment variable / Secret key holding a provider's credential.
+pub fn credential_key(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Anthropic => "ANTHROPIC_API_KEY",
+        Provider::Litellm => "LITELLM_MASTER_KEY",
+        _ => "OPENAI_API_KEY",
+    }
+}
+
+/// Reads a provider credential from `<dir>/<secret>/<KEY>`, else from the environment, and
+/// turns it into headers. The value is never logged.
+fn credentials(
+    provider: Provider,
+    secret: Option<&str>,
+    dir: Option<&Path>,
+    backend: &str,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let key_name = credential_key(provider);
+    let from_file = match (dir, secret) {
+        (Some(dir), Some(secret)) => std::fs::read_to_string(dir.join(secret).join(key_name)).ok(),
+        _ => None,
+    };
+    let Some(key) = from_file
+        .or_else(|| std::env::var(key_name).ok())
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+    else {
+        tracing::warn!(backend, key = key_name, "no credential found; requests are sent without one");
+        return Vec::new();
+    };
+    let secret_value = |v: String| {
+        HeaderValue::try_from(v).ok().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        })
+    };
+    let mut headers = Vec::new();
+    match provider {
+        Provider::Anthropic => {
+            if let Some(v) = secret_value(key) {
+                headers.push((HeaderName::from_static("x-api-key"), v));
+            }
+            headers.push((
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static("2023-06-01"),
+            ));
+        }
+        _ => {
+            if let Some(v) = secret_value(format!("Bearer {key}")) {
+                headers.push((http::header::AUTHORIZATION, v));
+            }
+        }
+    }
+    if headers.is_empty() {
+        tracing::warn!(backend, key = key_name, "credential is not a valid header value; ignored");
+    }
+    headers
+}

@@ -1,0 +1,271 @@
+//! Sending a routed request to its backends.
+//!
+//! The candidates come from the routing [`Route`]; this module only orders them by strategy,
+//! skips quarantined ones (admitting the single half-open probe), and tries them in turn until
+//! one answers with a non-5xx status. Fallback therefore only ever happens before the client has
+//! seen a byte. Shadow copies go only to the route's own candidates, which routing has already
+//! narrowed to the local tier for a sensitive request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use llmkube_operator::crd::model_router::Strategy;
+use llmkube_operator::routing::Route;
+
+use crate::health::now_ms;
+use crate::inbound::JsonBody;
+use crate::snapshot::RouterSnapshot;
+use crate::state::AppState;
+
+/// The request as sent to backends.
+pub struct Outbound<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Path and query, e.g. `/v1/chat/completions`.
+    pub path_and_query: &'a str,
+    /// Client headers (filtered per backend).
+    pub headers: &'a HeaderMap,
+    /// `x-request-id`, forwarded to every backend.
+    pub request_id: &'a http::HeaderValue,
+    /// Body.
+    pub body: &'a JsonBody,
+}
+
+/// A backend answered.
+pub struct Answered {
+    /// Its response (headers received, body not yet read).
+    pub response: Response<Incoming>,
+    /// Which backend (index into the snapshot's backends).
+    pub backend: usize,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// No response headers within the timeout.
+    Timeout(Duration),
+    /// Could not connect or the connection broke.
+    Connect(String),
+    /// The backend answered 5xx.
+    Status(StatusCode),
+}
+
+/// Every candidate failed or was unavailable.
+#[derive(Debug)]
+pub struct Exhausted {
+    /// The last failure; `None` when every candidate was quarantined.
+    pub last: Option<(usize, Failure)>,
+}
+
+/// Progress of a dispatch, for the audit record.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time waiting for backend headers.
+    pub upstream_wait: Duration,
+    /// Timeout of the last attempt.
+    pub last_timeout: Option<Duration>,
+}
+
+/// The order in which a route's candidates are tried.
+pub fn order(route: &Route, snap: &RouterSnapshot) -> Vec<usize> {
+    match route.strategy {
+        Strategy::Weighted => weighted_order(
+            route
+                .backends
+                .iter()
+                .map(|&b| (b, snap.table.backends[b].weight)),
+        ),
+        Strategy::PrimaryFallback | Strategy::Shadow => route.backends.clone(),
+    }
+}
+
+/// Weighted sampling without replacement: the first pick is proportional to weight, the rest
+/// follow as fallbacks; weight-0 backends come last, in their original order.
+pub fn weighted_order(candidates: impl Iterator<Item = (usize, u32)>) -> Vec<usize> {
+    let mut pool: Vec<(usize, u64)> = candidates.map(|(b, w)| (b, u64::from(w))).collect();
+    let mut order = Vec::with_capacity(pool.len());
+    loop {
+        let total: u64 = pool.iter().map(|&(_, w)| w).sum();
+        if total == 0 {
+            break;
+        }
+        let mut pick = fastrand::u64(0..total);
+        let idx = pool
+            .iter()
+            .position(|&(_, w)| {
+                if pick < w {
+                    return true;
+                }
+                pick -= w;
+                false
+            })
+            .unwrap_or(0);
+        order.push(pool.remove(idx).0);
+    }
+    order.extend(pool.into_iter().map(|(b, _)| b));
+    order
+}
+
+/// Tries the route's candidates in strategy order.
+pub async fn dispatch(
+    state: &Arc<AppState>,
+    snap: &Arc<RouterSnapshot>,
+    route: &Route,
+    out: &Outbound<'_>,
+    progress: &mut Progress,
+) -> Result<Answered, Exhausted> {
+    let mut last = None;
+    for b in order(route, snap) {
+        let target = &snap.backends[b];
+        let Some(permit) = target.health.try_admit(now_ms()) else {
+            continue;
+        };
+        let timeout = route
+            .timeout
+            .or(target.timeout)
+            .unwrap_or(snap.settings.response_header_timeout);
+        progress.attempts += 1;
+        progress.last_timeout = Some(timeout);
+        let body = match &target.model_override {
+            Some(model) => out.body.with_model(model),
+            None => out.body.bytes.clone(),
+        };
+        let request = match crate::upstream::build_request(
+            target,
+            out.method,
+            out.path_and_query,
+            out.headers,
+            &snap.table.classification_header,
+            out.request_id,
+            body,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
+                continue;
+            }
+        };
+        let sent = Instant::now();
+        let result = tokio::time::timeout(timeout, state.client.request(request)).await;
+        progress.upstream_wait += sent.elapsed();
+        let failure = match result {
+            Ok(Ok(resp)) if !resp.status().is_server_error() => {
+                permit.success();
+                state.count_attempt(snap, b, "ok");
+                if route.strategy == Strategy::Shadow {
+                    shadow(state, snap, route, b, out);
+                }
+                return Ok(Answered { response: resp, backend: b });
+            }
+            Ok(Ok(resp)) => Failure::Status(resp.status()),
+            Ok(Err(e)) => Failure::Connect(error_chain(&e)),
+            Err(_) => Failure::Timeout(timeout),
+        };
+        let result_label = match &failure {
+            Failure::Timeout(_) => "timeout",
+            Failure::Connect(_) => "connect_error",
+            Failure::Status(_) => "status_5xx",
+        };
+        state.count_attempt(snap, b, result_label);
+        tracing::warn!(backend = %target.name, probe = permit.is_probe(), ?failure, "backend attempt failed; quarantining");
+        permit.failure(snap.settings.quarantine, now_ms());
+        last = Some((b, failure));
+    }
+    Err(Exhausted { last })
+}
+
+/// Sends fire-and-forget copies to the route's other candidates; answers are discarded.
+fn shadow(state: &Arc<AppState>, snap: &Arc<RouterSnapshot>, route: &Route, answered: usize, out: &Outbound<'_>) {
+    for &b in route.backends.iter().filter(|&&b| b != answered) {
+        let target = &snap.backends[b];
+        if !target.health.in_service(now_ms()) {
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&state.shadow_slots).try_acquire_owned() else {
+            state.metrics.shadow_skipped.inc();
+            continue;
+        };
+        let body = match &target.model_override {
+            Some(model) => out.body.with_model(model),
+            None => out.body.bytes.clone(),
+        };
+        let Ok(request) = crate::upstream::build_request(
+            target,
+            out.method,
+            out.path_and_query,
+            out.headers,
+            &snap.table.classification_header,
+            out.request_id,
+            body,
+        ) else {
+            continue;
+        };
+        let (state, snap) = (Arc::clone(state), Arc::clone(snap));
+        let timeout = route.timeout.or(target.timeout).unwrap_or(snap.settings.response_header_timeout);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let idle = snap.settings.stream_idle_timeout;
+            let ok = match tokio::time::timeout(timeout, state.client.request(request)).await {
+                Ok(Ok(resp)) => drain(resp.into_body(), idle).await,
+                _ => false,
+            };
+            state.count_attempt(&snap, b, if ok { "shadow_ok" } else { "shadow_error" });
+        });
+    }
+}
+
+/// Reads and discards a body so its connection returns to the pool.
+async fn drain(mut body: Incoming, idle: Duration) -> bool {
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(_))) => {}
+            Ok(None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout(t) => write!(f, "no response headers within {}", llmkube_operator::duration::format_duration(*t)),
+            Failure::Connect(e) => write!(f, "connection failed: {e}"),
+            Failure::Status(s) => write!(f, "answered {s}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_order_is_proportional_and_keeps_zero_weight_last() {
+        let mut firsts = [0u32; 3];
+        for _ in 0..4000 {
+            let order = weighted_order([(0, 3), (1, 1), (2, 0)].into_iter());
+            assert_eq!(order.len(), 3);
+            assert_eq!(order[2], 2, "weight 0 is only a last-resort fallback");
+            firsts[order[0]] += 1;
+        }
+        let ratio = f64::from(firsts[0]) / f64::from(firsts[1]);
+        assert!((2.4..3.8).contains(&ratio), "3:1 weights gave first-pick ratio {ratio}");
+        assert_eq!(weighted_order([(4, 0), (5, 0)].into_iter()), [4, 5]);
+    }
+}

@@ -1,0 +1,135 @@
+//! Errors answered to clients, in the OpenAI shape `{"error":{"message","type","param","code"}}`.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::GatewayBody;
+
+/// A request the gateway answers itself with an error.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI error `type`.
+    pub kind: &'static str,
+    /// OpenAI error `code` (a stable machine-readable string).
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// The request field at fault, if any.
+    pub param: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// 400: the body is not what the endpoint takes.
+    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        ApiError {
+            param,
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+        }
+    }
+
+    /// 404: unknown path.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("unknown endpoint {path}"),
+        )
+    }
+
+    /// 405: known path, wrong method.
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    /// 408: the client did not finish sending its body in time.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            "the request body was not received in time",
+        )
+    }
+
+    /// 413: body larger than `proxy.maxRequestBodyBytes`.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// 503: nothing routes this request.
+    pub fn no_route(model: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_route",
+            "no_route",
+            format!("no rule, backend or default route matches this request (model {model:?})"),
+        )
+    }
+
+    /// 503: a fail-closed rule (or a sensitive request) cannot be served.
+    pub fn fail_closed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "fail_closed", "fail_closed", message)
+    }
+
+    /// 502: every backend attempt failed.
+    pub fn all_backends_failed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", "all_backends_failed", message)
+    }
+
+    /// 504: the final attempt timed out waiting for response headers.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "upstream_timeout", message)
+    }
+
+    /// 503: the gateway is shutting down or has no router loaded.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "unavailable", message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Bytes {
+        Bytes::from(error_json(&self.message, self.kind, self.param, self.code))
+    }
+
+    /// The full HTTP response.
+    pub fn into_response(self) -> Response<GatewayBody> {
+        let mut resp = Response::new(GatewayBody::full(self.body()));
+        *resp.status_mut() = self.status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// `{"error":{"message":..,"type":..,"param":..,"code":..}}`
+pub fn error_json(message: &str, kind: &str, param: Option<&str>, code: &str) -> String {
+    serde_json::json!({
+        "error": { "message": message, "type": kind, "param": param, "code": code }
+    })
+    .to_string()
+}

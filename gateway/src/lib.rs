@@ -1,0 +1,231 @@
+//! `llmkube-gateway`: an OpenAI-compatible gateway that routes each request by `ModelRouter`
+//! rules and streams the answer back from local inference servers or external providers.
+//!
+//! [`start`] runs a gateway from a ModelRouter YAML file (standalone mode) and returns a
+//! handle; the `llmkube-gateway` binary is a thin CLI around it.
+
+pub mod audit;
+pub mod backend;
+pub mod body;
+pub mod dispatch;
+pub mod error;
+pub mod health;
+pub mod inbound;
+pub mod metrics;
+pub mod proxy;
+pub mod record;
+pub mod reload;
+pub mod server;
+pub mod service;
+pub mod snapshot;
+pub mod state;
+pub mod tls;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+pub use backend::ResolveOptions;
+
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// How to run a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// ModelRouter YAML file (a single object or a multi-document file).
+    pub router_file: PathBuf,
+    /// Which ModelRouter of the file, when it holds several.
+    pub router_name: Option<String>,
+    /// API listener (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Separate listener for `/metrics` (the original's port 9090).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Inbound TLS certificate chain and key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra CA bundle (PEM) trusted for upstream TLS, besides the system roots.
+    pub extra_ca_file: Option<PathBuf>,
+    /// Backend addresses and credentials.
+    pub resolve: ResolveOptions,
+    /// Upstream TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// How long streams in flight may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// Watch the router file and hot-reload it.
+    pub watch: bool,
+}
+
+impl GatewayConfig {
+    /// Defaults for a router file: loopback on a free port, watching the file.
+    pub fn new(router_file: impl Into<PathBuf>) -> Self {
+        GatewayConfig {
+            router_file: router_file.into(),
+            router_name: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
+            tls: None,
+            extra_ca_file: None,
+            resolve: ResolveOptions::default(),
+            connect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+            watch: true,
+        }
+    }
+}
+
+/// Why a gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The router file is missing or invalid.
+    #[error(transparent)]
+    Router(#[from] reload::ReloadError),
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Client(#[from] upstream::ClientError),
+    /// Inbound TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct RunningGateway {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// Where the metrics listener listens, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    state: Arc<AppState>,
+    config: GatewayConfig,
+    last_hash: std::sync::Mutex<u64>,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+/// Loads the router, binds the listeners and starts serving.
+pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let (snapshot, hash) = reload::load_snapshot(
+        &config.router_file,
+        config.router_name.as_deref(),
+        &config.resolve,
+        &metrics.audit_dropped,
+        None,
+    )?;
+    let client = upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(cert, key)?)),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        router: ArcSwap::from_pointee(snapshot),
+        client,
+        metrics,
+        resolve: config.resolve.clone(),
+        shadow_slots: Arc::new(Semaphore::new(state::SHADOW_SLOTS)),
+        draining: AtomicBool::new(false),
+    });
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let listener = bind(config.listen).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut servers = vec![tokio::spawn(server::serve(
+        listener,
+        tls,
+        Arc::clone(&state),
+        service::handle,
+        stop_rx.clone(),
+        config.shutdown_grace,
+    ))];
+    let mut metrics_addr = None;
+    if let Some(maddr) = config.metrics_listen {
+        let l = bind(maddr).await?;
+        metrics_addr = l.local_addr().ok();
+        servers.push(tokio::spawn(server::serve(
+            l,
+            None,
+            Arc::clone(&state),
+            service::handle_metrics,
+            stop_rx,
+            Duration::from_secs(1),
+        )));
+    }
+    let watcher = config.watch.then(|| {
+        tokio::spawn(reload::watch(
+            Arc::clone(&state),
+            config.router_file.clone(),
+            config.router_name.clone(),
+            hash,
+        ))
+    });
+    let snap = state.router.load();
+    tracing::info!(
+        %addr,
+        router = %snap.name,
+        backends = snap.backends.len(),
+        rules = snap.table.rules.len(),
+        "llmkube-gateway listening"
+    );
+    drop(snap);
+    Ok(RunningGateway {
+        addr,
+        metrics_addr,
+        state,
+        config,
+        last_hash: std::sync::Mutex::new(hash),
+        stop,
+        servers,
+        watcher,
+    })
+}
+
+impl RunningGateway {
+    /// Base URL of the API, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        let scheme = if self.config.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Re-reads the router file now (what the watcher does on change). Returns whether the
+    /// router changed.
+    pub fn reload_now(&self) -> Result<bool, reload::ReloadError> {
+        let mut hash = self.last_hash.lock().unwrap_or_else(|e| e.into_inner());
+        reload::reload(&self.state, &self.config.router_file, self.config.router_name.as_deref(), &mut hash)
+    }
+
+    /// Name of the router currently served.
+    pub fn router_name(&self) -> String {
+        self.state.router.load().name.to_string()
+    }
+
+    /// Stops accepting, lets requests in flight finish within the grace period, and returns.
+    pub async fn shutdown(self) {
+        self.state.draining.store(true, Ordering::Relaxed);
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+        let _ = self.stop.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
+    }
+}

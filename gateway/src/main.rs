@@ -1,0 +1,147 @@
+//! `llmkube-gateway`: run the gateway from a ModelRouter YAML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use llmkube_gateway::{GatewayConfig, ResolveOptions, start};
+use llmkube_operator::duration::parse_duration;
+
+/// OpenAI-compatible policy-routing gateway for LLMKube.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// ModelRouter YAML file (one object or a multi-document file); hot-reloaded on change.
+    #[arg(long, env = "LLMKUBE_ROUTER_FILE")]
+    router: PathBuf,
+    /// Which ModelRouter of the file to serve, when it holds several.
+    #[arg(long, env = "LLMKUBE_ROUTER_NAME")]
+    router_name: Option<String>,
+    /// Address of the OpenAI-compatible API.
+    #[arg(long, env = "LLMKUBE_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Separate address for /metrics (e.g. 0.0.0.0:9090); /metrics is also on --listen.
+    #[arg(long, env = "LLMKUBE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Where to dial a backend, NAME=URL (repeatable). Local backends default to their
+    /// in-cluster Service, http://<inferenceService>.<namespace>.svc.cluster.local:8080.
+    #[arg(long = "backend-address", env = "LLMKUBE_BACKEND_ADDRESSES", value_delimiter = ',', value_parser = parse_pair)]
+    backend_addresses: Vec<(String, String)>,
+    /// Directory of mounted Secrets: <dir>/<secretName>/<KEY> (e.g. OPENAI_API_KEY). Without
+    /// it, or when the file is missing, the key is read from the environment.
+    #[arg(long, env = "LLMKUBE_CREDENTIALS_DIR")]
+    credentials_dir: Option<PathBuf>,
+    /// URL for litellm backends that set no external.url.
+    #[arg(long, env = "LLMKUBE_DEFAULT_LITELLM_URL")]
+    default_litellm_url: Option<String>,
+    /// Extra CA bundle (PEM) trusted for https backends, besides the system roots.
+    #[arg(long, env = "LLMKUBE_EXTRA_CA_FILE")]
+    extra_ca_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "LLMKUBE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "LLMKUBE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Upstream TCP connect timeout.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    connect_timeout: Duration,
+    /// How long streams in flight may take to finish after SIGTERM.
+    #[arg(long, env = "LLMKUBE_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
+    shutdown_grace: Duration,
+    /// Do not watch the router file for changes.
+    #[arg(long)]
+    no_watch: bool,
+    /// Log format.
+    #[arg(long, env = "LLMKUBE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{s:?} is not NAME=URL"))
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let config = GatewayConfig {
+        router_file: args.router,
+        router_name: args.router_name,
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        tls: args.tls_cert.zip(args.tls_key),
+        extra_ca_file: args.extra_ca_file,
+        resolve: ResolveOptions {
+            addresses: args.backend_addresses.into_iter().collect(),
+            credentials_dir: args.credentials_dir,
+            default_litellm_url: args.default_litellm_url,
+        },
+        connect_timeout: args.connect_timeout,
+        shutdown_grace: args.shutdown_grace,
+        watch: !args.no_watch,
+    };
+    let gateway = match start(config).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("llmkube-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; waiting for requests in flight");
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LLMKUBE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries the audit lines.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

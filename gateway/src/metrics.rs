@@ -1,0 +1,154 @@
+//! Prometheus metrics: the `llmkube_router_*` names of the original plus latency histograms.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label value shared by many series without copying.
+pub type Label = Arc<String>;
+
+/// Labels of `llmkube_router_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Router name.
+    pub router: Label,
+    /// Rule name, or `""` when no rule matched.
+    pub rule: Label,
+    /// Backend that answered, or `""`.
+    pub backend: Label,
+    /// Bounded classification label (a value the spec knows, `other` or `none`).
+    pub classification: Label,
+    /// Audit outcome.
+    pub outcome: &'static str,
+}
+
+/// Labels naming a router.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouterLabels {
+    /// Router name.
+    pub router: Label,
+}
+
+/// Labels naming a rule of a router.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// Router name.
+    pub router: Label,
+    /// Rule name (`""` for a sensitive request no rule kept local).
+    pub rule: Label,
+}
+
+/// Labels naming a backend of a router.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// Router name.
+    pub router: Label,
+    /// Backend name.
+    pub backend: Label,
+}
+
+/// Labels of `llmkube_router_backend_attempts_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// Router name.
+    pub router: Label,
+    /// Backend name.
+    pub backend: Label,
+    /// `ok`, `status_5xx`, `connect_error`, `timeout`, `shadow_ok`, `shadow_error`.
+    pub result: &'static str,
+}
+
+/// Labels of `llmkube_router_reloads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `rejected`.
+    pub result: &'static str,
+}
+
+/// All metrics of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by router, rule, backend, classification and outcome.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Total request time (receipt to last byte).
+    pub duration: Family<RouterLabels, Histogram>,
+    /// Receipt to first response body byte.
+    pub ttfb: Family<RouterLabels, Histogram>,
+    /// Time the gateway itself added (total to headers minus upstream wait).
+    pub overhead: Family<RouterLabels, Histogram>,
+    /// Requests denied by fail-closed.
+    pub fail_closed: Family<RuleLabels, Counter>,
+    /// 1 when a backend is in service, 0 while quarantined.
+    pub backend_health: Family<BackendLabels, Gauge>,
+    /// Backends in service.
+    pub active_backends: Family<RouterLabels, Gauge>,
+    /// Attempts per backend and result.
+    pub attempts: Family<AttemptLabels, Counter>,
+    /// Router reloads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Shadow copies skipped because too many were in flight.
+    pub shadow_skipped: Counter,
+    /// Audit lines dropped because the writer could not keep up.
+    pub audit_dropped: Counter,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 10 µs .. ~10 min.
+    Histogram::new(exponential_buckets(0.000_01, 3.0, 17))
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        let duration = Family::<RouterLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let ttfb = Family::<RouterLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let overhead = Family::<RouterLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let fail_closed = Family::default();
+        let backend_health = Family::default();
+        let active_backends = Family::default();
+        let attempts = Family::default();
+        let reloads = Family::default();
+        let shadow_skipped = Counter::default();
+        let audit_dropped = Counter::default();
+        registry.register("llmkube_router_requests", "Requests by router, rule, backend, classification and outcome", requests.clone());
+        registry.register("llmkube_router_request_duration_seconds", "Request duration from receipt to the last byte", duration.clone());
+        registry.register("llmkube_router_time_to_first_byte_seconds", "Time from request receipt to the first response body byte", ttfb.clone());
+        registry.register("llmkube_router_gateway_overhead_seconds", "Time the gateway added to a request, excluding the wait for the backend", overhead.clone());
+        registry.register("llmkube_router_fail_closed", "Requests denied by a fail-closed rule or sensitivity constraint", fail_closed.clone());
+        registry.register("llmkube_router_backend_health", "1 when the backend is in service, 0 while quarantined", backend_health.clone());
+        registry.register("llmkube_router_active_backends", "Backends currently in service", active_backends.clone());
+        registry.register("llmkube_router_backend_attempts", "Upstream attempts by backend and result", attempts.clone());
+        registry.register("llmkube_router_reloads", "Router reloads by result", reloads.clone());
+        registry.register("llmkube_router_shadow_skipped", "Shadow copies skipped because too many were in flight", shadow_skipped.clone());
+        registry.register("llmkube_audit_dropped", "Audit lines dropped because the writer could not keep up", audit_dropped.clone());
+        Metrics {
+            registry,
+            requests,
+            duration,
+            ttfb,
+            overhead,
+            fail_closed,
+            backend_health,
+            active_backends,
+            attempts,
+            reloads,
+            shadow_skipped,
+            audit_dropped,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,174 @@
+//! The proxied endpoints: read, classify, decide, dispatch, stream back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+use llmkube_operator::defaults::TASK_COMPLEXITY_HEADER;
+use llmkube_operator::routing::{Decision, Deny, RequestFacts, Via};
+
+use crate::body::GatewayBody;
+use crate::dispatch::{Answered, Exhausted, Failure, Outbound, Progress, dispatch};
+use crate::error::ApiError;
+use crate::inbound::{classifications, match_headers, parse_json_body, read_body};
+use crate::record::{Outcome, RequestRecord};
+use crate::snapshot::RouterSnapshot;
+use crate::state::AppState;
+use crate::upstream::strip_response_headers;
+
+/// Response header naming the backend that answered.
+pub const BACKEND_HEADER: &str = "x-llmkube-backend";
+/// Response header naming the rule that matched.
+pub const RULE_HEADER: &str = "x-llmkube-rule";
+
+/// Serves `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`.
+pub async fn proxy(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    started: Instant,
+    request_id: &HeaderValue,
+) -> Response<GatewayBody> {
+    let snap = state.router.load_full();
+    let id = request_id.to_str().unwrap_or_default().to_owned();
+    let rec = RequestRecord::new(Arc::clone(&snap), Arc::clone(&state.metrics), id, started);
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, &parts.headers, snap.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(rec, e, Outcome::BadRequest),
+    };
+    serve(state, &snap, &parts, body, request_id, rec).await
+}
+
+async fn serve(
+    state: &Arc<AppState>,
+    snap: &Arc<RouterSnapshot>,
+    parts: &Parts,
+    body: bytes::Bytes,
+    request_id: &HeaderValue,
+    mut rec: RequestRecord,
+) -> Response<GatewayBody> {
+    rec.bytes_in = body.len() as u64;
+    let json = match parse_json_body(body) {
+        Ok(j) => j,
+        Err(e) => return fail(rec, e, Outcome::BadRequest),
+    };
+    rec.model.clone_from(&json.model);
+    if snap.audit_body {
+        rec.body = Some(json.bytes.clone());
+    }
+    rec.classifications = match classifications(&parts.headers, &snap.table.classification_header) {
+        Ok(c) => c,
+        Err(e) => return fail(rec, e, Outcome::BadRequest),
+    };
+    let task = parts
+        .headers
+        .get(TASK_COMPLEXITY_HEADER)
+        .and_then(|v| v.to_str().ok());
+    rec.task_complexity = task.map(str::to_owned);
+    let headers = match_headers(&parts.headers, &snap.table.header_names);
+    let decision = snap.table.decide(&RequestFacts {
+        model: &json.model,
+        classifications: &rec.classifications,
+        task_complexity: task,
+        headers: &headers,
+    });
+    let route = match decision {
+        Decision::Route(route) => route,
+        Decision::Deny(Deny::NoRoute) => {
+            let e = ApiError::no_route(&json.model);
+            return fail(rec, e, Outcome::NoRoute);
+        }
+        Decision::Deny(Deny::FailClosed { rule }) => {
+            rec.rule = rule;
+            let why = match rule {
+                Some(i) => format!(
+                    "rule {:?} is fail-closed and none of its backends may serve this request",
+                    snap.table.rules[i].name
+                ),
+                None => "the request is classified sensitive and no local backend is routed for it".to_owned(),
+            };
+            return fail(rec, ApiError::fail_closed(why), Outcome::FailClosed);
+        }
+    };
+    if let Via::Rule(i) = route.via {
+        rec.rule = Some(i);
+    }
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let out = Outbound {
+        method: &parts.method,
+        path_and_query,
+        headers: &parts.headers,
+        request_id,
+        body: &json,
+    };
+    let mut progress = Progress::default();
+    let result = dispatch(state, snap, &route, &out, &mut progress).await;
+    rec.attempts = progress.attempts;
+    rec.upstream_wait = progress.upstream_wait;
+    rec.timeout = progress.last_timeout;
+    match result {
+        Ok(Answered { response, backend }) => {
+            rec.backend = Some(backend);
+            let (mut head, body) = response.into_parts();
+            strip_response_headers(&mut head.headers);
+            head.version = parts.version;
+            let sse = head
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+            if sse {
+                head.headers.remove(header::CONTENT_LENGTH);
+            }
+            let name = &snap.backends[backend].name;
+            if let Ok(v) = HeaderValue::from_str(name) {
+                head.headers.insert(HeaderName::from_static(BACKEND_HEADER), v);
+            }
+            if let Some(rule) = rec.rule.and_then(|i| HeaderValue::from_str(&snap.rule_names[i]).ok()) {
+                head.headers.insert(HeaderName::from_static(RULE_HEADER), rule);
+            }
+            rec.status = head.status.as_u16();
+            rec.headers_sent = Some(Instant::now());
+            let s = &snap.settings;
+            let body = GatewayBody::upstream(body, sse, s.stream_idle_timeout, s.max_stream_duration, rec);
+            Response::from_parts(head, body)
+        }
+        Err(Exhausted { last }) => {
+            let describe = |b: usize, f: &Failure| format!("backend {:?} {f}", snap.backends[b].name.as_str());
+            match &last {
+                Some((b, f @ Failure::Timeout(_))) => {
+                    let e = ApiError::timeout(describe(*b, f));
+                    fail(rec, e, Outcome::Timeout)
+                }
+                _ if route.fail_closed => {
+                    let detail = last.as_ref().map_or_else(
+                        || "every backend is quarantined".to_owned(),
+                        |(b, f)| describe(*b, f),
+                    );
+                    let e = ApiError::fail_closed(format!(
+                        "the route is fail-closed and none of its backends could serve the request ({detail})"
+                    ));
+                    fail(rec, e, Outcome::FailClosedRuntime)
+                }
+                Some((b, f)) => {
+                    let e = ApiError::all_backends_failed(format!("all backends failed; last: {}", describe(*b, f)));
+                    fail(rec, e, Outcome::AllBackendsFailed)
+                }
+                None => {
+                    let e = ApiError::all_backends_failed("every backend of the route is quarantined");
+                    fail(rec, e, Outcome::AllBackendsFailed)
+                }
+            }
+        }
+    }
+}
+
+fn fail(mut rec: RequestRecord, e: ApiError, outcome: Outcome) -> Response<GatewayBody> {
+    rec.status = e.status.as_u16();
+    rec.error = Some(e.message.clone());
+    rec.headers_sent = Some(Instant::now());
+    rec.finish(outcome);
+    e.into_response()
+}

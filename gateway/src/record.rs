@@ -1,0 +1,243 @@
+//! The record of one proxied request, turned into exactly one audit line and one set of
+//! metric updates when the request ends — however it ends, including a client that goes away.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use llmkube_operator::crd::model_router::Tier;
+use serde::Serialize;
+
+use crate::metrics::{Label, Metrics, RequestLabels, RouterLabels, RuleLabels};
+use crate::snapshot::RouterSnapshot;
+
+/// How a request ended (the audit `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A complete non-streamed response from a backend (any status it chose, 4xx included).
+    Ok,
+    /// A complete streamed (SSE) response.
+    OkStream,
+    /// No route (503).
+    NoRoute,
+    /// Denied by a fail-closed rule or the sensitivity constraint before dispatch (503).
+    FailClosed,
+    /// A fail-closed route whose backends all failed (503).
+    FailClosedRuntime,
+    /// Every attempt failed (502).
+    AllBackendsFailed,
+    /// The final attempt timed out waiting for headers (504).
+    Timeout,
+    /// The request was malformed or too large (4xx).
+    BadRequest,
+    /// The response stream broke, idled out or hit its cap after it started.
+    StreamError,
+    /// The client went away before the response was complete.
+    ClientClosed,
+}
+
+impl Outcome {
+    /// The audit/metric spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::OkStream => "ok_stream",
+            Outcome::NoRoute => "no_route",
+            Outcome::FailClosed => "fail_closed",
+            Outcome::FailClosedRuntime => "fail_closed_runtime",
+            Outcome::AllBackendsFailed => "all_backends_failed",
+            Outcome::Timeout => "timeout",
+            Outcome::BadRequest => "bad_request",
+            Outcome::StreamError => "stream_error",
+            Outcome::ClientClosed => "client_closed",
+        }
+    }
+
+    fn is_fail_closed(self) -> bool {
+        matches!(self, Outcome::FailClosed | Outcome::FailClosedRuntime)
+    }
+}
+
+/// Everything known about a request, filled in as it is served.
+pub struct RequestRecord {
+    /// The snapshot the request is served with.
+    pub snapshot: Arc<RouterSnapshot>,
+    /// Where to count it.
+    pub metrics: Arc<Metrics>,
+    /// `x-request-id`.
+    pub request_id: String,
+    /// Receipt time.
+    pub started: Instant,
+    /// Body `model`.
+    pub model: String,
+    /// Request classifications.
+    pub classifications: Vec<String>,
+    /// `x-llmkube-task-complexity`.
+    pub task_complexity: Option<String>,
+    /// Index of the rule that matched.
+    pub rule: Option<usize>,
+    /// Index of the backend that answered.
+    pub backend: Option<usize>,
+    /// HTTP status returned to the client.
+    pub status: u16,
+    /// Per-attempt timeout of the last attempt.
+    pub timeout: Option<Duration>,
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Time spent waiting for backend response headers.
+    pub upstream_wait: Duration,
+    /// When the response headers were handed to the client.
+    pub headers_sent: Option<Instant>,
+    /// Time to the first response body byte.
+    pub ttfb: Option<Duration>,
+    /// Request body size.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// Request body, when `includeRequestBody` is set.
+    pub body: Option<Bytes>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    finished: bool,
+}
+
+#[derive(Serialize)]
+struct AuditLine<'a> {
+    time: String,
+    request_id: &'a str,
+    router: &'a str,
+    namespace: &'a str,
+    model: &'a str,
+    classification: String,
+    #[serde(rename = "taskComplexity", skip_serializing_if = "Option::is_none")]
+    task_complexity: Option<&'a str>,
+    rule: Option<&'a str>,
+    backend: Option<&'a str>,
+    #[serde(rename = "backendTier")]
+    backend_tier: Option<&'a str>,
+    outcome: &'static str,
+    status: u16,
+    attempts: u32,
+    #[serde(rename = "latencyMs")]
+    latency_ms: f64,
+    #[serde(rename = "ttfbMs")]
+    ttfb_ms: Option<f64>,
+    #[serde(rename = "timeoutMs")]
+    timeout_ms: Option<u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl RequestRecord {
+    /// A record for a request received at `started`.
+    pub fn new(snapshot: Arc<RouterSnapshot>, metrics: Arc<Metrics>, request_id: String, started: Instant) -> Self {
+        RequestRecord {
+            snapshot,
+            metrics,
+            request_id,
+            started,
+            model: String::new(),
+            classifications: Vec::new(),
+            task_complexity: None,
+            rule: None,
+            backend: None,
+            status: 0,
+            timeout: None,
+            attempts: 0,
+            upstream_wait: Duration::ZERO,
+            headers_sent: None,
+            ttfb: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            body: None,
+            error: None,
+            finished: false,
+        }
+    }
+
+    /// Writes the audit line and updates metrics. Later calls (and the drop) do nothing.
+    pub fn finish(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let snap = &self.snapshot;
+        let elapsed = self.started.elapsed();
+        let rule: Option<&Label> = self.rule.and_then(|i| snap.rule_names.get(i));
+        let backend = self.backend.and_then(|i| snap.backends.get(i));
+        let router = RouterLabels { router: Arc::clone(&snap.name) };
+        let m = &self.metrics;
+        m.requests
+            .get_or_create(&RequestLabels {
+                router: Arc::clone(&snap.name),
+                rule: Arc::clone(rule.unwrap_or(&snap.empty_label)),
+                backend: backend.map_or_else(|| Arc::clone(&snap.empty_label), |b| Arc::clone(&b.name)),
+                classification: snap.classification_label(&self.classifications),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        m.duration.get_or_create(&router).observe(elapsed.as_secs_f64());
+        if let Some(ttfb) = self.ttfb {
+            m.ttfb.get_or_create(&router).observe(ttfb.as_secs_f64());
+        }
+        if let Some(sent) = self.headers_sent {
+            let own = sent.duration_since(self.started).saturating_sub(self.upstream_wait);
+            m.overhead.get_or_create(&router).observe(own.as_secs_f64());
+        }
+        if outcome.is_fail_closed() {
+            m.fail_closed
+                .get_or_create(&RuleLabels {
+                    router: Arc::clone(&snap.name),
+                    rule: Arc::clone(rule.unwrap_or(&snap.empty_label)),
+                })
+                .inc();
+        }
+        let body = self.body.as_ref().map(|b| String::from_utf8_lossy(b));
+        let line = AuditLine {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            request_id: &self.request_id,
+            router: &snap.name,
+            namespace: &snap.namespace,
+            model: &self.model,
+            classification: self.classifications.join(","),
+            task_complexity: self.task_complexity.as_deref(),
+            rule: rule.map(|r| r.as_str()),
+            backend: backend.map(|b| b.name.as_str()),
+            backend_tier: backend.map(|b| b.tier.as_str()),
+            outcome: outcome.as_str(),
+            status: self.status,
+            attempts: self.attempts,
+            latency_ms: ms(elapsed),
+            ttfb_ms: self.ttfb.map(ms),
+            timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            error: self.error.as_deref(),
+            body: body.as_deref(),
+        };
+        if let Ok(text) = serde_json::to_string(&line) {
+            snap.audit.write(text);
+        }
+    }
+
+    /// The tier of the backend that answered.
+    pub fn backend_tier(&self) -> Option<Tier> {
+        self.backend.and_then(|i| self.snapshot.backends.get(i)).map(|b| b.tier)
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(Outcome::ClientClosed);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Loading the router file, and swapping in a new version whenever it changes.
+//!
+//! The file's directory is watched (which also catches a Kubernetes ConfigMap volume's atomic
+//! symlink swap); SIGHUP makes it re-read the file. A new version is validated and fully prepared before
+//! the atomic swap; an invalid one is logged with every problem and the old router keeps serving.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmkube_operator::manifest::{LoadError, load_router};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+use crate::backend::ResolveOptions;
+use crate::metrics::ReloadLabels;
+use crate::snapshot::{BuildError, RouterSnapshot};
+use crate::state::AppState;
+
+/// Why the router file could not be (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not a valid ModelRouter.
+    #[error("{path}: {source}")]
+    Load {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: LoadError,
+    },
+    /// Valid, but could not be prepared.
+    #[error("{path}: {source}")]
+    Build {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: BuildError,
+    },
+}
+
+/// Reads, validates and prepares the router in `path`.
+pub fn load_snapshot(
+    path: &Path,
+    name: Option<&str>,
+    resolve: &ResolveOptions,
+    audit_dropped: &Counter,
+    previous: Option<&RouterSnapshot>,
+) -> Result<(RouterSnapshot, u64), ReloadError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReloadError::Read {
+        path: display.clone(),
+        source,
+    })?;
+    let manifest = load_router(&text, name).map_err(|source| ReloadError::Load {
+        path: display.clone(),
+        source,
+    })?;
+    let snapshot = RouterSnapshot::build(&manifest, resolve, previous, audit_dropped)
+        .map_err(|source| ReloadError::Build { path: display, source })?;
+    Ok((snapshot, content_hash(&text)))
+}
+
+fn content_hash(text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Reloads `path` into `state` unless its content is unchanged. Returns whether it swapped.
+pub fn reload(state: &AppState, path: &Path, name: Option<&str>, last_hash: &mut u64) -> Result<bool, ReloadError> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && content_hash(&text) == *last_hash
+    {
+        return Ok(false);
+    }
+    let current = state.router.load_full();
+    let result = load_snapshot(path, name, &state.resolve, &state.metrics.audit_dropped, Some(&current));
+    let label = |result| ReloadLabels { result };
+    match result {
+        Ok((snapshot, hash)) => {
+            state.router.store(Arc::new(snapshot));
+            *last_hash = hash;
+            state.metrics.reloads.get_or_create(&label("ok")).inc();
+            Ok(true)
+        }
+        Err(e) => {
+            state.metrics.reloads.get_or_create(&label("rejected")).inc();
+            Err(e)
+        }
+    }
+}
+
+/// Watches `path` (and SIGHUP) and reloads on change until the task is aborted.
+pub async fn watch(state: Arc<AppState>, path: PathBuf, name: Option<String>, mut last_hash: u64) {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let notify_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let _ = notify_tx.try_send(());
+    })
+    .and_then(|mut w| {
+        use notify::Watcher;
+        w.watch(&dir, notify::RecursiveMode::NonRecursive).map(|()| w)
+    });
+    // Without a working watcher (e.g. inotify limits), poll instead.
+    let poll_every = match &watcher {
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!("cannot watch {}: {e}; polling every 2s instead", dir.display());
+            Some(Duration::from_secs(2))
+        }
+    };
+    spawn_sighup(tx);
+    loop {
+        match poll_every {
+            Some(every) => {
+                let _ = tokio::time::timeout(every, rx.recv()).await;
+            }
+            None => {
+                if rx.recv().await.is_none() {
+                    return;
+                }
+            }
+        }
+        // Let a burst of writes settle, then reload once.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+        match reload(&state, &path, name.as_deref(), &mut last_hash) {
+            Ok(true) => tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!("router reload refused, the previous router keeps serving: {e}"),
+        }
+    }
+}
+
+fn spawn_sighup(tx: mpsc::Sender<()>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let _ = tx.try_send(());
+        }
+    });
+}

@@ -1,0 +1,88 @@
+//! The HTTP surface: which path does what.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use crate::body::GatewayBody;
+use crate::error::ApiError;
+use crate::proxy::proxy;
+use crate::state::AppState;
+
+const PROXIED: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
+const OTHER: [&str; 6] = ["/v1/models", "/healthz", "/health", "/readyz", "/metrics", "/"];
+
+/// Handles one request.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<GatewayBody>, Infallible> {
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let path = req.uri().path();
+    let mut resp = match (req.method(), path) {
+        (&Method::POST, p) if PROXIED.contains(&p) => proxy(&state, req, started, &request_id).await,
+        (&Method::GET, "/v1/models") => json(state.router.load().models_body.clone()),
+        (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
+        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/metrics") => metrics(&state),
+        (m, p) if PROXIED.contains(&p) || OTHER.contains(&p) => ApiError::method_not_allowed(m, p).into_response(),
+        (_, p) => ApiError::not_found(p).into_response(),
+    };
+    resp.headers_mut().insert("x-request-id", request_id);
+    Ok(resp)
+}
+
+/// Serves only `/metrics` and the probes (the separate metrics listener).
+pub async fn handle_metrics(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<GatewayBody>, Infallible> {
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => metrics(&state),
+        (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
+        (_, p) => ApiError::not_found(p).into_response(),
+    })
+}
+
+/// The client's `x-request-id` when it is a sane token, else a fresh random one.
+fn request_id(req: &Request<Incoming>) -> HeaderValue {
+    req.headers()
+        .get("x-request-id")
+        .filter(|v| {
+            let b = v.as_bytes();
+            (1..=128).contains(&b.len())
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::try_from(format!("{:032x}", fastrand::u128(..)))
+                .unwrap_or_else(|_| HeaderValue::from_static("0"))
+        })
+}
+
+fn metrics(state: &AppState) -> Response<GatewayBody> {
+    state.refresh_health_gauges();
+    let mut resp = Response::new(GatewayBody::full(state.metrics.encode()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+fn json(body: bytes::Bytes) -> Response<GatewayBody> {
+    let mut resp = Response::new(GatewayBody::full(body));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<GatewayBody> {
+    let mut resp = Response::new(GatewayBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}

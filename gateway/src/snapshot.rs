@@ -1,0 +1,203 @@
+//! An immutable, fully prepared router: what one request is served with from start to end.
+//!
+//! Snapshots are built off the request path (at start and on reload) and swapped in with
+//! `arc-swap`; a request keeps the `Arc` it started with, so a reload never changes the rules
+//! under a request in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use llmkube_operator::crd::model_router::{AuditSink, ModelRouterSpec};
+use llmkube_operator::defaults;
+use llmkube_operator::manifest::RouterManifest;
+use llmkube_operator::routing::RoutingTable;
+use llmkube_operator::validate::ValidationErrors;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::audit::{AuditTarget, AuditWriter};
+use crate::backend::{BackendTarget, ResolveOptions, resolve_backends};
+use crate::health::BackendHealth;
+use crate::metrics::Label;
+
+/// Request-handling settings of a router (`spec.proxy` with defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    /// How long a failed backend is avoided.
+    pub quarantine: Duration,
+    /// Default time to response headers per attempt.
+    pub response_header_timeout: Duration,
+    /// Longest gap between two response body chunks.
+    pub stream_idle_timeout: Duration,
+    /// Cap on total response streaming time.
+    pub max_stream_duration: Option<Duration>,
+    /// Largest request body accepted.
+    pub max_body_bytes: u64,
+}
+
+impl ProxySettings {
+    fn from_spec(spec: &ModelRouterSpec) -> Self {
+        let p = spec.proxy.clone().unwrap_or_default();
+        ProxySettings {
+            quarantine: defaults::duration_or(p.quarantine_duration.as_deref(), defaults::QUARANTINE),
+            response_header_timeout: defaults::duration_or(
+                p.response_header_timeout.as_deref(),
+                defaults::RESPONSE_HEADER_TIMEOUT,
+            ),
+            stream_idle_timeout: defaults::duration_or(
+                p.stream_idle_timeout.as_deref(),
+                defaults::STREAM_IDLE_TIMEOUT,
+            ),
+            max_stream_duration: p
+                .max_stream_duration
+                .as_deref()
+                .map(|d| defaults::duration_or(Some(d), Duration::ZERO)),
+            max_body_bytes: p.max_request_body_bytes.unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),
+        }
+    }
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The spec or its backend addresses are invalid.
+    #[error("invalid ModelRouter:\n{0}")]
+    Invalid(ValidationErrors),
+    /// The audit file could not be opened.
+    #[error("cannot open audit log {path}: {source}")]
+    Audit {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A router ready to serve.
+pub struct RouterSnapshot {
+    /// `metadata.name`.
+    pub name: Label,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// The routing decision's input.
+    pub table: RoutingTable,
+    /// Backends, index-aligned with `table.backends`.
+    pub backends: Vec<BackendTarget>,
+    /// Rule names, index-aligned with `table.rules`.
+    pub rule_names: Vec<Label>,
+    /// Request-handling settings.
+    pub settings: ProxySettings,
+    /// Audit destination.
+    pub audit: Arc<AuditWriter>,
+    /// `policy.auditLog.includeRequestBody`.
+    pub audit_body: bool,
+    /// Classification values the spec knows, used as bounded metric labels.
+    known_classifications: Vec<Label>,
+    /// Pre-rendered `GET /v1/models` body.
+    pub models_body: Bytes,
+    /// Label for classifications the spec does not know.
+    other_label: Label,
+    /// Label for requests without a classification.
+    none_label: Label,
+    /// Label for "no rule" / "no backend".
+    pub empty_label: Label,
+}
+
+impl RouterSnapshot {
+    /// Builds a snapshot; `previous` lends its backend health (by name) and audit writer.
+    pub fn build(
+        manifest: &RouterManifest,
+        opts: &ResolveOptions,
+        previous: Option<&RouterSnapshot>,
+        audit_dropped: &Counter,
+    ) -> Result<Self, BuildError> {
+        let spec = &manifest.spec;
+        let table = RoutingTable::new(spec).map_err(BuildError::Invalid)?;
+        let old_health: HashMap<&str, &Arc<BackendHealth>> = previous
+            .map(|p| p.backends.iter().map(|b| (b.name.as_str(), &b.health)).collect())
+            .unwrap_or_default();
+        let backends = resolve_backends(&spec.backends, manifest.namespace(), opts, |name| {
+            old_health.get(name).map(|h| Arc::clone(h)).unwrap_or_default()
+        })
+        .map_err(|errors| BuildError::Invalid(ValidationErrors(errors)))?;
+
+        let audit_spec = spec.policy.as_ref().and_then(|p| p.audit_log.clone()).unwrap_or_default();
+        let target = match (audit_spec.sink.unwrap_or_default(), &audit_spec.file_path) {
+            (AuditSink::File, Some(path)) => AuditTarget::File(path.into()),
+            (AuditSink::Otlp, _) => {
+                tracing::warn!("auditLog sink otlp is not supported by this gateway; writing audit lines to stdout");
+                AuditTarget::Stdout
+            }
+            _ => AuditTarget::Stdout,
+        };
+        let audit = match previous {
+            Some(p) if *p.audit.target() == target => Arc::clone(&p.audit),
+            _ => Arc::new(AuditWriter::start(target.clone(), audit_dropped.clone()).map_err(|source| {
+                BuildError::Audit {
+                    path: format!("{target:?}"),
+                    source,
+                }
+            })?),
+        };
+        if spec.policy.as_ref().is_some_and(|p| !p.budgets.is_empty()) {
+            tracing::warn!("policy.budgets are accepted but not enforced by this gateway version");
+        }
+
+        let mut known: Vec<String> = table.sensitive.clone();
+        known.extend(table.rules.iter().flat_map(|r| r.classifications.iter().cloned()));
+        known.sort();
+        known.dedup();
+
+        Ok(RouterSnapshot {
+            name: Arc::new(manifest.metadata.name.clone()),
+            namespace: manifest.namespace().to_owned(),
+            rule_names: table.rules.iter().map(|r| Arc::new(r.name.clone())).collect(),
+            models_body: models_body(&table, &backends),
+            table,
+            backends,
+            settings: ProxySettings::from_spec(spec),
+            audit,
+            audit_body: audit_spec.include_request_body,
+            known_classifications: known.into_iter().map(Arc::new).collect(),
+            other_label: Arc::new("other".into()),
+            none_label: Arc::new("none".into()),
+            empty_label: Arc::new(String::new()),
+        })
+    }
+
+    /// A bounded metric label for a request's classifications: the first one the spec knows,
+    /// else `other`, or `none` without any. Clients cannot create new series.
+    pub fn classification_label(&self, classifications: &[String]) -> Label {
+        if classifications.is_empty() {
+            return Arc::clone(&self.none_label);
+        }
+        classifications
+            .iter()
+            .find_map(|c| self.known_classifications.iter().find(|k| k.as_str() == c))
+            .map_or_else(|| Arc::clone(&self.other_label), Arc::clone)
+    }
+}
+
+/// `{"object":"list","data":[{id, object:"model", created, owned_by}]}` with ids exactly as
+/// `BackendNameMatch` accepts them.
+fn models_body(table: &RoutingTable, backends: &[BackendTarget]) -> Bytes {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let data: Vec<serde_json::Value> = table
+        .backends
+        .iter()
+        .zip(backends)
+        .map(|(entry, target)| {
+            serde_json::json!({
+                "id": entry.model_id,
+                "object": "model",
+                "created": created,
+                "owned_by": target.provider.map_or("llmkube", |p| p.as_str()),
+            })
+        })
+        .collect();
+    Bytes::from(serde_json::json!({ "object": "list", "data": data }).to_string())
+}

@@ -1,0 +1,68 @@
+//! State shared by every connection of a running gateway.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+
+use crate::backend::ResolveOptions;
+use crate::health::now_ms;
+use crate::metrics::{AttemptLabels, BackendLabels, Metrics, RouterLabels};
+use crate::snapshot::RouterSnapshot;
+use crate::upstream::HttpClient;
+
+/// Most shadow copies in flight at once; beyond it copies are skipped and counted.
+pub const SHADOW_SLOTS: usize = 256;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The router currently served; swapped atomically on reload.
+    pub router: ArcSwap<RouterSnapshot>,
+    /// Pooled upstream client.
+    pub client: HttpClient,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// How backends are resolved (kept for reloads).
+    pub resolve: ResolveOptions,
+    /// Bounds shadow traffic.
+    pub shadow_slots: Arc<Semaphore>,
+    /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.
+    pub draining: AtomicBool,
+}
+
+impl AppState {
+    /// Counts one upstream attempt.
+    pub fn count_attempt(&self, snap: &RouterSnapshot, backend: usize, result: &'static str) {
+        self.metrics
+            .attempts
+            .get_or_create(&AttemptLabels {
+                router: Arc::clone(&snap.name),
+                backend: Arc::clone(&snap.backends[backend].name),
+                result,
+            })
+            .inc();
+    }
+
+    /// Refreshes the health gauges from the current snapshot (called when metrics are scraped).
+    pub fn refresh_health_gauges(&self) {
+        let snap = self.router.load();
+        let now = now_ms();
+        let mut active = 0;
+        for b in &snap.backends {
+            let up = b.health.in_service(now);
+            active += i64::from(up);
+            self.metrics
+                .backend_health
+                .get_or_create(&BackendLabels {
+                    router: Arc::clone(&snap.name),
+                    backend: Arc::clone(&b.name),
+                })
+                .set(i64::from(up));
+        }
+        self.metrics
+            .active_backends
+            .get_or_create(&RouterLabels { router: Arc::clone(&snap.name) })
+            .set(active);
+    }
+}

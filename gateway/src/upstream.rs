@@ -1,0 +1,210 @@
+//! The upstream HTTP client and the requests it sends.
+//!
+//! One pooled client (HTTP/1.1, and HTTP/2 where TLS negotiates it) serves every backend. TLS
+//! trusts the system roots plus an optional extra CA bundle (internal CAs of air-gapped sites).
+//! Outbound headers are filtered: hop-by-hop headers, `Host`, the client's own credentials
+//! are never forwarded, and toward a cloud-tier backend neither is anything that describes
+//! the request internally (`x-llmkube-*`, the classification header, forwarding headers, cookies).
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use llmkube_operator::crd::model_router::Tier;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::backend::BackendTarget;
+
+/// The shared upstream client.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The extra CA bundle could not be read or parsed.
+    #[error("cannot load CA bundle {path}: {message}")]
+    CaBundle {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("cannot configure upstream TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Builds the pooled client; `extra_ca` is a PEM bundle trusted in addition to the system roots.
+pub fn build_client(extra_ca: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = extra_ca {
+        let ca_err = |message: String| ClientError::CaBundle {
+            path: path.display().to_string(),
+            message,
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ca_err(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no certificates found".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        tracing::warn!("no trusted CA certificates found; https backends will fail (use --extra-ca-file)");
+    } else {
+        tracing::debug!(system_roots = added, total = roots.len(), "upstream TLS trust store loaded");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https))
+}
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Headers that must not reach a cloud-tier backend besides `x-llmkube-*`.
+const INTERNAL_ONLY: [&str; 5] = ["cookie", "forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host"];
+
+fn is_hop_by_hop(name: &HeaderName, inbound: &HeaderMap) -> bool {
+    let n = name.as_str();
+    HOP_BY_HOP.contains(&n)
+        || n == "transfer-encoding"
+        || inbound
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case(n))
+}
+
+/// Whether `name` may be forwarded to a backend of `tier`.
+pub fn forwardable(name: &HeaderName, inbound: &HeaderMap, tier: Tier, classification_header: &str) -> bool {
+    let n = name.as_str();
+    if is_hop_by_hop(name, inbound)
+        || matches!(n, "host" | "content-length" | "authorization" | "x-api-key")
+    {
+        return false;
+    }
+    tier == Tier::Local
+        || !(n.starts_with("x-llmkube-") || n == classification_header || INTERNAL_ONLY.contains(&n))
+}
+
+/// Builds the request for one attempt on `target`.
+pub fn build_request(
+    target: &BackendTarget,
+    method: &Method,
+    path_and_query: &str,
+    inbound: &HeaderMap,
+    classification_header: &str,
+    request_id: &HeaderValue,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(target.uri(path_and_query)?)
+        .body(Full::new(body.clone()))?;
+    let headers = req.headers_mut();
+    headers.reserve(inbound.len() + target.credentials.len() + 1);
+    for (name, value) in inbound {
+        if forwardable(name, inbound, target.tier, classification_header) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(HeaderName::from_static("x-request-id"), request_id.clone());
+    for (name, value) in &target.credentials {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(req)
+}
+
+/// Response headers not passed back to the client.
+pub fn strip_response_headers(headers: &mut HeaderMap) {
+    let connection_tokens: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::try_from(t.trim()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&["transfer-encoding"]) {
+        headers.remove(*name);
+    }
+    for name in connection_tokens {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_hygiene_by_tier() {
+        let mut inbound = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer client"),
+            ("x-llmkube-classification", "internal"),
+            ("x-team", "a"),
+            ("connection", "x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("cookie", "s=1"),
+            ("content-type", "application/json"),
+        ] {
+            inbound.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let allowed = |tier| {
+            let mut v: Vec<&str> = inbound
+                .keys()
+                .filter(|n| forwardable(n, &inbound, tier, "x-llmkube-classification"))
+                .map(|n| n.as_str())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(allowed(Tier::Cloud), ["content-type", "x-team"]);
+        assert_eq!(
+            allowed(Tier::Local),
+            ["content-type", "cookie", "x-llmkube-classification", "x-team"]
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! `ModelRouter` spec types (`inference.llmkube.dev/v1alpha1`).
+//!
+//! Field names are exactly those of the original CRD so existing manifests apply unchanged.
+//! Fields marked "additive" are ours; they are optional and default to the original behaviour.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a policy-aware router in front of local and external inference backends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRouterSpec {
+    /// Backends requests can be sent to: in-cluster InferenceServices or external providers.
+    pub backends: Vec<Backend>,
+    /// Routing rules, evaluated in order; the first whose `match` fits the request wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// Backend name used when no rule matched (and, with `BackendNameMatch`, no backend name did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<String>,
+    /// `Static` (default): unmatched requests go to `defaultRoute`. `BackendNameMatch`: first a
+    /// backend whose `displayName` (else `name`) equals the request's `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_route_strategy: Option<DefaultRouteStrategy>,
+    /// Classification, audit and budget policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySpec>,
+    /// How the router is exposed inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointSpec>,
+    /// Settings of the gateway (router-proxy) deployment and its request handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySpec>,
+}
+
+/// One place a request can be served.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// Unique name (`^[a-z0-9][a-z0-9-]{0,62}$`), referenced by rules and `defaultRoute`.
+    pub name: String,
+    /// Public model id of this backend in `/v1/models` and for `BackendNameMatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// An InferenceService in the router's namespace. Exactly one of this and `external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_service_ref: Option<InferenceServiceRef>,
+    /// An external OpenAI-compatible provider. Exactly one of this and `inferenceServiceRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalBackend>,
+    /// `local` or `cloud`. Defaults to `local` for InferenceServices and `cloud` for externals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Free-form capability tags matched by `rules[].match.requiredCapabilities`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Relative weight for the `weighted` strategy (default 1; 0 = only as a fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Price per million tokens, as decimal strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_million_tokens: Option<CostPerMillionTokens>,
+    /// Active health check settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Time to response headers per attempt on this backend (100ms..30m); a rule's timeout wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Reference to an InferenceService in the same namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InferenceServiceRef {
+    /// InferenceService name.
+    pub name: String,
+}
+
+/// An external provider endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalBackend {
+    /// Request-shape adapter and credential convention.
+    pub provider: Provider,
+    /// Base URL; the only address dialed. Defaults exist for `openai` and `anthropic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Replaces the request's `model` when sending to this backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Secret holding the provider key (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `LITELLM_MASTER_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+}
+
+/// Name of a Secret in the router's namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretRef {
+    /// Secret name.
+    pub name: String,
+}
+
+/// External provider kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// OpenAI API (`Authorization: Bearer $OPENAI_API_KEY`).
+    #[default]
+    Openai,
+    /// Anthropic's OpenAI-compatible API (`x-api-key: $ANTHROPIC_API_KEY`).
+    Anthropic,
+    /// A LiteLLM proxy (`Authorization: Bearer $LITELLM_MASTER_KEY`).
+    Litellm,
+    /// Listed by the original CRD; refused by validation (no adapter).
+    Bedrock,
+    /// Listed by the original CRD; refused by validation (no adapter).
+    VertexAi,
+}
+
+impl Provider {
+    /// The CRD spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Litellm => "litellm",
+            Provider::Bedrock => "bedrock",
+            Provider::VertexAi => "vertex_ai",
+        }
+    }
+}
+
+/// Where a backend runs, for data-residency decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Inside the trust boundary; may receive sensitive requests.
+    Local,
+    /// Outside it; never receives a request with a sensitive classification.
+    Cloud,
+}
+
+impl Tier {
+    /// The CRD spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Local => "local",
+            Tier::Cloud => "cloud",
+        }
+    }
+}
+
+impl Backend {
+    /// The tier this backend really has: an explicit `tier`, else `local` for an
+    /// InferenceService and `cloud` for an external provider (the original wrongly used `local`).
+    pub fn effective_tier(&self) -> Tier {
+        match self.tier {
+            Some(tier) => tier,
+            None if self.external.is_some() => Tier::Cloud,
+            None => Tier::Local,
+        }
+    }
+
+    /// The model id this backend is published under and matched by `BackendNameMatch`.
+    pub fn model_id(&self) -> &str {
+        self.display_name
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .unwrap_or(&self.name)
+    }
+
+    /// Effective weight for the `weighted` strategy.
+    pub fn effective_weight(&self) -> u32 {
+        self.weight.unwrap_or(1)
+    }
+}
+
+/// Price per million tokens (decimal strings, e.g. `"0.15"`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostPerMillionTokens {
+    /// USD per million prompt tokens.
+    #[serde(rename = "promptUSD", default, skip_serializing_if = "Option::is_none")]
+    pub prompt_usd: Option<String>,
+    /// USD per million completion tokens.
+    #[serde(rename = "completionUSD", default, skip_serializing_if = "Option::is_none")]
+    pub completion_usd: Option<String>,
+}
+
+/// Active health check of a backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// HTTP path probed with GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Seconds between probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+    /// Seconds before a probe counts as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// A routing rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    /// Unique rule name (appears in audit lines and metrics).
+    pub name: String,
+    /// Conditions, all of which must hold; an absent `match` always matches.
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub match_: Option<RuleMatch>,
+    /// Where matching requests go.
+    pub route: RouteSpec,
+    /// Deny (503) instead of falling through when none of the route's backends can serve.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_closed: bool,
+    /// Time to response headers per attempt (100ms..30m); wins over the backend's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Conditions of a rule; every declared field must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleMatch {
+    /// Matches when the request carries any of these classifications.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_classification: Vec<String>,
+    /// Matches the `x-llmkube-task-complexity` header (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_complexity: Option<String>,
+    /// Matches only if some route backend has all these capabilities; dispatch then uses only those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_capabilities: Vec<String>,
+    /// Latency objective in milliseconds. Informational: recorded, not matched (as in the original).
+    #[serde(rename = "latencySLOMs", default, skip_serializing_if = "Option::is_none")]
+    pub latency_slo_ms: Option<u32>,
+    /// Request headers that must be present with exactly these values (names case-insensitive).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Globs (`*`, `?`) matched against the request body's `model`; any may match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+}
+
+/// The route of a rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RouteSpec {
+    /// Backend names, in preference order.
+    pub backends: Vec<String>,
+    /// How the backends are used (default `primary-fallback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+}
+
+/// Dispatch strategy over a route's backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// In order; the next on connect error, 5xx or timeout.
+    #[default]
+    PrimaryFallback,
+    /// One picked by `weight`, the others as fallbacks.
+    Weighted,
+    /// The first answers; copies go to the others and their answers are discarded.
+    Shadow,
+}
+
+impl Strategy {
+    /// The CRD spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::PrimaryFallback => "primary-fallback",
+            Strategy::Weighted => "weighted",
+            Strategy::Shadow => "shadow",
+        }
+    }
+}
+
+/// What happens to requests no rule matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DefaultRouteStrategy {
+    /// Send them to `defaultRoute`.
+    #[default]
+    Static,
+    /// First a backend whose published id equals the request's `model`, then `defaultRoute`.
+    BackendNameMatch,
+}
+
+/// Router-wide policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Token and spend budgets (accepted; not yet enforced at request time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
+    /// How requests are classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationSpec>,
+    /// Where audit lines go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<AuditLogSpec>,
+}
+
+/// A token or spend budget.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// Budget name.
+    pub name: String,
+    /// `router`, `rule` or `team`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<BudgetScope>,
+    /// Rule the budget applies to (scope `rule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    /// Header naming the team (scope `team`, default `x-llmkube-team`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_key: Option<String>,
+    /// Window length in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+    /// Token cap per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Spend cap per window (decimal string).
+    #[serde(rename = "maxUSD", default, skip_serializing_if = "Option::is_none")]
+    pub max_usd: Option<String>,
+}
+
+/// Budget scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetScope {
+    /// The whole router.
+    Router,
+    /// One rule.
+    Rule,
+    /// Per value of the team header.
+    Team,
+}
+
+/// Request classification settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassificationSpec {
+    /// `header-only` (default), `detector` or `hybrid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ClassificationMode>,
+    /// Header carrying the client's classification (default `x-llmkube-classification`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_key: Option<String>,
+    /// Classifications that must never leave the local tier (default `["pii", "phi"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_classifications: Option<Vec<String>>,
+}
+
+/// Classification modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassificationMode {
+    /// Trust the classification header.
+    #[default]
+    HeaderOnly,
+    /// Run the PII detector policy on the prompt.
+    Detector,
+    /// The header when present, the detector otherwise.
+    Hybrid,
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLogSpec {
+    /// `stdout` (default), `file` or `otlp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<AuditSink>,
+    /// File for the `file` sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+    /// Include the request body in each audit line.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_request_body: bool,
+}
+
+/// Audit sinks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSink {
+    /// One JSON line per request on standard output.
+    #[default]
+    Stdout,
+    /// Appended to `filePath`.
+    File,
+    /// OpenTelemetry (not supported by this gateway; falls back to stdout with a warning).
+    Otlp,
+}
+
+/// Service exposing the router.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EndpointSpec {
+    /// Service type (`ClusterIP` by default).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Service port (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// Gateway deployment and request-handling settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxySpec {
+    /// Gateway replicas (1..10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Deployment revision history limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<i32>,
+    /// Gateway image override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container resources (`limits`/`requests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Pull secrets for the gateway image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// How long a failed backend is avoided (default 15s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_duration: Option<String>,
+    /// Default time to response headers per attempt (default 120s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_timeout: Option<String>,
+    /// Node selector for gateway pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Additive: longest gap between two streamed chunks before the stream is cut (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout: Option<String>,
+    /// Additive: cap on a response's total streaming time (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration: Option<String>,
+    /// Additive: largest request body accepted, in bytes (default 32 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<u64>,
+}
+
+/// Compute resources of a container; quantities are kept as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceRequirements {
+    /// Upper bounds, e.g. `cpu: "1"`, `memory: 256Mi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, serde_json::Value>,
+    /// Requests, e.g. `cpu: 100m`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, serde_json::Value>,
+}
+
+/// Reference to an object by name in the same namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalObjectReference {
+    /// Object name.
+    pub name: String,
+}

@@ -1,0 +1,90 @@
+//! The reference routing semantics.
+
+use crate::crd::model_router::{Strategy, Tier};
+
+use super::decision::{Decision, Deny, RequestFacts, Route, Via};
+use super::table::{RoutingTable, RuleEntry};
+
+impl RoutingTable {
+    /// Decides where a request goes.
+    ///
+    /// 1. Rules in order; the first whose declared match fields all hold wins. Its candidates
+    ///    are its route backends (narrowed by `requiredCapabilities`); for a sensitive request
+    ///    only the local ones. With no candidate left, a `failClosed` rule denies; any other
+    ///    rule lets evaluation continue.
+    /// 2. With `BackendNameMatch`, the backend whose published id equals `model`.
+    /// 3. `defaultRoute`.
+    /// 4. Deny: fail-closed for a sensitive request, no-route otherwise.
+    ///
+    /// A sensitive request is never routed to a cloud backend, on any of these paths.
+    pub fn decide(&self, facts: &RequestFacts<'_>) -> Decision {
+        let sensitive = self.is_sensitive(facts);
+        let allowed = |b: usize| !sensitive || self.backends[b].tier == Tier::Local;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule_matches(rule, facts) {
+                continue;
+            }
+            let backends: Vec<usize> = rule.backends.iter().copied().filter(|&b| allowed(b)).collect();
+            if !backends.is_empty() {
+                return Decision::Route(Route {
+                    via: Via::Rule(i),
+                    backends,
+                    strategy: rule.strategy,
+                    fail_closed: rule.fail_closed || sensitive,
+                    timeout: rule.timeout,
+                    sensitive,
+                });
+            }
+            if rule.fail_closed {
+                return Decision::Deny(Deny::FailClosed { rule: Some(i) });
+            }
+        }
+        let by_name = self
+            .backend_name_match
+            .then(|| self.backends.iter().position(|b| b.model_id == facts.model))
+            .flatten()
+            .filter(|&b| allowed(b))
+            .map(|b| (Via::BackendName, b));
+        let by_default = self
+            .default_route
+            .filter(|&b| allowed(b))
+            .map(|b| (Via::DefaultRoute, b));
+        match by_name.or(by_default) {
+            Some((via, b)) => Decision::Route(Route {
+                via,
+                backends: vec![b],
+                strategy: Strategy::PrimaryFallback,
+                fail_closed: sensitive,
+                timeout: None,
+                sensitive,
+            }),
+            None if sensitive => Decision::Deny(Deny::FailClosed { rule: None }),
+            None => Decision::Deny(Deny::NoRoute),
+        }
+    }
+
+    /// Whether the request carries a sensitive classification.
+    pub fn is_sensitive(&self, facts: &RequestFacts<'_>) -> bool {
+        facts
+            .classifications
+            .iter()
+            .any(|c| self.sensitive.iter().any(|s| s == c))
+    }
+}
+
+fn rule_matches(rule: &RuleEntry, facts: &RequestFacts<'_>) -> bool {
+    // A rule whose route lost every backend to `requiredCapabilities` never matches.
+    !rule.backends.is_empty()
+        && (rule.classifications.is_empty()
+            || facts.classifications.iter().any(|c| rule.classifications.contains(c)))
+        && rule.task_complexity.as_deref().is_none_or(|want| {
+            facts
+                .task_complexity
+                .is_some_and(|got| got.trim().eq_ignore_ascii_case(want))
+        })
+        && rule
+            .headers
+            .iter()
+            .all(|(name, value)| facts.headers.iter().any(|(n, v)| n == name && v == value))
+        && rule.model_matches(facts.model)
+}

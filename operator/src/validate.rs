@@ -1,0 +1,433 @@
+//! Apply-time validation of a `ModelRouter` spec.
+//!
+//! Every problem is collected (not just the first) and labelled with the JSON path of the field
+//! it concerns, e.g. `spec.rules[1].route.backends[0]: unknown backend "x"`. The same function
+//! gates the standalone gateway (start and reload) and the controller's `Validated` condition.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use crate::crd::model_router::{AuditSink, BudgetScope, ModelRouterSpec, Provider, Tier};
+use crate::defaults;
+use crate::duration::{format_duration, parse_duration};
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path, e.g. `spec.rules[1].route.backends[0]`.
+    pub path: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// All problems found in a manifest; never empty when returned as an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ValidationErrors {
+    /// Whether `path: message` of any error contains `needle` (handy in tests and conditions).
+    pub fn mentions(&self, needle: &str) -> bool {
+        self.0.iter().any(|e| e.to_string().contains(needle))
+    }
+}
+
+/// Collects errors while walking a spec.
+#[derive(Default)]
+pub(crate) struct Collector(Vec<FieldError>);
+
+impl Collector {
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(self.0))
+        }
+    }
+}
+
+/// Inclusive bounds of every per-attempt timeout (`rules[].timeout`, `backends[].timeout`,
+/// `proxy.responseHeaderTimeout`).
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(30 * 60));
+
+/// Validates a spec; `Ok` means the gateway can load it and the controller can compile it.
+pub fn validate_spec(spec: &ModelRouterSpec) -> Result<(), ValidationErrors> {
+    let mut c = Collector::default();
+    let backend_index = check_backends(spec, &mut c);
+    let sensitive = defaults::sensitive_classifications(spec);
+    check_rules(spec, &backend_index, &sensitive, &mut c);
+    if let Some(default) = &spec.default_route
+        && !backend_index.contains_key(default.as_str())
+    {
+        c.push("spec.defaultRoute", format!("unknown backend {default:?}"));
+    }
+    check_policy(spec, &mut c);
+    check_proxy(spec, &mut c);
+    c.finish()
+}
+
+fn check_backends<'a>(spec: &'a ModelRouterSpec, c: &mut Collector) -> HashMap<&'a str, usize> {
+    let mut index = HashMap::new();
+    let mut model_ids: HashMap<&str, usize> = HashMap::new();
+    if spec.backends.is_empty() {
+        c.push("spec.backends", "at least one backend is required");
+    }
+    for (i, b) in spec.backends.iter().enumerate() {
+        let path = format!("spec.backends[{i}]");
+        if !is_dns_label(&b.name) {
+            c.push(
+                format!("{path}.name"),
+                format!("{:?} must match ^[a-z0-9][a-z0-9-]{{0,62}}$", b.name),
+            );
+        }
+        if let Some(first) = index.insert(b.name.as_str(), i) {
+            index.insert(b.name.as_str(), first);
+            c.push(
+                format!("{path}.name"),
+                format!("duplicate backend name {:?} (also spec.backends[{first}])", b.name),
+            );
+        }
+        if let Some(first) = model_ids.insert(b.model_id(), i)
+            && first != i
+        {
+            model_ids.insert(b.model_id(), first);
+            c.push(
+                format!("{path}.displayName"),
+                format!(
+                    "model id {:?} is already published by spec.backends[{first}]; ids in /v1/models must be unique",
+                    b.model_id()
+                ),
+            );
+        }
+        match (&b.inference_service_ref, &b.external) {
+            (Some(_), Some(_)) | (None, None) => c.push(
+                path.clone(),
+                "exactly one of inferenceServiceRef and external must be set",
+            ),
+            (Some(isvc), None) => {
+                if !is_dns_label(&isvc.name) {
+                    c.push(
+                        format!("{path}.inferenceServiceRef.name"),
+                        format!("{:?} is not a valid InferenceService name", isvc.name),
+                    );
+                }
+                if b.tier == Some(Tier::Cloud) {
+                    c.push(
+                        format!("{path}.tier"),
+                        "an inferenceServiceRef backend runs in the cluster and cannot be tier cloud",
+                    );
+                }
+            }
+            (None, Some(ext)) => {
+                if matches!(ext.provider, Provider::Bedrock | Provider::VertexAi) {
+                    c.push(
+                        format!("{path}.external.provider"),
+                        format!(
+                            "provider {} is not supported; use openai, anthropic or litellm (e.g. through an internal LiteLLM proxy)",
+                            ext.provider.as_str()
+                        ),
+                    );
+                }
+                if let Some(url) = &ext.url
+                    && let Err(why) = check_url(url)
+                {
+                    c.push(format!("{path}.external.url"), why);
+                }
+                if ext.model.as_deref() == Some("") {
+                    c.push(format!("{path}.external.model"), "must not be empty when set");
+                }
+            }
+        }
+        check_timeout(b.timeout.as_deref(), &format!("{path}.timeout"), c);
+        for (j, cap) in b.capabilities.iter().enumerate() {
+            if cap.trim().is_empty() {
+                c.push(format!("{path}.capabilities[{j}]"), "must not be empty");
+            }
+        }
+    }
+    index
+}
+
+fn check_rules(
+    spec: &ModelRouterSpec,
+    backends: &HashMap<&str, usize>,
+    sensitive: &BTreeSet<String>,
+    c: &mut Collector,
+) {
+    let mut names = HashMap::new();
+    for (i, rule) in spec.rules.iter().enumerate() {
+        let path = format!("spec.rules[{i}]");
+        if rule.name.trim().is_empty() {
+            c.push(format!("{path}.name"), "must not be empty");
+        } else if let Some(first) = names.insert(rule.name.as_str(), i) {
+            names.insert(rule.name.as_str(), first);
+            c.push(
+                format!("{path}.name"),
+                format!("duplicate rule name {:?} (also spec.rules[{first}])", rule.name),
+            );
+        }
+        check_timeout(rule.timeout.as_deref(), &format!("{path}.timeout"), c);
+        if rule.route.backends.is_empty() {
+            c.push(format!("{path}.route.backends"), "at least one backend is required");
+        }
+        let mut route_backends = Vec::new();
+        for (j, name) in rule.route.backends.iter().enumerate() {
+            match backends.get(name.as_str()) {
+                Some(&idx) => route_backends.push(&spec.backends[idx]),
+                None => c.push(
+                    format!("{path}.route.backends[{j}]"),
+                    format!("unknown backend {name:?}"),
+                ),
+            }
+        }
+        let Some(m) = &rule.match_ else { continue };
+        let sensitive_here: Vec<&String> = m
+            .data_classification
+            .iter()
+            .filter(|v| sensitive.contains(&v.to_ascii_lowercase()))
+            .collect();
+        if !sensitive_here.is_empty() {
+            if !rule.fail_closed {
+                c.push(
+                    format!("{path}.failClosed"),
+                    format!(
+                        "must be true: the rule matches sensitive classification {:?}",
+                        sensitive_here[0]
+                    ),
+                );
+            }
+            for (j, name) in rule.route.backends.iter().enumerate() {
+                if let Some(&idx) = backends.get(name.as_str())
+                    && spec.backends[idx].effective_tier() != Tier::Local
+                {
+                    c.push(
+                        format!("{path}.route.backends[{j}]"),
+                        format!(
+                            "backend {name:?} is tier cloud; a rule matching sensitive classification {:?} may only name local backends",
+                            sensitive_here[0]
+                        ),
+                    );
+                }
+            }
+        }
+        for (j, value) in m.data_classification.iter().enumerate() {
+            if value.trim().is_empty() || value.contains(',') {
+                c.push(
+                    format!("{path}.match.dataClassification[{j}]"),
+                    "must be a single non-empty value",
+                );
+            }
+        }
+        if m.task_complexity.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            c.push(format!("{path}.match.taskComplexity"), "must not be empty when set");
+        }
+        for name in m.headers.keys() {
+            if !is_header_name(name) {
+                c.push(
+                    format!("{path}.match.headers[{name:?}]"),
+                    "is not a valid HTTP header name",
+                );
+            }
+        }
+        for (j, pattern) in m.models.iter().enumerate() {
+            if let Err(why) = check_model_glob(pattern) {
+                c.push(format!("{path}.match.models[{j}]"), why);
+            }
+        }
+        if !m.required_capabilities.is_empty()
+            && !route_backends.is_empty()
+            && !route_backends.iter().any(|b| {
+                m.required_capabilities
+                    .iter()
+                    .all(|cap| b.capabilities.contains(cap))
+            })
+        {
+            c.push(
+                format!("{path}.match.requiredCapabilities"),
+                "no backend of the route has all of these capabilities, so the rule can never match",
+            );
+        }
+    }
+}
+
+fn check_policy(spec: &ModelRouterSpec, c: &mut Collector) {
+    let Some(policy) = &spec.policy else { return };
+    if let Some(cls) = &policy.classification {
+        if let Some(key) = &cls.header_key
+            && !is_header_name(key)
+        {
+            c.push(
+                "spec.policy.classification.headerKey",
+                format!("{key:?} is not a valid HTTP header name"),
+            );
+        }
+        for (i, v) in cls.sensitive_classifications.iter().flatten().enumerate() {
+            if v.trim().is_empty() || v.contains(',') {
+                c.push(
+                    format!("spec.policy.classification.sensitiveClassifications[{i}]"),
+                    "must be a single non-empty value",
+                );
+            }
+        }
+    }
+    if let Some(audit) = &policy.audit_log
+        && audit.sink == Some(AuditSink::File)
+        && audit.file_path.as_deref().is_none_or(str::is_empty)
+    {
+        c.push("spec.policy.auditLog.filePath", "is required when sink is file");
+    }
+    for (i, budget) in policy.budgets.iter().enumerate() {
+        let path = format!("spec.policy.budgets[{i}]");
+        if budget.scope == Some(BudgetScope::Rule) {
+            match &budget.rule_name {
+                None => c.push(format!("{path}.ruleName"), "is required when scope is rule"),
+                Some(r) if !spec.rules.iter().any(|rule| &rule.name == r) => {
+                    c.push(format!("{path}.ruleName"), format!("unknown rule {r:?}"))
+                }
+                Some(_) => {}
+            }
+        }
+        if budget.window_seconds == Some(0) {
+            c.push(format!("{path}.windowSeconds"), "must be at least 1");
+        }
+    }
+}
+
+fn check_proxy(spec: &ModelRouterSpec, c: &mut Collector) {
+    let Some(proxy) = &spec.proxy else { return };
+    if let Some(r) = proxy.replicas
+        && !(1..=10).contains(&r)
+    {
+        c.push("spec.proxy.replicas", format!("{r} is outside 1..10"));
+    }
+    check_timeout(
+        proxy.response_header_timeout.as_deref(),
+        "spec.proxy.responseHeaderTimeout",
+        c,
+    );
+    let ranges = [
+        (
+            &proxy.quarantine_duration,
+            "spec.proxy.quarantineDuration",
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ),
+        (
+            &proxy.stream_idle_timeout,
+            "spec.proxy.streamIdleTimeout",
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        ),
+        (
+            &proxy.max_stream_duration,
+            "spec.proxy.maxStreamDuration",
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        ),
+    ];
+    for (value, path, min, max) in ranges {
+        check_duration(value.as_deref(), path, (min, max), c);
+    }
+    if let Some(n) = proxy.max_request_body_bytes
+        && !(1..=1 << 30).contains(&n)
+    {
+        c.push(
+            "spec.proxy.maxRequestBodyBytes",
+            format!("{n} is outside 1..1073741824"),
+        );
+    }
+}
+
+fn check_timeout(value: Option<&str>, path: &str, c: &mut Collector) {
+    check_duration(value, path, TIMEOUT_RANGE, c);
+}
+
+fn check_duration(value: Option<&str>, path: &str, (min, max): (Duration, Duration), c: &mut Collector) {
+    let Some(text) = value else { return };
+    match parse_duration(text) {
+        Err(e) => c.push(path, e.to_string()),
+        Ok(d) if d < min || d > max => c.push(
+            path,
+            format!(
+                "{text:?} is outside {}..{}",
+                format_duration(min),
+                format_duration(max)
+            ),
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// `^[a-z0-9][a-z0-9-]{0,62}$`
+pub fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// An RFC 9110 token (what HTTP allows as a header name).
+pub fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Model globs support `*` (any run, including `/`) and `?` (one character); everything else
+/// is literal. Brackets, braces and backslashes are refused so that a pattern means the same
+/// thing to every evaluator (the reference one and the compiled WASM one).
+pub fn check_model_glob(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if pattern.len() > 256 {
+        return Err("is longer than 256 bytes".to_owned());
+    }
+    match pattern.chars().find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\')) {
+        Some(ch) => Err(format!(
+            "{pattern:?} uses {ch:?}; model globs support only '*' and '?'"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains('@') || rest.contains(char::is_whitespace) {
+        return Err(format!("{url:?} is not a valid URL with a host"));
+    }
+    Ok(())
+}
