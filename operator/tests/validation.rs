@@ -1,0 +1,134 @@
+//! Apply-time validation and manifest loading, as a user applying YAML would see them.
+
+use llmkube_operator::crd::model_router::Tier;
+use llmkube_operator::manifest::{LoadError, load_router};
+
+fn errors(yaml: &str) -> Vec<String> {
+    match load_router(yaml, None) {
+        Err(LoadError::Invalid(e)) => e.0.iter().map(|e| e.to_string()).collect(),
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+const HEAD: &str = "apiVersion: inference.llmkube.dev/v1alpha1\nkind: ModelRouter\nmetadata: {name: r}\n";
+
+#[test]
+fn the_seed_secure_router_loads_unchanged() {
+    let yaml = include_str!("../../examples/seed/secure-router.yaml");
+    let m = load_router(yaml, None).expect("seed example must load");
+    assert_eq!(m.metadata.name, "secure-router");
+    assert_eq!(m.namespace(), "default");
+    let spec = &m.spec;
+    assert_eq!(spec.backends[1].effective_tier(), Tier::Cloud);
+    assert_eq!(spec.rules[0].timeout.as_deref(), Some("8s"));
+    assert!(spec.rules[0].fail_closed);
+}
+
+#[test]
+fn the_quickstart_router_loads() {
+    load_router(include_str!("../../examples/quickstart/router.yaml"), None).unwrap();
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path() {
+    let yaml = format!(
+        "{HEAD}spec:
+  backends:
+    - {{name: Local_1, inferenceServiceRef: {{name: a}}, tier: cloud}}
+    - {{name: ext, external: {{provider: openai, url: 'ftp://x'}}, timeout: 50ms}}
+    - {{name: ext, inferenceServiceRef: {{name: b}}, external: {{provider: litellm}}}}
+    - {{name: bed, external: {{provider: bedrock}}}}
+  rules:
+    - name: pii
+      match: {{dataClassification: [PII], models: ['llama-[0-9]']}}
+      route: {{backends: [ext, x]}}
+    - name: pii
+      match: {{requiredCapabilities: [vision]}}
+      route: {{backends: [ext]}}
+      timeout: 31m
+  defaultRoute: nowhere
+"
+    );
+    let errs = errors(&yaml);
+    let expect = [
+        "spec.backends[0].name: \"Local_1\" must match",
+        "spec.backends[0].tier: an inferenceServiceRef backend runs in the cluster and cannot be tier cloud",
+        "spec.backends[1].external.url: \"ftp://x\" must start with http:// or https://",
+        "spec.backends[1].timeout: \"50ms\" is outside 100ms..30m0s",
+        "spec.backends[2].name: duplicate backend name \"ext\"",
+        "spec.backends[2]: exactly one of inferenceServiceRef and external must be set",
+        "spec.backends[3].external.provider: provider bedrock is not supported",
+        "spec.rules[0].route.backends[1]: unknown backend \"x\"",
+        "spec.rules[0].failClosed: must be true: the rule matches sensitive classification \"PII\"",
+        "spec.rules[0].route.backends[0]: backend \"ext\" is tier cloud",
+        "spec.rules[0].match.models[0]: \"llama-[0-9]\" uses '['",
+        "spec.rules[1].name: duplicate rule name \"pii\"",
+        "spec.rules[1].timeout: \"31m\" is outside 100ms..30m0s",
+        "spec.rules[1].match.requiredCapabilities: no backend of the route has all of these capabilities",
+        "spec.defaultRoute: unknown backend \"nowhere\"",
+    ];
+    for want in expect {
+        assert!(errs.iter().any(|e| e.starts_with(want)), "missing {want:?} in:\n{}", errs.join("\n"));
+    }
+}
+
+#[test]
+fn typos_and_wrong_types_are_refused_by_path() {
+    let yaml = format!(
+        "{HEAD}spec:
+  backends: [{{name: a, inferenceServiceRef: {{name: a}}}}]
+  rules:
+    - name: r
+      match: {{dataClasification: [pii]}}
+      route: {{backends: [a], strategy: round-robin}}
+      failclosed: true
+"
+    );
+    let errs = errors(&yaml);
+    assert!(
+        errs.iter().any(|e| e.starts_with("spec.rules[0]") && e.contains("round-robin")),
+        "{errs:?}"
+    );
+    let yaml = format!(
+        "{HEAD}spec:
+  backends: [{{name: a, inferenceServiceRef: {{name: a}}}}]
+  rules:
+    - name: r
+      match: {{dataClasification: [pii]}}
+      route: {{backends: [a]}}
+      failclosed: true
+"
+    );
+    let errs = errors(&yaml);
+    assert!(errs.contains(&"spec.rules[0].match.dataClasification: unknown field".to_owned()), "{errs:?}");
+    assert!(errs.contains(&"spec.rules[0].failclosed: unknown field".to_owned()), "{errs:?}");
+}
+
+#[test]
+fn sensitive_set_and_external_default_tier_drive_the_gate() {
+    // An external backend without a tier is cloud, so it may not serve a phi rule...
+    let yaml = format!(
+        "{HEAD}spec:
+  backends: [{{name: ext, external: {{provider: litellm, url: 'http://l:4000'}}}}]
+  rules: [{{name: r, match: {{dataClassification: [phi]}}, route: {{backends: [ext]}}, failClosed: true}}]
+"
+    );
+    assert!(errors(&yaml).iter().any(|e| e.contains("is tier cloud")));
+    // ...unless phi is not sensitive for this router.
+    let yaml = format!(
+        "{yaml}  policy: {{classification: {{sensitiveClassifications: [secret]}}}}\n"
+    );
+    load_router(&yaml, None).unwrap();
+}
+
+#[test]
+fn multi_document_files_pick_the_router() {
+    let one = format!("{HEAD}spec: {{backends: [{{name: a, inferenceServiceRef: {{name: a}}}}]}}\n");
+    let two = one.replace("name: r}", "name: s}");
+    let file = format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: pvc}}\n---\n{one}---\n{two}");
+    assert!(matches!(load_router(&file, None), Err(LoadError::Ambiguous(_))));
+    assert_eq!(load_router(&file, Some("s")).unwrap().metadata.name, "s");
+    assert!(matches!(load_router(&file, Some("t")), Err(LoadError::NoSuchName(_))));
+    assert!(matches!(load_router("kind: Model\n", None), Err(LoadError::NotFound)));
+    assert!(matches!(load_router(": : :", None), Err(LoadError::Yaml(_))));
+}
