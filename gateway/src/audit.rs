@@ -41,7 +41,11 @@ impl AuditWriter {
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || write_lines(rx, out))?;
-        Ok(AuditWriter { target, tx, dropped })
+        Ok(AuditWriter {
+            target,
+            tx,
+            dropped,
+        })
     }
 
     /// Where this writer writes.
@@ -54,7 +58,7 @@ impl AuditWriter {
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                if self.dropped.inc() % 1000 == 0 {
+                if self.dropped.inc().is_multiple_of(1000) {
                     tracing::warn!("audit writer is not keeping up; audit lines are being dropped");
                 }
             }

@@ -89,7 +89,11 @@ pub fn resolve_backends(
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 fn resolve_one(
@@ -104,7 +108,11 @@ fn resolve_one(
         message,
     };
     let provider = b.external.as_ref().map(|e| e.provider);
-    let url = match (opts.addresses.get(&b.name), &b.inference_service_ref, &b.external) {
+    let url = match (
+        opts.addresses.get(&b.name),
+        &b.inference_service_ref,
+        &b.external,
+    ) {
         (Some(addr), _, _) => addr.clone(),
         (None, Some(isvc), _) => format!(
             "http://{}.{namespace}.svc.cluster.local:{}",
@@ -127,9 +135,15 @@ fn resolve_one(
     let uri: Uri = url
         .parse()
         .map_err(|e| err(".external.url", format!("{url:?} is not a valid URL: {e}")))?;
-    let scheme = uri.scheme().cloned().filter(|s| *s == Scheme::HTTP || *s == Scheme::HTTPS);
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .filter(|s| *s == Scheme::HTTP || *s == Scheme::HTTPS);
     let (Some(scheme), Some(authority)) = (scheme, uri.authority().cloned()) else {
-        return Err(err("", format!("address {url:?} must be an http:// or https:// URL with a host")));
+        return Err(err(
+            "",
+            format!("address {url:?} must be an http:// or https:// URL with a host"),
+        ));
     };
     let mut base_path = uri.path().trim_end_matches('/').to_owned();
     if base_path.ends_with("/v1") {
@@ -191,7 +205,11 @@ fn credentials(
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
     else {
-        tracing::warn!(backend, key = key_name, "no credential found; requests are sent without one");
+        tracing::warn!(
+            backend,
+            key = key_name,
+            "no credential found; requests are sent without one"
+        );
         return Vec::new();
     };
     let secret_value = |v: String| {
@@ -218,7 +236,11 @@ fn credentials(
         }
     }
     if headers.is_empty() {
-        tracing::warn!(backend, key = key_name, "credential is not a valid header value; ignored");
+        tracing::warn!(
+            backend,
+            key = key_name,
+            "credential is not a valid header value; ignored"
+        );
     }
     headers
 }

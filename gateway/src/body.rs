@@ -83,7 +83,10 @@ impl UpstreamStream {
         if let Some(deadline) = &mut self.deadline
             && deadline.as_mut().poll(cx).is_ready()
         {
-            return self.cut("the response exceeded the maximum stream duration", "stream_max_duration");
+            return self.cut(
+                "the response exceeded the maximum stream duration",
+                "stream_max_duration",
+            );
         }
         match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -95,12 +98,19 @@ impl UpstreamStream {
                     r.ttfb.get_or_insert_with(|| r.started.elapsed());
                     r.bytes_out += data.len() as u64;
                 }
+                // hyper stops polling once a Content-Length body is complete, so the end must
+                // be noticed here rather than from a final `None`.
+                if self.body.is_end_stream() {
+                    self.finish_ok();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => self.cut(&format!("the backend stream failed: {e}"), "upstream_stream_error"),
+            Poll::Ready(Some(Err(e))) => self.cut(
+                &format!("the backend stream failed: {e}"),
+                "upstream_stream_error",
+            ),
             Poll::Ready(None) => {
-                self.done = true;
-                self.record.finish(if self.sse { Outcome::OkStream } else { Outcome::Ok });
+                self.finish_ok();
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -122,7 +132,20 @@ impl UpstreamStream {
         }
     }
 
-    fn cut(&mut self, message: &str, code: &'static str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn finish_ok(&mut self) {
+        self.done = true;
+        self.record.finish(if self.sse {
+            Outcome::OkStream
+        } else {
+            Outcome::Ok
+        });
+    }
+
+    fn cut(
+        &mut self,
+        message: &str,
+        code: &'static str,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
         tracing::warn!(request_id = %self.record.request_id, code, "{message}");
         self.record.error = Some(message.to_owned());

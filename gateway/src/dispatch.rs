@@ -160,7 +160,10 @@ pub async fn dispatch(
                 if route.strategy == Strategy::Shadow {
                     shadow(state, snap, route, b, out);
                 }
-                return Ok(Answered { response: resp, backend: b });
+                return Ok(Answered {
+                    response: resp,
+                    backend: b,
+                });
             }
             Ok(Ok(resp)) => Failure::Status(resp.status()),
             Ok(Err(e)) => Failure::Connect(error_chain(&e)),
@@ -180,7 +183,13 @@ pub async fn dispatch(
 }
 
 /// Sends fire-and-forget copies to the route's other candidates; answers are discarded.
-fn shadow(state: &Arc<AppState>, snap: &Arc<RouterSnapshot>, route: &Route, answered: usize, out: &Outbound<'_>) {
+fn shadow(
+    state: &Arc<AppState>,
+    snap: &Arc<RouterSnapshot>,
+    route: &Route,
+    answered: usize,
+    out: &Outbound<'_>,
+) {
     for &b in route.backends.iter().filter(|&&b| b != answered) {
         let target = &snap.backends[b];
         if !target.health.in_service(now_ms()) {
@@ -206,7 +215,10 @@ fn shadow(state: &Arc<AppState>, snap: &Arc<RouterSnapshot>, route: &Route, answ
             continue;
         };
         let (state, snap) = (Arc::clone(state), Arc::clone(snap));
-        let timeout = route.timeout.or(target.timeout).unwrap_or(snap.settings.response_header_timeout);
+        let timeout = route
+            .timeout
+            .or(target.timeout)
+            .unwrap_or(snap.settings.response_header_timeout);
         tokio::spawn(async move {
             let _permit = permit;
             let idle = snap.settings.stream_idle_timeout;
@@ -244,7 +256,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Timeout(t) => write!(f, "no response headers within {}", llmkube_operator::duration::format_duration(*t)),
+            Failure::Timeout(t) => write!(
+                f,
+                "no response headers within {}",
+                llmkube_operator::duration::format_duration(*t)
+            ),
             Failure::Connect(e) => write!(f, "connection failed: {e}"),
             Failure::Status(s) => write!(f, "answered {s}"),
         }
@@ -265,7 +281,10 @@ mod tests {
             firsts[order[0]] += 1;
         }
         let ratio = f64::from(firsts[0]) / f64::from(firsts[1]);
-        assert!((2.4..3.8).contains(&ratio), "3:1 weights gave first-pick ratio {ratio}");
+        assert!(
+            (2.4..3.8).contains(&ratio),
+            "3:1 weights gave first-pick ratio {ratio}"
+        );
         assert_eq!(weighted_order([(4, 0), (5, 0)].into_iter()), [4, 5]);
     }
 }

@@ -21,7 +21,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             kind,
@@ -35,7 +40,12 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
         ApiError {
             param,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                message,
+            )
         }
     }
 
@@ -91,22 +101,42 @@ impl ApiError {
 
     /// 503: a fail-closed rule (or a sensitive request) cannot be served.
     pub fn fail_closed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "fail_closed", "fail_closed", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail_closed",
+            "fail_closed",
+            message,
+        )
     }
 
     /// 502: every backend attempt failed.
     pub fn all_backends_failed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", "all_backends_failed", message)
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "all_backends_failed",
+            message,
+        )
     }
 
     /// 504: the final attempt timed out waiting for response headers.
     pub fn timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "upstream_timeout", message)
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "upstream_timeout",
+            message,
+        )
     }
 
     /// 503: the gateway is shutting down or has no router loaded.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "unavailable",
+            message,
+        )
     }
 
     /// The JSON body.

@@ -37,7 +37,10 @@ impl BackendHealth {
     pub fn try_admit(&self, now: u64) -> Option<Permit<'_>> {
         let until = self.quarantined_until.load(Ordering::Acquire);
         if until == 0 {
-            return Some(Permit { health: self, probe: false });
+            return Some(Permit {
+                health: self,
+                probe: false,
+            });
         }
         if now < until {
             return None;
@@ -45,7 +48,10 @@ impl BackendHealth {
         self.probing
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .ok()
-            .map(|_| Permit { health: self, probe: true })
+            .map(|_| Permit {
+                health: self,
+                probe: true,
+            })
     }
 
     /// Whether requests are currently sent to this backend (for metrics and status).
@@ -72,7 +78,9 @@ impl Permit<'_> {
     pub fn failure(self, quarantine: Duration, now: u64) {
         if !quarantine.is_zero() {
             let until = now + quarantine.as_millis().max(1) as u64;
-            self.health.quarantined_until.store(until, Ordering::Release);
+            self.health
+                .quarantined_until
+                .store(until, Ordering::Release);
         }
     }
 }
@@ -98,7 +106,10 @@ mod tests {
         assert!(h.try_admit(50).is_none(), "quarantined");
         let probe = h.try_admit(101).expect("expired: one probe");
         assert!(probe.is_probe());
-        assert!(h.try_admit(102).is_none(), "others keep avoiding it during the probe");
+        assert!(
+            h.try_admit(102).is_none(),
+            "others keep avoiding it during the probe"
+        );
         probe.success();
         assert!(h.try_admit(103).is_some_and(|p| !p.is_probe()), "restored");
     }
@@ -108,9 +119,15 @@ mod tests {
         let h = BackendHealth::default();
         h.try_admit(1).unwrap().failure(Q, 1);
         h.try_admit(200).unwrap().failure(Q, 200);
-        assert!(h.try_admit(250).is_none(), "probe failed: quarantined again");
+        assert!(
+            h.try_admit(250).is_none(),
+            "probe failed: quarantined again"
+        );
         drop(h.try_admit(301).unwrap());
-        assert!(h.try_admit(302).is_some_and(|p| p.is_probe()), "a dropped probe lets the next request probe");
+        assert!(
+            h.try_admit(302).is_some_and(|p| p.is_probe()),
+            "a dropped probe lets the next request probe"
+        );
     }
 
     #[test]

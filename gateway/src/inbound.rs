@@ -60,7 +60,10 @@ pub async fn read_body(body: Incoming, headers: &HeaderMap, limit: u64) -> Resul
         Err(_) => Err(ApiError::body_timeout()),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read the request body: {e}"), None)),
+        Ok(Err(e)) => Err(ApiError::bad_request(
+            format!("could not read the request body: {e}"),
+            None,
+        )),
     }
 }
 
@@ -68,10 +71,14 @@ pub async fn read_body(body: Incoming, headers: &HeaderMap, limit: u64) -> Resul
 pub fn parse_json_body(bytes: Bytes) -> Result<JsonBody, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return Err(ApiError::bad_request("the request body must be a JSON object", None));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+            None,
+        ));
     }
-    let peek: Peek<'_> = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None))?;
+    let peek: Peek<'_> = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None)
+    })?;
     let stream = peek.stream.unwrap_or(false);
     let (model, model_span) = match peek.model {
         None => (String::new(), None),
@@ -199,7 +206,15 @@ mod tests {
 
     #[test]
     fn refuses_non_objects_and_bad_fields() {
-        for bad in ["[]", "\"x\"", "", "{", r#"{"model":1}"#, r#"{"stream":"yes"}"#, "{} x"] {
+        for bad in [
+            "[]",
+            "\"x\"",
+            "",
+            "{",
+            r#"{"model":1}"#,
+            r#"{"stream":"yes"}"#,
+            "{} x",
+        ] {
             assert!(parse_json_body(Bytes::from(bad)).is_err(), "{bad:?}");
         }
     }
@@ -209,9 +224,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-c", "PII, internal".parse().unwrap());
         h.append("x-c", "pii,,phi".parse().unwrap());
-        assert_eq!(classifications(&h, "x-c").unwrap(), ["pii", "internal", "phi"]);
+        assert_eq!(
+            classifications(&h, "x-c").unwrap(),
+            ["pii", "internal", "phi"]
+        );
         let mut many = HeaderMap::new();
-        many.insert("x-c", vec!["a"; 40].join(",").replace('a', "v").parse().unwrap());
+        many.insert(
+            "x-c",
+            vec!["a"; 40].join(",").replace('a', "v").parse().unwrap(),
+        );
         assert!(classifications(&many, "x-c").is_ok(), "duplicates collapse");
         let distinct: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
         many.insert("x-c", distinct.join(",").parse().unwrap());

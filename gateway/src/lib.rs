@@ -129,7 +129,9 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     )?;
     let client = upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let tls = match &config.tls {
-        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(cert, key)?)),
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            cert, key,
+        )?)),
         None => None,
     };
     let state = Arc::new(AppState {
@@ -146,7 +148,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             .map_err(|source| StartError::Bind { addr, source })
     };
     let listener = bind(config.listen).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let (stop, stop_rx) = watch::channel(false);
     let mut servers = vec![tokio::spawn(server::serve(
         listener,
@@ -170,12 +175,12 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         )));
     }
     let watcher = config.watch.then(|| {
-        tokio::spawn(reload::watch(
+        reload::spawn_watcher(
             Arc::clone(&state),
             config.router_file.clone(),
             config.router_name.clone(),
             hash,
-        ))
+        )
     });
     let snap = state.router.load();
     tracing::info!(
@@ -201,7 +206,11 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
 impl RunningGateway {
     /// Base URL of the API, e.g. `http://127.0.0.1:8080`.
     pub fn url(&self) -> String {
-        let scheme = if self.config.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 
@@ -209,7 +218,12 @@ impl RunningGateway {
     /// router changed.
     pub fn reload_now(&self) -> Result<bool, reload::ReloadError> {
         let mut hash = self.last_hash.lock().unwrap_or_else(|e| e.into_inner());
-        reload::reload(&self.state, &self.config.router_file, self.config.router_name.as_deref(), &mut hash)
+        reload::reload(
+            &self.state,
+            &self.config.router_file,
+            self.config.router_name.as_deref(),
+            &mut hash,
+        )
     }
 
     /// Name of the router currently served.

@@ -102,14 +102,26 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_01, 3.0, 17))
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::default();
-        let duration = Family::<RouterLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
-        let ttfb = Family::<RouterLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
-        let overhead = Family::<RouterLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let duration = Family::<RouterLabels, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        let ttfb = Family::<RouterLabels, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        let overhead = Family::<RouterLabels, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
         let fail_closed = Family::default();
         let backend_health = Family::default();
         let active_backends = Family::default();
@@ -117,17 +129,61 @@ impl Metrics {
         let reloads = Family::default();
         let shadow_skipped = Counter::default();
         let audit_dropped = Counter::default();
-        registry.register("llmkube_router_requests", "Requests by router, rule, backend, classification and outcome", requests.clone());
-        registry.register("llmkube_router_request_duration_seconds", "Request duration from receipt to the last byte", duration.clone());
-        registry.register("llmkube_router_time_to_first_byte_seconds", "Time from request receipt to the first response body byte", ttfb.clone());
-        registry.register("llmkube_router_gateway_overhead_seconds", "Time the gateway added to a request, excluding the wait for the backend", overhead.clone());
-        registry.register("llmkube_router_fail_closed", "Requests denied by a fail-closed rule or sensitivity constraint", fail_closed.clone());
-        registry.register("llmkube_router_backend_health", "1 when the backend is in service, 0 while quarantined", backend_health.clone());
-        registry.register("llmkube_router_active_backends", "Backends currently in service", active_backends.clone());
-        registry.register("llmkube_router_backend_attempts", "Upstream attempts by backend and result", attempts.clone());
-        registry.register("llmkube_router_reloads", "Router reloads by result", reloads.clone());
-        registry.register("llmkube_router_shadow_skipped", "Shadow copies skipped because too many were in flight", shadow_skipped.clone());
-        registry.register("llmkube_audit_dropped", "Audit lines dropped because the writer could not keep up", audit_dropped.clone());
+        registry.register(
+            "llmkube_router_requests",
+            "Requests by router, rule, backend, classification and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "llmkube_router_request_duration_seconds",
+            "Request duration from receipt to the last byte",
+            duration.clone(),
+        );
+        registry.register(
+            "llmkube_router_time_to_first_byte_seconds",
+            "Time from request receipt to the first response body byte",
+            ttfb.clone(),
+        );
+        registry.register(
+            "llmkube_router_gateway_overhead_seconds",
+            "Time the gateway added to a request, excluding the wait for the backend",
+            overhead.clone(),
+        );
+        registry.register(
+            "llmkube_router_fail_closed",
+            "Requests denied by a fail-closed rule or sensitivity constraint",
+            fail_closed.clone(),
+        );
+        registry.register(
+            "llmkube_router_backend_health",
+            "1 when the backend is in service, 0 while quarantined",
+            backend_health.clone(),
+        );
+        registry.register(
+            "llmkube_router_active_backends",
+            "Backends currently in service",
+            active_backends.clone(),
+        );
+        registry.register(
+            "llmkube_router_backend_attempts",
+            "Upstream attempts by backend and result",
+            attempts.clone(),
+        );
+        registry.register(
+            "llmkube_router_reloads",
+            "Router reloads by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "llmkube_router_shadow_skipped",
+            "Shadow copies skipped because too many were in flight",
+            shadow_skipped.clone(),
+        );
+        registry.register(
+            "llmkube_audit_dropped",
+            "Audit lines dropped because the writer could not keep up",
+            audit_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,

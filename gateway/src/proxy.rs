@@ -87,7 +87,8 @@ async fn serve(
                     "rule {:?} is fail-closed and none of its backends may serve this request",
                     snap.table.rules[i].name
                 ),
-                None => "the request is classified sensitive and no local backend is routed for it".to_owned(),
+                None => "the request is classified sensitive and no local backend is routed for it"
+                    .to_owned(),
             };
             return fail(rec, ApiError::fail_closed(why), Outcome::FailClosed);
         }
@@ -124,19 +125,26 @@ async fn serve(
             }
             let name = &snap.backends[backend].name;
             if let Ok(v) = HeaderValue::from_str(name) {
-                head.headers.insert(HeaderName::from_static(BACKEND_HEADER), v);
+                head.headers
+                    .insert(HeaderName::from_static(BACKEND_HEADER), v);
             }
-            if let Some(rule) = rec.rule.and_then(|i| HeaderValue::from_str(&snap.rule_names[i]).ok()) {
-                head.headers.insert(HeaderName::from_static(RULE_HEADER), rule);
+            if let Some(rule) = rec
+                .rule
+                .and_then(|i| HeaderValue::from_str(&snap.rule_names[i]).ok())
+            {
+                head.headers
+                    .insert(HeaderName::from_static(RULE_HEADER), rule);
             }
             rec.status = head.status.as_u16();
             rec.headers_sent = Some(Instant::now());
             let s = &snap.settings;
-            let body = GatewayBody::upstream(body, sse, s.stream_idle_timeout, s.max_stream_duration, rec);
+            let body =
+                GatewayBody::upstream(body, sse, s.stream_idle_timeout, s.max_stream_duration, rec);
             Response::from_parts(head, body)
         }
         Err(Exhausted { last }) => {
-            let describe = |b: usize, f: &Failure| format!("backend {:?} {f}", snap.backends[b].name.as_str());
+            let describe =
+                |b: usize, f: &Failure| format!("backend {:?} {f}", snap.backends[b].name.as_str());
             match &last {
                 Some((b, f @ Failure::Timeout(_))) => {
                     let e = ApiError::timeout(describe(*b, f));
@@ -153,11 +161,15 @@ async fn serve(
                     fail(rec, e, Outcome::FailClosedRuntime)
                 }
                 Some((b, f)) => {
-                    let e = ApiError::all_backends_failed(format!("all backends failed; last: {}", describe(*b, f)));
+                    let e = ApiError::all_backends_failed(format!(
+                        "all backends failed; last: {}",
+                        describe(*b, f)
+                    ));
                     fail(rec, e, Outcome::AllBackendsFailed)
                 }
                 None => {
-                    let e = ApiError::all_backends_failed("every backend of the route is quarantined");
+                    let e =
+                        ApiError::all_backends_failed("every backend of the route is quarantined");
                     fail(rec, e, Outcome::AllBackendsFailed)
                 }
             }

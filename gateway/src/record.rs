@@ -139,7 +139,12 @@ fn ms(d: Duration) -> f64 {
 
 impl RequestRecord {
     /// A record for a request received at `started`.
-    pub fn new(snapshot: Arc<RouterSnapshot>, metrics: Arc<Metrics>, request_id: String, started: Instant) -> Self {
+    pub fn new(
+        snapshot: Arc<RouterSnapshot>,
+        metrics: Arc<Metrics>,
+        request_id: String,
+        started: Instant,
+    ) -> Self {
         RequestRecord {
             snapshot,
             metrics,
@@ -173,23 +178,30 @@ impl RequestRecord {
         let elapsed = self.started.elapsed();
         let rule: Option<&Label> = self.rule.and_then(|i| snap.rule_names.get(i));
         let backend = self.backend.and_then(|i| snap.backends.get(i));
-        let router = RouterLabels { router: Arc::clone(&snap.name) };
+        let router = RouterLabels {
+            router: Arc::clone(&snap.name),
+        };
         let m = &self.metrics;
         m.requests
             .get_or_create(&RequestLabels {
                 router: Arc::clone(&snap.name),
                 rule: Arc::clone(rule.unwrap_or(&snap.empty_label)),
-                backend: backend.map_or_else(|| Arc::clone(&snap.empty_label), |b| Arc::clone(&b.name)),
+                backend: backend
+                    .map_or_else(|| Arc::clone(&snap.empty_label), |b| Arc::clone(&b.name)),
                 classification: snap.classification_label(&self.classifications),
                 outcome: outcome.as_str(),
             })
             .inc();
-        m.duration.get_or_create(&router).observe(elapsed.as_secs_f64());
+        m.duration
+            .get_or_create(&router)
+            .observe(elapsed.as_secs_f64());
         if let Some(ttfb) = self.ttfb {
             m.ttfb.get_or_create(&router).observe(ttfb.as_secs_f64());
         }
         if let Some(sent) = self.headers_sent {
-            let own = sent.duration_since(self.started).saturating_sub(self.upstream_wait);
+            let own = sent
+                .duration_since(self.started)
+                .saturating_sub(self.upstream_wait);
             m.overhead.get_or_create(&router).observe(own.as_secs_f64());
         }
         if outcome.is_fail_closed() {
@@ -230,7 +242,9 @@ impl RequestRecord {
 
     /// The tier of the backend that answered.
     pub fn backend_tier(&self) -> Option<Tier> {
-        self.backend.and_then(|i| self.snapshot.backends.get(i)).map(|b| b.tier)
+        self.backend
+            .and_then(|i| self.snapshot.backends.get(i))
+            .map(|b| b.tier)
     }
 }
 

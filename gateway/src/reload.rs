@@ -12,6 +12,7 @@ use std::time::Duration;
 use llmkube_operator::manifest::{LoadError, load_router};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::backend::ResolveOptions;
 use crate::metrics::ReloadLabels;
@@ -64,8 +65,13 @@ pub fn load_snapshot(
         path: display.clone(),
         source,
     })?;
-    let snapshot = RouterSnapshot::build(&manifest, resolve, previous, audit_dropped)
-        .map_err(|source| ReloadError::Build { path: display, source })?;
+    let snapshot =
+        RouterSnapshot::build(&manifest, resolve, previous, audit_dropped).map_err(|source| {
+            ReloadError::Build {
+                path: display,
+                source,
+            }
+        })?;
     Ok((snapshot, content_hash(&text)))
 }
 
@@ -76,14 +82,25 @@ fn content_hash(text: &str) -> u64 {
 }
 
 /// Reloads `path` into `state` unless its content is unchanged. Returns whether it swapped.
-pub fn reload(state: &AppState, path: &Path, name: Option<&str>, last_hash: &mut u64) -> Result<bool, ReloadError> {
+pub fn reload(
+    state: &AppState,
+    path: &Path,
+    name: Option<&str>,
+    last_hash: &mut u64,
+) -> Result<bool, ReloadError> {
     if let Ok(text) = std::fs::read_to_string(path)
         && content_hash(&text) == *last_hash
     {
         return Ok(false);
     }
     let current = state.router.load_full();
-    let result = load_snapshot(path, name, &state.resolve, &state.metrics.audit_dropped, Some(&current));
+    let result = load_snapshot(
+        path,
+        name,
+        &state.resolve,
+        &state.metrics.audit_dropped,
+        Some(&current),
+    );
     let label = |result| ReloadLabels { result };
     match result {
         Ok((snapshot, hash)) => {
@@ -93,60 +110,88 @@ pub fn reload(state: &AppState, path: &Path, name: Option<&str>, last_hash: &mut
             Ok(true)
         }
         Err(e) => {
-            state.metrics.reloads.get_or_create(&label("rejected")).inc();
+            state
+                .metrics
+                .reloads
+                .get_or_create(&label("rejected"))
+                .inc();
             Err(e)
         }
     }
 }
 
-/// Watches `path` (and SIGHUP) and reloads on change until the task is aborted.
-pub async fn watch(state: Arc<AppState>, path: PathBuf, name: Option<String>, mut last_hash: u64) {
+/// Starts watching `path` (and SIGHUP) and reloads on change until the task is aborted.
+///
+/// The watch is registered before this returns, so no change made afterwards is missed.
+pub fn spawn_watcher(
+    state: Arc<AppState>,
+    path: PathBuf,
+    name: Option<String>,
+    mut last_hash: u64,
+) -> JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let notify_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
         let _ = notify_tx.try_send(());
     })
     .and_then(|mut w| {
         use notify::Watcher;
-        w.watch(&dir, notify::RecursiveMode::NonRecursive).map(|()| w)
+        w.watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map(|()| w)
     });
     // Without a working watcher (e.g. inotify limits), poll instead.
     let poll_every = match &watcher {
         Ok(_) => None,
         Err(e) => {
-            tracing::warn!("cannot watch {}: {e}; polling every 2s instead", dir.display());
+            tracing::warn!(
+                "cannot watch {}: {e}; polling every 2s instead",
+                dir.display()
+            );
             Some(Duration::from_secs(2))
         }
     };
     spawn_sighup(tx);
-    loop {
-        match poll_every {
-            Some(every) => {
-                let _ = tokio::time::timeout(every, rx.recv()).await;
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        loop {
+            match poll_every {
+                Some(every) => {
+                    let _ = tokio::time::timeout(every, rx.recv()).await;
+                }
+                None => {
+                    if rx.recv().await.is_none() {
+                        return;
+                    }
+                }
             }
-            None => {
-                if rx.recv().await.is_none() {
-                    return;
+            // Let a burst of writes settle, then reload once.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            match reload(&state, &path, name.as_deref(), &mut last_hash) {
+                Ok(true) => {
+                    tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!("router reload refused, the previous router keeps serving: {e}")
                 }
             }
         }
-        // Let a burst of writes settle, then reload once.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        while rx.try_recv().is_ok() {}
-        match reload(&state, &path, name.as_deref(), &mut last_hash) {
-            Ok(true) => tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded"),
-            Ok(false) => {}
-            Err(e) => tracing::error!("router reload refused, the previous router keeps serving: {e}"),
-        }
-    }
+    })
 }
 
 fn spawn_sighup(tx: mpsc::Sender<()>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
             let _ = tx.try_send(());
         }

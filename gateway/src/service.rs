@@ -14,15 +14,27 @@ use crate::proxy::proxy;
 use crate::state::AppState;
 
 const PROXIED: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
-const OTHER: [&str; 6] = ["/v1/models", "/healthz", "/health", "/readyz", "/metrics", "/"];
+const OTHER: [&str; 6] = [
+    "/v1/models",
+    "/healthz",
+    "/health",
+    "/readyz",
+    "/metrics",
+    "/",
+];
 
 /// Handles one request.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<GatewayBody>, Infallible> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
     let started = Instant::now();
     let request_id = request_id(&req);
     let path = req.uri().path();
     let mut resp = match (req.method(), path) {
-        (&Method::POST, p) if PROXIED.contains(&p) => proxy(&state, req, started, &request_id).await,
+        (&Method::POST, p) if PROXIED.contains(&p) => {
+            proxy(&state, req, started, &request_id).await
+        }
         (&Method::GET, "/v1/models") => json(state.router.load().models_body.clone()),
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
@@ -30,7 +42,9 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
         }
         (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/metrics") => metrics(&state),
-        (m, p) if PROXIED.contains(&p) || OTHER.contains(&p) => ApiError::method_not_allowed(m, p).into_response(),
+        (m, p) if PROXIED.contains(&p) || OTHER.contains(&p) => {
+            ApiError::method_not_allowed(m, p).into_response()
+        }
         (_, p) => ApiError::not_found(p).into_response(),
     };
     resp.headers_mut().insert("x-request-id", request_id);
@@ -38,7 +52,10 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
 }
 
 /// Serves only `/metrics` and the probes (the separate metrics listener).
-pub async fn handle_metrics(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<GatewayBody>, Infallible> {
+pub async fn handle_metrics(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => metrics(&state),
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
@@ -53,7 +70,8 @@ fn request_id(req: &Request<Incoming>) -> HeaderValue {
         .filter(|v| {
             let b = v.as_bytes();
             (1..=128).contains(&b.len())
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
         })
         .cloned()
         .unwrap_or_else(|| {
@@ -74,8 +92,10 @@ fn metrics(state: &AppState) -> Response<GatewayBody> {
 
 fn json(body: bytes::Bytes) -> Response<GatewayBody> {
     let mut resp = Response::new(GatewayBody::full(body));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 

@@ -40,7 +40,10 @@ impl ProxySettings {
     fn from_spec(spec: &ModelRouterSpec) -> Self {
         let p = spec.proxy.clone().unwrap_or_default();
         ProxySettings {
-            quarantine: defaults::duration_or(p.quarantine_duration.as_deref(), defaults::QUARANTINE),
+            quarantine: defaults::duration_or(
+                p.quarantine_duration.as_deref(),
+                defaults::QUARANTINE,
+            ),
             response_header_timeout: defaults::duration_or(
                 p.response_header_timeout.as_deref(),
                 defaults::RESPONSE_HEADER_TIMEOUT,
@@ -53,7 +56,9 @@ impl ProxySettings {
                 .max_stream_duration
                 .as_deref()
                 .map(|d| defaults::duration_or(Some(d), Duration::ZERO)),
-            max_body_bytes: p.max_request_body_bytes.unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),
+            max_body_bytes: p
+                .max_request_body_bytes
+                .unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),
         }
     }
 }
@@ -115,44 +120,69 @@ impl RouterSnapshot {
         let spec = &manifest.spec;
         let table = RoutingTable::new(spec).map_err(BuildError::Invalid)?;
         let old_health: HashMap<&str, &Arc<BackendHealth>> = previous
-            .map(|p| p.backends.iter().map(|b| (b.name.as_str(), &b.health)).collect())
+            .map(|p| {
+                p.backends
+                    .iter()
+                    .map(|b| (b.name.as_str(), &b.health))
+                    .collect()
+            })
             .unwrap_or_default();
         let backends = resolve_backends(&spec.backends, manifest.namespace(), opts, |name| {
-            old_health.get(name).map(|h| Arc::clone(h)).unwrap_or_default()
+            old_health
+                .get(name)
+                .map(|h| Arc::clone(h))
+                .unwrap_or_default()
         })
         .map_err(|errors| BuildError::Invalid(ValidationErrors(errors)))?;
 
-        let audit_spec = spec.policy.as_ref().and_then(|p| p.audit_log.clone()).unwrap_or_default();
+        let audit_spec = spec
+            .policy
+            .as_ref()
+            .and_then(|p| p.audit_log.clone())
+            .unwrap_or_default();
         let target = match (audit_spec.sink.unwrap_or_default(), &audit_spec.file_path) {
             (AuditSink::File, Some(path)) => AuditTarget::File(path.into()),
             (AuditSink::Otlp, _) => {
-                tracing::warn!("auditLog sink otlp is not supported by this gateway; writing audit lines to stdout");
+                tracing::warn!(
+                    "auditLog sink otlp is not supported by this gateway; writing audit lines to stdout"
+                );
                 AuditTarget::Stdout
             }
             _ => AuditTarget::Stdout,
         };
         let audit = match previous {
             Some(p) if *p.audit.target() == target => Arc::clone(&p.audit),
-            _ => Arc::new(AuditWriter::start(target.clone(), audit_dropped.clone()).map_err(|source| {
-                BuildError::Audit {
-                    path: format!("{target:?}"),
-                    source,
-                }
-            })?),
+            _ => Arc::new(
+                AuditWriter::start(target.clone(), audit_dropped.clone()).map_err(|source| {
+                    BuildError::Audit {
+                        path: format!("{target:?}"),
+                        source,
+                    }
+                })?,
+            ),
         };
         if spec.policy.as_ref().is_some_and(|p| !p.budgets.is_empty()) {
             tracing::warn!("policy.budgets are accepted but not enforced by this gateway version");
         }
 
         let mut known: Vec<String> = table.sensitive.clone();
-        known.extend(table.rules.iter().flat_map(|r| r.classifications.iter().cloned()));
+        known.extend(
+            table
+                .rules
+                .iter()
+                .flat_map(|r| r.classifications.iter().cloned()),
+        );
         known.sort();
         known.dedup();
 
         Ok(RouterSnapshot {
             name: Arc::new(manifest.metadata.name.clone()),
             namespace: manifest.namespace().to_owned(),
-            rule_names: table.rules.iter().map(|r| Arc::new(r.name.clone())).collect(),
+            rule_names: table
+                .rules
+                .iter()
+                .map(|r| Arc::new(r.name.clone()))
+                .collect(),
             models_body: models_body(&table, &backends),
             table,
             backends,

@@ -62,7 +62,9 @@ impl AppState {
         }
         self.metrics
             .active_backends
-            .get_or_create(&RouterLabels { router: Arc::clone(&snap.name) })
+            .get_or_create(&RouterLabels {
+                router: Arc::clone(&snap.name),
+            })
             .set(active);
     }
 }

@@ -36,13 +36,20 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .collect::<Result<_, _>>()
         .map_err(|e| pem_err("certificate chain", cert, e.to_string()))?;
     if chain.is_empty() {
-        return Err(pem_err("certificate chain", cert, "no certificates found".into()));
+        return Err(pem_err(
+            "certificate chain",
+            cert,
+            "no certificates found".into(),
+        ));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err("private key", key, e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| pem_err("private key", key, e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

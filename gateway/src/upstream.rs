@@ -42,7 +42,10 @@ pub enum ClientError {
 }
 
 /// Builds the pooled client; `extra_ca` is a PEM bundle trusted in addition to the system roots.
-pub fn build_client(extra_ca: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+pub fn build_client(
+    extra_ca: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<HttpClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
@@ -63,14 +66,22 @@ pub fn build_client(extra_ca: Option<&Path>, connect_timeout: Duration) -> Resul
         }
     }
     if roots.is_empty() {
-        tracing::warn!("no trusted CA certificates found; https backends will fail (use --extra-ca-file)");
+        tracing::warn!(
+            "no trusted CA certificates found; https backends will fail (use --extra-ca-file)"
+        );
     } else {
-        tracing::debug!(system_roots = added, total = roots.len(), "upstream TLS trust store loaded");
+        tracing::debug!(
+            system_roots = added,
+            total = roots.len(),
+            "upstream TLS trust store loaded"
+        );
     }
-    let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -102,7 +113,13 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Headers that must not reach a cloud-tier backend besides `x-llmkube-*`.
-const INTERNAL_ONLY: [&str; 5] = ["cookie", "forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host"];
+const INTERNAL_ONLY: [&str; 5] = [
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-forwarded-host",
+];
 
 fn is_hop_by_hop(name: &HeaderName, inbound: &HeaderMap) -> bool {
     let n = name.as_str();
@@ -117,7 +134,12 @@ fn is_hop_by_hop(name: &HeaderName, inbound: &HeaderMap) -> bool {
 }
 
 /// Whether `name` may be forwarded to a backend of `tier`.
-pub fn forwardable(name: &HeaderName, inbound: &HeaderMap, tier: Tier, classification_header: &str) -> bool {
+pub fn forwardable(
+    name: &HeaderName,
+    inbound: &HeaderMap,
+    tier: Tier,
+    classification_header: &str,
+) -> bool {
     let n = name.as_str();
     if is_hop_by_hop(name, inbound)
         || matches!(n, "host" | "content-length" | "authorization" | "x-api-key")
@@ -125,7 +147,9 @@ pub fn forwardable(name: &HeaderName, inbound: &HeaderMap, tier: Tier, classific
         return false;
     }
     tier == Tier::Local
-        || !(n.starts_with("x-llmkube-") || n == classification_header || INTERNAL_ONLY.contains(&n))
+        || !(n.starts_with("x-llmkube-")
+            || n == classification_header
+            || INTERNAL_ONLY.contains(&n))
 }
 
 /// Builds the request for one attempt on `target`.
@@ -204,7 +228,12 @@ mod tests {
         assert_eq!(allowed(Tier::Cloud), ["content-type", "x-team"]);
         assert_eq!(
             allowed(Tier::Local),
-            ["content-type", "cookie", "x-llmkube-classification", "x-team"]
+            [
+                "content-type",
+                "cookie",
+                "x-llmkube-classification",
+                "x-team"
+            ]
         );
     }
 }

@@ -36,7 +36,10 @@ pub fn sensitive_classifications(spec: &ModelRouterSpec) -> BTreeSet<String> {
         .and_then(|c| c.sensitive_classifications.as_ref())
     {
         Some(list) => list.iter().map(|v| v.trim().to_ascii_lowercase()).collect(),
-        None => SENSITIVE_CLASSIFICATIONS.iter().map(|s| (*s).to_owned()).collect(),
+        None => SENSITIVE_CLASSIFICATIONS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
     }
 }
 
@@ -66,5 +69,7 @@ pub fn backend_name_match(spec: &ModelRouterSpec) -> bool {
 
 /// A duration field that validation has already checked, or its default.
 pub fn duration_or(value: Option<&str>, default: Duration) -> Duration {
-    value.and_then(|v| parse_duration(v).ok()).unwrap_or(default)
+    value
+        .and_then(|v| parse_duration(v).ok())
+        .unwrap_or(default)
 }

@@ -65,8 +65,8 @@ pub enum LoadError {
 pub fn load_router(yaml: &str, name: Option<&str>) -> Result<RouterManifest, LoadError> {
     let mut routers = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(yaml) {
-        let value = serde_json::Value::deserialize(document)
-            .map_err(|e| LoadError::Yaml(e.to_string()))?;
+        let value =
+            serde_json::Value::deserialize(document).map_err(|e| LoadError::Yaml(e.to_string()))?;
         if value.get("kind").and_then(|k| k.as_str()) == Some("ModelRouter") {
             routers.push(value);
         }
@@ -155,8 +155,8 @@ fn json_path(path: &serde_ignored::Path<'_>) -> String {
                 format!("{parent}.{key}")
             }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            json_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => json_path(parent),
     }
 }

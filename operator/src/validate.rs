@@ -110,7 +110,10 @@ fn check_backends<'a>(spec: &'a ModelRouterSpec, c: &mut Collector) -> HashMap<&
             index.insert(b.name.as_str(), first);
             c.push(
                 format!("{path}.name"),
-                format!("duplicate backend name {:?} (also spec.backends[{first}])", b.name),
+                format!(
+                    "duplicate backend name {:?} (also spec.backends[{first}])",
+                    b.name
+                ),
             );
         }
         if let Some(first) = model_ids.insert(b.model_id(), i)
@@ -160,7 +163,10 @@ fn check_backends<'a>(spec: &'a ModelRouterSpec, c: &mut Collector) -> HashMap<&
                     c.push(format!("{path}.external.url"), why);
                 }
                 if ext.model.as_deref() == Some("") {
-                    c.push(format!("{path}.external.model"), "must not be empty when set");
+                    c.push(
+                        format!("{path}.external.model"),
+                        "must not be empty when set",
+                    );
                 }
             }
         }
@@ -189,12 +195,18 @@ fn check_rules(
             names.insert(rule.name.as_str(), first);
             c.push(
                 format!("{path}.name"),
-                format!("duplicate rule name {:?} (also spec.rules[{first}])", rule.name),
+                format!(
+                    "duplicate rule name {:?} (also spec.rules[{first}])",
+                    rule.name
+                ),
             );
         }
         check_timeout(rule.timeout.as_deref(), &format!("{path}.timeout"), c);
         if rule.route.backends.is_empty() {
-            c.push(format!("{path}.route.backends"), "at least one backend is required");
+            c.push(
+                format!("{path}.route.backends"),
+                "at least one backend is required",
+            );
         }
         let mut route_backends = Vec::new();
         for (j, name) in rule.route.backends.iter().enumerate() {
@@ -244,8 +256,14 @@ fn check_rules(
                 );
             }
         }
-        if m.task_complexity.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            c.push(format!("{path}.match.taskComplexity"), "must not be empty when set");
+        if m.task_complexity
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            c.push(
+                format!("{path}.match.taskComplexity"),
+                "must not be empty when set",
+            );
         }
         for name in m.headers.keys() {
             if !is_header_name(name) {
@@ -300,7 +318,10 @@ fn check_policy(spec: &ModelRouterSpec, c: &mut Collector) {
         && audit.sink == Some(AuditSink::File)
         && audit.file_path.as_deref().is_none_or(str::is_empty)
     {
-        c.push("spec.policy.auditLog.filePath", "is required when sink is file");
+        c.push(
+            "spec.policy.auditLog.filePath",
+            "is required when sink is file",
+        );
     }
     for (i, budget) in policy.budgets.iter().enumerate() {
         let path = format!("spec.policy.budgets[{i}]");
@@ -368,7 +389,12 @@ fn check_timeout(value: Option<&str>, path: &str, c: &mut Collector) {
     check_duration(value, path, TIMEOUT_RANGE, c);
 }
 
-fn check_duration(value: Option<&str>, path: &str, (min, max): (Duration, Duration), c: &mut Collector) {
+fn check_duration(
+    value: Option<&str>,
+    path: &str,
+    (min, max): (Duration, Duration),
+    c: &mut Collector,
+) {
     let Some(text) = value else { return };
     match parse_duration(text) {
         Err(e) => c.push(path, e.to_string()),
@@ -412,7 +438,10 @@ pub fn check_model_glob(pattern: &str) -> Result<(), String> {
     if pattern.len() > 256 {
         return Err("is longer than 256 bytes".to_owned());
     }
-    match pattern.chars().find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\')) {
+    match pattern
+        .chars()
+        .find(|c| matches!(c, '[' | ']' | '{' | '}' | '\\'))
+    {
         Some(ch) => Err(format!(
             "{pattern:?} uses {ch:?}; model globs support only '*' and '?'"
         )),

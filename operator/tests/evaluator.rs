@@ -62,19 +62,60 @@ fn first_matching_rule_wins_and_fields_are_anded() {
   defaultRoute: local-a
 "
     ));
-    let r = routed(decide(&t, &Req { model: "gpt-4o", headers: vec![("x-team", "x")], ..Default::default() }));
-    assert_eq!((r.via, r.backends), (Via::Rule(0), vec![2]));
-    let r = routed(decide(&t, &Req { model: "llama", headers: vec![("x-team", "x")], ..Default::default() }));
-    assert_eq!(r.via, Via::Rule(1), "model glob must hold too");
-    let r = routed(decide(&t, &Req { model: "gpt-4o", headers: vec![("x-team", "X")], ..Default::default() }));
-    assert_eq!(r.via, Via::DefaultRoute, "header values are exact");
-    let r = routed(decide(&t, &Req { complexity: Some(" HIGH "), ..Default::default() }));
-    assert_eq!((r.via, r.strategy, r.timeout), (Via::Rule(2), Strategy::Weighted, Some(std::time::Duration::from_secs(5))));
     let r = routed(decide(
         &t,
-        &Req { headers: vec![("x-team", "y"), ("x-team", "x")], ..Default::default() },
+        &Req {
+            model: "gpt-4o",
+            headers: vec![("x-team", "x")],
+            ..Default::default()
+        },
     ));
-    assert_eq!(r.via, Via::Rule(1), "any occurrence of a repeated header counts");
+    assert_eq!((r.via, r.backends), (Via::Rule(0), vec![2]));
+    let r = routed(decide(
+        &t,
+        &Req {
+            model: "llama",
+            headers: vec![("x-team", "x")],
+            ..Default::default()
+        },
+    ));
+    assert_eq!(r.via, Via::Rule(1), "model glob must hold too");
+    let r = routed(decide(
+        &t,
+        &Req {
+            model: "gpt-4o",
+            headers: vec![("x-team", "X")],
+            ..Default::default()
+        },
+    ));
+    assert_eq!(r.via, Via::DefaultRoute, "header values are exact");
+    let r = routed(decide(
+        &t,
+        &Req {
+            complexity: Some(" HIGH "),
+            ..Default::default()
+        },
+    ));
+    assert_eq!(
+        (r.via, r.strategy, r.timeout),
+        (
+            Via::Rule(2),
+            Strategy::Weighted,
+            Some(std::time::Duration::from_secs(5))
+        )
+    );
+    let r = routed(decide(
+        &t,
+        &Req {
+            headers: vec![("x-team", "y"), ("x-team", "x")],
+            ..Default::default()
+        },
+    ));
+    assert_eq!(
+        r.via,
+        Via::Rule(1),
+        "any occurrence of a repeated header counts"
+    );
 }
 
 #[test]
@@ -92,7 +133,13 @@ fn model_globs_support_star_and_question_mark_across_slashes() {
         ("exactly", false),
         ("", false),
     ] {
-        let d = decide(&t, &Req { model, ..Default::default() });
+        let d = decide(
+            &t,
+            &Req {
+                model,
+                ..Default::default()
+            },
+        );
         assert_eq!(matches!(d, Decision::Route(_)), hit, "{model:?}");
     }
 }
@@ -118,37 +165,105 @@ fn classification_membership_and_sensitivity() {
   defaultRouteStrategy: BackendNameMatch
 "
     ));
-    let r = routed(decide(&t, &Req { classes: classes(&["public", "pii"]), ..Default::default() }));
-    assert_eq!((r.via, r.fail_closed, r.sensitive), (Via::Rule(0), true, true));
+    let r = routed(decide(
+        &t,
+        &Req {
+            classes: classes(&["public", "pii"]),
+            ..Default::default()
+        },
+    ));
+    assert_eq!(
+        (r.via, r.fail_closed, r.sensitive),
+        (Via::Rule(0), true, true)
+    );
     // A sensitive request that matches a non-sensitive rule keeps only its local backends.
-    let r = routed(decide(&t, &Req { classes: classes(&["internal", "phi"]), ..Default::default() }));
-    assert_eq!((r.via, r.backends.clone(), r.fail_closed), (Via::Rule(1), vec![1], true));
+    let r = routed(decide(
+        &t,
+        &Req {
+            classes: classes(&["internal", "phi"]),
+            ..Default::default()
+        },
+    ));
+    assert_eq!(
+        (r.via, r.backends.clone(), r.fail_closed),
+        (Via::Rule(1), vec![1], true)
+    );
     // Not sensitive: the same rule may use the cloud.
-    let r = routed(decide(&t, &Req { classes: classes(&["internal"]), ..Default::default() }));
+    let r = routed(decide(
+        &t,
+        &Req {
+            classes: classes(&["internal"]),
+            ..Default::default()
+        },
+    ));
     assert_eq!(r.backends, vec![2, 1]);
     // A sensitive request never reaches a cloud backend by name or by default route.
     assert_eq!(
-        decide(&t, &Req { model: "gpt-x", classes: classes(&["phi"]), ..Default::default() }),
+        decide(
+            &t,
+            &Req {
+                model: "gpt-x",
+                classes: classes(&["phi"]),
+                ..Default::default()
+            }
+        ),
         Decision::Deny(Deny::FailClosed { rule: None })
     );
-    let r = routed(decide(&t, &Req { model: "llama-b", classes: classes(&["phi"]), ..Default::default() }));
+    let r = routed(decide(
+        &t,
+        &Req {
+            model: "llama-b",
+            classes: classes(&["phi"]),
+            ..Default::default()
+        },
+    ));
     assert_eq!((r.via, r.backends), (Via::BackendName, vec![1]));
 }
 
 #[test]
 fn backend_name_match_uses_published_ids_then_default_then_no_route() {
-    let t = table(&format!("{BACKENDS}  defaultRouteStrategy: BackendNameMatch\n"));
-    let r = routed(decide(&t, &Req { model: "llama-b", ..Default::default() }));
+    let t = table(&format!(
+        "{BACKENDS}  defaultRouteStrategy: BackendNameMatch\n"
+    ));
+    let r = routed(decide(
+        &t,
+        &Req {
+            model: "llama-b",
+            ..Default::default()
+        },
+    ));
     assert_eq!((r.via, r.backends), (Via::BackendName, vec![1]));
-    let r = routed(decide(&t, &Req { model: "local-a", ..Default::default() }));
-    assert_eq!(r.backends, vec![0], "a backend without displayName is published by name");
+    let r = routed(decide(
+        &t,
+        &Req {
+            model: "local-a",
+            ..Default::default()
+        },
+    ));
     assert_eq!(
-        decide(&t, &Req { model: "local-b", ..Default::default() }),
+        r.backends,
+        vec![0],
+        "a backend without displayName is published by name"
+    );
+    assert_eq!(
+        decide(
+            &t,
+            &Req {
+                model: "local-b",
+                ..Default::default()
+            }
+        ),
         Decision::Deny(Deny::NoRoute),
         "local-b is published as llama-b, so its bare name is not an id"
     );
     let t = table(&format!("{BACKENDS}  defaultRoute: local-a\n"));
-    let r = routed(decide(&t, &Req { model: "llama-b", ..Default::default() }));
+    let r = routed(decide(
+        &t,
+        &Req {
+            model: "llama-b",
+            ..Default::default()
+        },
+    ));
     assert_eq!(r.via, Via::DefaultRoute, "Static strategy ignores names");
 }
 
@@ -162,11 +277,23 @@ fn fail_closed_rules_never_fall_through() {
 "
     ));
     // `secret` is not sensitive here, so the rule routes to the cloud as written.
-    let r = routed(decide(&t, &Req { classes: classes(&["secret"]), ..Default::default() }));
+    let r = routed(decide(
+        &t,
+        &Req {
+            classes: classes(&["secret"]),
+            ..Default::default()
+        },
+    ));
     assert_eq!(r.backends, vec![2]);
     // With a sensitive class too, the cloud is excluded and the fail-closed rule denies.
     assert_eq!(
-        decide(&t, &Req { classes: classes(&["secret", "pii"]), ..Default::default() }),
+        decide(
+            &t,
+            &Req {
+                classes: classes(&["secret", "pii"]),
+                ..Default::default()
+            }
+        ),
         Decision::Deny(Deny::FailClosed { rule: Some(0) })
     );
 }

@@ -10,7 +10,8 @@ fn errors(yaml: &str) -> Vec<String> {
     }
 }
 
-const HEAD: &str = "apiVersion: inference.llmkube.dev/v1alpha1\nkind: ModelRouter\nmetadata: {name: r}\n";
+const HEAD: &str =
+    "apiVersion: inference.llmkube.dev/v1alpha1\nkind: ModelRouter\nmetadata: {name: r}\n";
 
 #[test]
 fn the_seed_secure_router_loads_unchanged() {
@@ -68,7 +69,11 @@ fn every_problem_is_listed_with_its_path() {
         "spec.defaultRoute: unknown backend \"nowhere\"",
     ];
     for want in expect {
-        assert!(errs.iter().any(|e| e.starts_with(want)), "missing {want:?} in:\n{}", errs.join("\n"));
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in:\n{}",
+            errs.join("\n")
+        );
     }
 }
 
@@ -86,7 +91,8 @@ fn typos_and_wrong_types_are_refused_by_path() {
     );
     let errs = errors(&yaml);
     assert!(
-        errs.iter().any(|e| e.starts_with("spec.rules[0]") && e.contains("round-robin")),
+        errs.iter()
+            .any(|e| e.starts_with("spec.rules[0]") && e.contains("round-robin")),
         "{errs:?}"
     );
     let yaml = format!(
@@ -100,8 +106,14 @@ fn typos_and_wrong_types_are_refused_by_path() {
 "
     );
     let errs = errors(&yaml);
-    assert!(errs.contains(&"spec.rules[0].match.dataClasification: unknown field".to_owned()), "{errs:?}");
-    assert!(errs.contains(&"spec.rules[0].failclosed: unknown field".to_owned()), "{errs:?}");
+    assert!(
+        errs.contains(&"spec.rules[0].match.dataClasification: unknown field".to_owned()),
+        "{errs:?}"
+    );
+    assert!(
+        errs.contains(&"spec.rules[0].failclosed: unknown field".to_owned()),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -115,20 +127,34 @@ fn sensitive_set_and_external_default_tier_drive_the_gate() {
     );
     assert!(errors(&yaml).iter().any(|e| e.contains("is tier cloud")));
     // ...unless phi is not sensitive for this router.
-    let yaml = format!(
-        "{yaml}  policy: {{classification: {{sensitiveClassifications: [secret]}}}}\n"
-    );
+    let yaml =
+        format!("{yaml}  policy: {{classification: {{sensitiveClassifications: [secret]}}}}\n");
     load_router(&yaml, None).unwrap();
 }
 
 #[test]
 fn multi_document_files_pick_the_router() {
-    let one = format!("{HEAD}spec: {{backends: [{{name: a, inferenceServiceRef: {{name: a}}}}]}}\n");
+    let one =
+        format!("{HEAD}spec: {{backends: [{{name: a, inferenceServiceRef: {{name: a}}}}]}}\n");
     let two = one.replace("name: r}", "name: s}");
-    let file = format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: pvc}}\n---\n{one}---\n{two}");
-    assert!(matches!(load_router(&file, None), Err(LoadError::Ambiguous(_))));
+    let file = format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: pvc}}\n---\n{one}---\n{two}"
+    );
+    assert!(matches!(
+        load_router(&file, None),
+        Err(LoadError::Ambiguous(_))
+    ));
     assert_eq!(load_router(&file, Some("s")).unwrap().metadata.name, "s");
-    assert!(matches!(load_router(&file, Some("t")), Err(LoadError::NoSuchName(_))));
-    assert!(matches!(load_router("kind: Model\n", None), Err(LoadError::NotFound)));
-    assert!(matches!(load_router(": : :", None), Err(LoadError::Yaml(_))));
+    assert!(matches!(
+        load_router(&file, Some("t")),
+        Err(LoadError::NoSuchName(_))
+    ));
+    assert!(matches!(
+        load_router("kind: Model\n", None),
+        Err(LoadError::NotFound)
+    ));
+    assert!(matches!(
+        load_router(": : :", None),
+        Err(LoadError::Yaml(_))
+    ));
 }

@@ -96,11 +96,20 @@ pub struct MockUpstream {
 impl MockUpstream {
     /// Starts a mock named `name` on a free loopback port.
     pub async fn start(name: &str) -> std::io::Result<Self> {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), name, Behavior::default()).await
+        Self::start_on(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            name,
+            Behavior::default(),
+        )
+        .await
     }
 
     /// Starts a mock on `addr` with `behavior`.
-    pub async fn start_on(addr: SocketAddr, name: &str, behavior: Behavior) -> std::io::Result<Self> {
+    pub async fn start_on(
+        addr: SocketAddr,
+        name: &str,
+        behavior: Behavior,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -111,7 +120,11 @@ impl MockUpstream {
             connections: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared))).abort_handle();
-        Ok(MockUpstream { addr, shared, accept })
+        Ok(MockUpstream {
+            addr,
+            shared,
+            accept,
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -175,7 +188,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let builder = Arc::clone(&builder);
         let task = tokio::spawn(async move {
             let service = service_fn(move |req| handle(Arc::clone(&shared2), req));
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
         let mut conns = lock(&shared.connections);
         conns.retain(|c| !c.is_finished());
@@ -190,22 +205,38 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         self.0.poll_recv(cx)
     }
 }
 
 type MockBody = http_body_util::Either<http_body_util::Full<Bytes>, ChannelBody>;
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<MockBody>, Infallible> {
     let behavior = lock(&shared.behavior).clone();
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    shared.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    shared
+        .count
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if behavior.record {
         lock(&shared.requests).push(Recorded {
             method: parts.method.clone(),
-            path: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
             headers: parts.headers.clone(),
             body: body.clone(),
         });
@@ -214,29 +245,53 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         tokio::time::sleep(behavior.header_delay).await;
     }
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let model = request.get("model").and_then(|m| m.as_str()).unwrap_or("mock").to_owned();
-    let stream = request.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
+    let model = request
+        .get("model")
+        .and_then(|m| m.as_str())
+        .unwrap_or("mock")
+        .to_owned();
+    let stream = request
+        .get("stream")
+        .and_then(|s| s.as_bool())
+        .unwrap_or(false);
     let status = StatusCode::from_u16(behavior.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let path = parts.uri.path();
     let mut resp = if !status.is_success() {
-        json(status, serde_json::json!({"error": {"message": format!("{} answered {status}", shared.name), "type": "mock_error", "param": null, "code": status.as_u16()}}))
+        json(
+            status,
+            serde_json::json!({"error": {"message": format!("{} answered {status}", shared.name), "type": "mock_error", "param": null, "code": status.as_u16()}}),
+        )
     } else if parts.method == Method::GET && path == "/v1/models" {
-        json(status, serde_json::json!({"object": "list", "data": [{"id": shared.name, "object": "model", "created": 0, "owned_by": "mock"}]}))
+        json(
+            status,
+            serde_json::json!({"object": "list", "data": [{"id": shared.name, "object": "model", "created": 0, "owned_by": "mock"}]}),
+        )
     } else if parts.method != Method::POST {
-        json(StatusCode::NOT_FOUND, serde_json::json!({"error": {"message": "not found", "type": "invalid_request_error", "param": null, "code": null}}))
+        json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": {"message": "not found", "type": "invalid_request_error", "param": null, "code": null}}),
+        )
     } else if stream {
         sse(&shared.name, &model, &behavior)
     } else {
         json(status, completion(path, &shared.name, &model))
     };
-    resp.headers_mut().insert("x-mock-backend", HeaderValue::from_str(&shared.name).unwrap_or(HeaderValue::from_static("mock")));
+    resp.headers_mut().insert(
+        "x-mock-backend",
+        HeaderValue::from_str(&shared.name).unwrap_or(HeaderValue::from_static("mock")),
+    );
     Ok(resp)
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<MockBody> {
-    let mut resp = Response::new(http_body_util::Either::Left(http_body_util::Full::new(Bytes::from(value.to_string()))));
+    let mut resp = Response::new(http_body_util::Either::Left(http_body_util::Full::new(
+        Bytes::from(value.to_string()),
+    )));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -276,15 +331,28 @@ fn sse(name: &str, model: &str, behavior: &Behavior) -> Response<MockBody> {
                 tokio::time::sleep(b.chunk_gap).await;
             }
             if b.break_after_chunks == Some(i) {
-                let _ = tx.send(Err(std::io::Error::other("mock stream broken"))).await;
+                // Like a crash after the earlier chunks went out: let them reach the wire first
+                // (hyper drops unflushed data when a body fails).
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = tx
+                    .send(Err(std::io::Error::other("mock stream broken")))
+                    .await;
                 return;
             }
-            let delta = if i == 0 { format!("Hello from {name}") } else { format!(" token{i}") };
+            let delta = if i == 0 {
+                format!("Hello from {name}")
+            } else {
+                format!(" token{i}")
+            };
             let chunk = serde_json::json!({
                 "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
                 "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}],
             });
-            if tx.send(Ok(Frame::data(Bytes::from(format!("data: {chunk}\n\n"))))).await.is_err() {
+            if tx
+                .send(Ok(Frame::data(Bytes::from(format!("data: {chunk}\n\n")))))
+                .await
+                .is_err()
+            {
                 return;
             }
             if b.stall_after_first_chunk {
@@ -297,10 +365,18 @@ fn sse(name: &str, model: &str, behavior: &Behavior) -> Response<MockBody> {
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
             "usage": usage(),
         });
-        let _ = tx.send(Ok(Frame::data(Bytes::from(format!("data: {last}\n\ndata: [DONE]\n\n"))))).await;
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::from(format!(
+                "data: {last}\n\ndata: [DONE]\n\n"
+            )))))
+            .await;
     });
     let mut resp = Response::new(http_body_util::Either::Right(ChannelBody(rx)));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }

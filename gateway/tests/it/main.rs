@@ -1,1 +1,10 @@
+//! Gateway integration tests: real HTTP over loopback against in-process mock backends.
 
+mod dispatch;
+mod errors;
+mod observability;
+mod openai_sdk;
+mod reload;
+mod routing;
+mod streaming;
+mod support;

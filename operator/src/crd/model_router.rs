@@ -183,7 +183,11 @@ pub struct CostPerMillionTokens {
     #[serde(rename = "promptUSD", default, skip_serializing_if = "Option::is_none")]
     pub prompt_usd: Option<String>,
     /// USD per million completion tokens.
-    #[serde(rename = "completionUSD", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "completionUSD",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub completion_usd: Option<String>,
 }
 
@@ -235,7 +239,11 @@ pub struct RuleMatch {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_capabilities: Vec<String>,
     /// Latency objective in milliseconds. Informational: recorded, not matched (as in the original).
-    #[serde(rename = "latencySLOMs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latencySLOMs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latency_slo_ms: Option<u32>,
     /// Request headers that must be present with exactly these values (names case-insensitive).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -24,7 +24,12 @@ impl RoutingTable {
             if !rule_matches(rule, facts) {
                 continue;
             }
-            let backends: Vec<usize> = rule.backends.iter().copied().filter(|&b| allowed(b)).collect();
+            let backends: Vec<usize> = rule
+                .backends
+                .iter()
+                .copied()
+                .filter(|&b| allowed(b))
+                .collect();
             if !backends.is_empty() {
                 return Decision::Route(Route {
                     via: Via::Rule(i),
@@ -76,7 +81,10 @@ fn rule_matches(rule: &RuleEntry, facts: &RequestFacts<'_>) -> bool {
     // A rule whose route lost every backend to `requiredCapabilities` never matches.
     !rule.backends.is_empty()
         && (rule.classifications.is_empty()
-            || facts.classifications.iter().any(|c| rule.classifications.contains(c)))
+            || facts
+                .classifications
+                .iter()
+                .any(|c| rule.classifications.contains(c)))
         && rule.task_complexity.as_deref().is_none_or(|want| {
             facts
                 .task_complexity

@@ -51,7 +51,9 @@ pub struct RuleEntry {
 impl RuleEntry {
     /// Whether the request's model matches `match.models` (true when there are none).
     pub fn model_matches(&self, model: &str) -> bool {
-        self.model_set.as_ref().is_none_or(|set| set.is_match(model))
+        self.model_set
+            .as_ref()
+            .is_none_or(|set| set.is_match(model))
     }
 }
 
@@ -132,7 +134,10 @@ impl RoutingTable {
                         .iter()
                         .map(|c| c.trim().to_ascii_lowercase())
                         .collect(),
-                    task_complexity: m.task_complexity.as_deref().map(|t| t.trim().to_ascii_lowercase()),
+                    task_complexity: m
+                        .task_complexity
+                        .as_deref()
+                        .map(|t| t.trim().to_ascii_lowercase()),
                     headers,
                     model_set: glob_set(&models),
                     models,
@@ -150,7 +155,9 @@ impl RoutingTable {
             backends,
             rules,
             backend_name_match: defaults::backend_name_match(spec),
-            sensitive: defaults::sensitive_classifications(spec).into_iter().collect(),
+            sensitive: defaults::sensitive_classifications(spec)
+                .into_iter()
+                .collect(),
             classification_header: defaults::classification_header(spec),
             header_names,
         })

@@ -1,0 +1,215 @@
+//! Test harness: a gateway and mock backends on loopback, and a small HTTP client.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use llmkube_gateway::{GatewayConfig, RunningGateway, start};
+use llmkube_mock_upstream::MockUpstream;
+
+/// A gateway serving a router file in a temporary directory.
+pub struct Gw {
+    pub gw: RunningGateway,
+    pub dir: tempfile::TempDir,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Starts a gateway for `spec` (the YAML under `spec:`), dialing local backends at the given mocks.
+pub async fn gateway(spec: &str, local: &[(&str, &MockUpstream)]) -> Gw {
+    gateway_with(spec, local, |_| {}).await
+}
+
+/// Like [`gateway`], with a chance to adjust the config.
+pub async fn gateway_with(
+    spec: &str,
+    local: &[(&str, &MockUpstream)],
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> Gw {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.yaml");
+    std::fs::write(&path, router_yaml("test-router", spec)).unwrap();
+    let mut config = GatewayConfig::new(&path);
+    config.resolve.addresses = local
+        .iter()
+        .map(|(n, m)| (n.to_string(), m.url()))
+        .collect::<HashMap<_, _>>();
+    config.shutdown_grace = Duration::from_secs(5);
+    tweak(&mut config);
+    let gw = start(config).await.expect("gateway starts");
+    Gw {
+        gw,
+        dir,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    }
+}
+
+pub fn router_yaml(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: inference.llmkube.dev/v1alpha1\nkind: ModelRouter\nmetadata: {{name: {name}, namespace: test}}\nspec:\n{spec}"
+    )
+}
+
+/// A response read whole.
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    /// The backend that answered, per the gateway's response header.
+    pub fn backend(&self) -> &str {
+        self.header("x-llmkube-backend")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Gw {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gw.url())
+    }
+
+    /// Sends a request and returns the response with its body unread.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> http::Response<Incoming> {
+        let mut req = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(Full::new(body.into()))
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .expect("gateway answered within 30s")
+            .expect("request reached the gateway")
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let resp = self.send(method, path, headers, body).await;
+        let (parts, body) = resp.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(30), body.collect())
+            .await
+            .expect("body within 30s")
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// `POST /v1/chat/completions` with a one-message body for `model`.
+    pub async fn chat(&self, model: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request(
+            Method::POST,
+            "/v1/chat/completions",
+            headers,
+            chat_body(model, false),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// Rewrites the router file and reloads it now.
+    pub fn rewrite(&self, spec: &str) -> Result<bool, String> {
+        std::fs::write(
+            self.dir.path().join("router.yaml"),
+            router_yaml("test-router", spec),
+        )
+        .unwrap();
+        self.gw.reload_now().map_err(|e| e.to_string())
+    }
+}
+
+pub fn chat_body(model: &str, stream: bool) -> String {
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}).to_string()
+}
+
+/// Asserts an OpenAI-shaped error with this status and type.
+pub fn assert_error(resp: &Resp, status: u16, kind: &str) {
+    assert_eq!(resp.status.as_u16(), status, "body: {}", resp.text());
+    let v = resp.json();
+    assert_eq!(v["error"]["type"], kind, "body: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(
+        v["error"].get("param").is_some() && v["error"].get("code").is_some(),
+        "OpenAI shape: {v}"
+    );
+    assert!(!resp.header("x-request-id").is_empty());
+}
+
+/// Two local backends and one cloud backend, the usual cast.
+pub struct Cast {
+    pub a: MockUpstream,
+    pub b: MockUpstream,
+    pub cloud: MockUpstream,
+}
+
+impl Cast {
+    pub async fn new() -> Self {
+        Cast {
+            a: MockUpstream::start("local-a").await.unwrap(),
+            b: MockUpstream::start("local-b").await.unwrap(),
+            cloud: MockUpstream::start("cloud").await.unwrap(),
+        }
+    }
+
+    /// `backends:` for the cast; the cloud one authenticates with the `openai` Secret.
+    pub fn backends(&self) -> String {
+        format!(
+            "  backends:
+    - {{name: local-a, inferenceServiceRef: {{name: a}}, capabilities: [chat]}}
+    - {{name: local-b, displayName: llama-b, inferenceServiceRef: {{name: b}}, capabilities: [chat, vision]}}
+    - {{name: cloud, displayName: gpt-x, external: {{provider: openai, url: '{}', model: gpt-4o-mini, credentialsSecretRef: {{name: openai}}}}, capabilities: [chat, vision]}}
+",
+            self.cloud.url()
+        )
+    }
+
+    pub async fn gateway(&self, rest: &str) -> Gw {
+        gateway(
+            &format!("{}{rest}", self.backends()),
+            &[("local-a", &self.a), ("local-b", &self.b)],
+        )
+        .await
+    }
+}
