@@ -2,6 +2,7 @@
 
 mod dispatch;
 mod errors;
+mod lifecycle;
 mod observability;
 mod openai_sdk;
 mod reload;

@@ -62,7 +62,8 @@ async fn the_watcher_picks_up_changes_and_bad_files_are_refused() {
     let cast = Cast::new().await;
     let gw = cast.gateway("  defaultRoute: local-a\n").await;
     let path = gw.dir.path().join("router.yaml");
-    std::fs::write(&path, router_yaml("test-router", &spec(&cast, "local-b"))).unwrap();
+    let spec_b = with_audit_file(&spec(&cast, "local-b"), gw.dir.path());
+    std::fs::write(&path, router_yaml("test-router", &spec_b)).unwrap();
     let mut switched = false;
     for _ in 0..100 {
         if gw.chat("m", &[]).await.backend() == "local-b" {

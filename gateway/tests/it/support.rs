@@ -33,7 +33,8 @@ pub async fn gateway_with(
 ) -> Gw {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.yaml");
-    std::fs::write(&path, router_yaml("test-router", spec)).unwrap();
+    let spec = with_audit_file(spec, dir.path());
+    std::fs::write(&path, router_yaml("test-router", &spec)).unwrap();
     let mut config = GatewayConfig::new(&path);
     config.resolve.addresses = local
         .iter()
@@ -47,6 +48,19 @@ pub async fn gateway_with(
         dir,
         client: Client::builder(TokioExecutor::new()).build_http(),
     }
+}
+
+/// `spec` with audit lines sent to `dir/audit.log` (keeping test output clean), unless the
+/// spec sets a policy itself.
+pub fn with_audit_file(spec: &str, dir: &std::path::Path) -> String {
+    if spec.contains("policy:") {
+        return spec.to_owned();
+    }
+    let file = dir.join("audit.log");
+    format!(
+        "{spec}  policy: {{auditLog: {{sink: file, filePath: '{}'}}}}\n",
+        file.display()
+    )
 }
 
 pub fn router_yaml(name: &str, spec: &str) -> String {
@@ -145,11 +159,12 @@ impl Gw {
         self.request(Method::GET, path, &[], Bytes::new()).await
     }
 
-    /// Rewrites the router file and reloads it now.
+    /// Rewrites the router file (same audit file) and reloads it now.
     pub fn rewrite(&self, spec: &str) -> Result<bool, String> {
+        let spec = with_audit_file(spec, self.dir.path());
         std::fs::write(
             self.dir.path().join("router.yaml"),
-            router_yaml("test-router", spec),
+            router_yaml("test-router", &spec),
         )
         .unwrap();
         self.gw.reload_now().map_err(|e| e.to_string())
