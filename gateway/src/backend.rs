@@ -132,17 +132,22 @@ fn resolve_one(
         },
         (None, None, None) => return Err(err("", "has no address".into())),
     };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| err(".external.url", format!("{url:?} is not a valid URL: {e}")))?;
-    let scheme = uri
-        .scheme()
-        .cloned()
-        .filter(|s| *s == Scheme::HTTP || *s == Scheme::HTTPS);
-    let (Some(scheme), Some(authority)) = (scheme, uri.authority().cloned()) else {
+    let source = if opts.addresses.contains_key(&b.name) {
+        format!("--backend-address {}={url}", b.name)
+    } else {
+        format!("address {url:?}")
+    };
+    let uri = url.parse::<Uri>().ok().filter(|u| {
+        u.scheme()
+            .is_some_and(|s| *s == Scheme::HTTP || *s == Scheme::HTTPS)
+    });
+    let Some((uri, scheme, authority)) = uri.and_then(|u| {
+        let (scheme, authority) = (u.scheme().cloned()?, u.authority().cloned()?);
+        Some((u, scheme, authority))
+    }) else {
         return Err(err(
             "",
-            format!("address {url:?} must be an http:// or https:// URL with a host"),
+            format!("{source} must be an http:// or https:// URL with a host"),
         ));
     };
     let mut base_path = uri.path().trim_end_matches('/').to_owned();

@@ -102,7 +102,9 @@ pub struct RequestRecord {
     finished: bool,
 }
 
+/// One audit line. Keys are camelCase like the original's (`latencyMs`, `backendTier`, ...).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct AuditLine<'a> {
     time: String,
     request_id: &'a str,
@@ -110,20 +112,16 @@ struct AuditLine<'a> {
     namespace: &'a str,
     model: &'a str,
     classification: String,
-    #[serde(rename = "taskComplexity", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     task_complexity: Option<&'a str>,
     rule: Option<&'a str>,
     backend: Option<&'a str>,
-    #[serde(rename = "backendTier")]
     backend_tier: Option<&'a str>,
     outcome: &'static str,
     status: u16,
     attempts: u32,
-    #[serde(rename = "latencyMs")]
     latency_ms: f64,
-    #[serde(rename = "ttfbMs")]
     ttfb_ms: Option<f64>,
-    #[serde(rename = "timeoutMs")]
     timeout_ms: Option<u64>,
     bytes_in: u64,
     bytes_out: u64,

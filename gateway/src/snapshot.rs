@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use llmkube_operator::crd::model_router::{AuditSink, ModelRouterSpec};
 use llmkube_operator::defaults;
+use llmkube_operator::duration::parse_duration;
 use llmkube_operator::manifest::RouterManifest;
 use llmkube_operator::routing::RoutingTable;
 use llmkube_operator::validate::ValidationErrors;
@@ -55,7 +56,7 @@ impl ProxySettings {
             max_stream_duration: p
                 .max_stream_duration
                 .as_deref()
-                .map(|d| defaults::duration_or(Some(d), Duration::ZERO)),
+                .and_then(|d| parse_duration(d).ok()),
             max_body_bytes: p
                 .max_request_body_bytes
                 .unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),

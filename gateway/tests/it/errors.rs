@@ -99,3 +99,51 @@ async fn no_route_503_all_failed_502_timeout_504() {
     assert_error(&r, 504, "timeout");
     assert!(r.text().contains("200ms"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn an_invalid_router_refuses_to_start_with_every_problem_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.yaml");
+    std::fs::write(
+        &path,
+        router_yaml(
+            "bad",
+            "  backends: [{name: a, inferenceServiceRef: {name: a}}, {name: c, external: {provider: openai}}]
+  rules: [{name: pii, match: {dataClassification: [pii]}, route: {backends: [c, x]}}]
+",
+        ),
+    )
+    .unwrap();
+    let err = llmkube_gateway::start(llmkube_gateway::GatewayConfig::new(&path))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    for want in [
+        "spec.rules[0].route.backends[1]: unknown backend \"x\"",
+        "spec.rules[0].failClosed: must be true",
+        "spec.rules[0].route.backends[0]: backend \"c\" is tier cloud",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+
+    std::fs::write(
+        &path,
+        router_yaml(
+            "ok",
+            "  backends: [{name: a, inferenceServiceRef: {name: a}}]\n",
+        ),
+    )
+    .unwrap();
+    let mut config = llmkube_gateway::GatewayConfig::new(&path);
+    config
+        .resolve
+        .addresses
+        .insert("a".into(), "localhost:8080".into());
+    let err = llmkube_gateway::start(config)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("spec.backends[0]: --backend-address a=localhost:8080 must be an http:// or https:// URL with a host"), "{err}");
+}

@@ -1,7 +1,5 @@
 //! Audit lines and metrics.
 
-use std::time::Duration;
-
 use crate::support::*;
 
 #[tokio::test]
@@ -50,23 +48,9 @@ async fn one_audit_line_per_request_with_the_decision() {
         "{",
     )
     .await;
-    let mut lines = Vec::new();
-    for _ in 0..100 {
-        lines = std::fs::read_to_string(&audit)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        if lines.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let lines = audit_lines(&audit, 4).await;
     assert_eq!(lines.len(), 4, "{lines:#?}");
-    let line = |id: &str| -> serde_json::Value {
-        let l = lines.iter().find(|l| l.contains(id)).unwrap();
-        serde_json::from_str(l).unwrap()
-    };
+    let line = |id: &str| lines.iter().find(|l| l["requestId"] == id).unwrap().clone();
     let ok = line("audit-1");
     assert_eq!(ok["router"], "test-router");
     assert_eq!(ok["rule"], "pii");
@@ -77,7 +61,7 @@ async fn one_audit_line_per_request_with_the_decision() {
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["attempts"], 1);
     assert_eq!(ok["timeoutMs"], 8000);
-    assert!(ok["bytes_in"].as_u64().unwrap() > 0 && ok["bytes_out"].as_u64().unwrap() > 0);
+    assert!(ok["bytesIn"].as_u64().unwrap() > 0 && ok["bytesOut"].as_u64().unwrap() > 0);
     assert!(ok["ttfbMs"].as_f64().is_some() && ok["latencyMs"].as_f64().is_some());
     assert!(ok["time"].as_str().unwrap().ends_with('Z'));
     assert!(
@@ -131,4 +115,22 @@ async fn metrics_use_the_reference_names_and_bounded_labels() {
         !m.contains("attacker-chosen"),
         "client-chosen values must not become label values"
     );
+}
+
+#[tokio::test]
+async fn request_bodies_are_audited_only_when_asked() {
+    let cast = Cast::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let gw = cast
+        .gateway(&format!(
+            "  defaultRoute: local-a\n  policy: {{auditLog: {{sink: file, filePath: '{}', includeRequestBody: true}}}}\n",
+            audit.display()
+        ))
+        .await;
+    gw.chat("with-body", &[]).await;
+    let line = audit_lines(&audit, 1).await.remove(0);
+    let body: serde_json::Value = serde_json::from_str(line["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["model"], "with-body");
+    assert_eq!(body["messages"][0]["content"], "hi");
 }

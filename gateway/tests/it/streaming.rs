@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use http::Method;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -39,14 +38,7 @@ async fn single(idle: &str) -> (Cast, Gw) {
 async fn sse_passes_through_intact() {
     let (cast, gw) = single("streamIdleTimeout: 5s").await;
     cast.a.update(|b| b.chunks = 6);
-    let resp = gw
-        .send(
-            Method::POST,
-            "/v1/chat/completions",
-            &[],
-            chat_body("m", true),
-        )
-        .await;
+    let resp = gw.stream_chat("m").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let text = read_all(resp.into_body()).await.unwrap();
@@ -66,14 +58,7 @@ async fn the_first_chunk_reaches_the_client_before_the_backend_finishes() {
     // The backend sends one chunk and then never finishes: only a pass-through proxy can
     // deliver that chunk.
     cast.a.update(|b| b.stall_after_first_chunk = true);
-    let resp = gw
-        .send(
-            Method::POST,
-            "/v1/chat/completions",
-            &[],
-            chat_body("m", true),
-        )
-        .await;
+    let resp = gw.stream_chat("m").await;
     let mut body = resp.into_body();
     let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
         .await
@@ -91,14 +76,7 @@ async fn the_first_chunk_reaches_the_client_before_the_backend_finishes() {
 async fn an_idle_stream_is_cut_with_an_sse_error_event_and_a_clean_close() {
     let (cast, gw) = single("streamIdleTimeout: 1s").await;
     cast.a.update(|b| b.stall_after_first_chunk = true);
-    let resp = gw
-        .send(
-            Method::POST,
-            "/v1/chat/completions",
-            &[],
-            chat_body("m", true),
-        )
-        .await;
+    let resp = gw.stream_chat("m").await;
     let text = read_all(resp.into_body())
         .await
         .expect("clean close, not a hang or reset");
@@ -120,14 +98,7 @@ async fn no_fallback_once_the_first_byte_was_sent() {
         b.chunks = 5;
         b.break_after_chunks = Some(2);
     });
-    let resp = gw
-        .send(
-            Method::POST,
-            "/v1/chat/completions",
-            &[],
-            chat_body("m", true),
-        )
-        .await;
+    let resp = gw.stream_chat("m").await;
     assert_eq!(resp.headers()["x-llmkube-backend"], "local-a");
     let text = read_all(resp.into_body()).await.unwrap();
     assert_eq!(text.matches("chat.completion.chunk").count(), 2, "{text}");
@@ -149,14 +120,7 @@ async fn the_total_stream_duration_is_capped() {
         b.chunks = 100;
         b.chunk_gap = Duration::from_millis(100);
     });
-    let resp = gw
-        .send(
-            Method::POST,
-            "/v1/chat/completions",
-            &[],
-            chat_body("m", true),
-        )
-        .await;
+    let resp = gw.stream_chat("m").await;
     let text = read_all(resp.into_body()).await.unwrap();
     assert!(text.contains("\"code\":\"stream_max_duration\""), "{text}");
     assert!(!text.contains("[DONE]"));

@@ -155,6 +155,17 @@ impl Gw {
         .await
     }
 
+    /// `POST /v1/chat/completions` with `"stream": true`; the body is left to the caller.
+    pub async fn stream_chat(&self, model: &str) -> http::Response<Incoming> {
+        self.send(
+            Method::POST,
+            "/v1/chat/completions",
+            &[],
+            chat_body(model, true),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.request(Method::GET, path, &[], Bytes::new()).await
     }
@@ -227,4 +238,21 @@ impl Cast {
         )
         .await
     }
+}
+
+/// Waits (up to 2s) until the audit file at `path` has at least `n` lines, and returns them.
+pub async fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lines
 }
