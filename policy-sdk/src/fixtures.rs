@@ -1,0 +1,194 @@
+//! Fixture files: requests and the decisions a policy must reach for them.
+//!
+//! The same file drives `cargo test` on the native build ([`crate::testing`]) and the gateway's
+//! harness on the built `.wasm` under production limits (`llmkube-gateway policy-test`).
+//!
+//! ```json
+//! {
+//!   "config": { "tenants": ["acme"] },
+//!   "cases": [
+//!     { "name": "known tenant passes",
+//!       "request": { "model": "llama-3", "headers": { "x-tenant": "acme" } },
+//!       "expect": { "action": "continue" } },
+//!     { "name": "unknown tenant is refused",
+//!       "request": { "headers": { "x-tenant": "evil" } },
+//!       "expect": { "action": "reject", "status": 403 } }
+//!   ]
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::output::{Action, Decision};
+use crate::view::RequestView;
+
+/// A fixture file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureFile {
+    /// The policy's configuration for every case.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// The cases.
+    pub cases: Vec<Case>,
+}
+
+/// One request and what must come of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// What the case shows.
+    pub name: String,
+    /// The request.
+    #[serde(default)]
+    pub request: FixtureRequest,
+    /// The expected decision.
+    pub expect: Expect,
+}
+
+/// A request, as a fixture writes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FixtureRequest {
+    /// Method (default POST).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path (default `/v1/chat/completions`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Body `model`.
+    #[serde(default)]
+    pub model: String,
+    /// Body `stream`.
+    #[serde(default)]
+    pub stream: bool,
+    /// Classifications so far.
+    #[serde(default)]
+    pub classifications: Vec<String>,
+    /// Headers (names are lowercased).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Rule that matched (for post-phase policies).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// Route backends (for post-phase policies).
+    #[serde(default)]
+    pub route_backends: Vec<String>,
+    /// Prompt text.
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+/// What a decision must look like; absent fields are not checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expect {
+    /// `continue`, `route` or `reject`.
+    pub action: String,
+    /// Reject status.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Reject code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Route backends, in order.
+    #[serde(default)]
+    pub backends: Option<Vec<String>>,
+    /// Classifications added (as a set).
+    #[serde(default)]
+    pub add_classifications: Option<Vec<String>>,
+    /// Annotations that must be present.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl FixtureFile {
+    /// Parses a fixture file.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| format!("invalid fixture file: {e}"))
+    }
+}
+
+impl FixtureRequest {
+    /// Runs `f` with the request as a view.
+    pub fn with_view<T>(&self, f: impl FnOnce(&RequestView<'_>) -> T) -> T {
+        let names: Vec<String> = self
+            .headers
+            .keys()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        let headers: Vec<(&str, &str)> = names
+            .iter()
+            .zip(self.headers.values())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let backends: Vec<&str> = self.route_backends.iter().map(String::as_str).collect();
+        f(&RequestView {
+            method: self.method.as_deref().unwrap_or("POST"),
+            path: self.path.as_deref().unwrap_or("/v1/chat/completions"),
+            model: &self.model,
+            stream: self.stream,
+            classifications: &self.classifications,
+            headers: &headers,
+            rule: self.rule.as_deref(),
+            route_backends: &backends,
+            prompt: self.prompt.as_deref(),
+        })
+    }
+}
+
+impl Expect {
+    /// Checks a decision against the expectation; the error says every difference.
+    pub fn check(&self, d: &Decision) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let action = match &d.action {
+            Action::Continue => "continue",
+            Action::Route { .. } => "route",
+            Action::Reject { .. } => "reject",
+        };
+        if action != self.action {
+            problems.push(format!("action is {action}, expected {}", self.action));
+        }
+        if let (Some(want), Action::Reject { status, .. }) = (self.status, &d.action)
+            && want != *status
+        {
+            problems.push(format!("status is {status}, expected {want}"));
+        }
+        if let (Some(want), Action::Reject { code, .. }) = (&self.code, &d.action)
+            && want != code
+        {
+            problems.push(format!("code is {code:?}, expected {want:?}"));
+        }
+        if let (Some(want), Action::Route { backends, .. }) = (&self.backends, &d.action)
+            && want != backends
+        {
+            problems.push(format!("backends are {backends:?}, expected {want:?}"));
+        }
+        if let Some(want) = &self.add_classifications {
+            let mut got = d.add_classifications.clone();
+            let mut want = want.clone();
+            got.sort();
+            got.dedup();
+            want.sort();
+            want.dedup();
+            if got != want {
+                problems.push(format!("added classifications {got:?}, expected {want:?}"));
+            }
+        }
+        for (k, v) in &self.annotations {
+            if !d.annotations.iter().any(|(ak, av)| ak == k && av == v) {
+                problems.push(format!(
+                    "annotation {k}={v} missing (got {:?})",
+                    d.annotations
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The request view: what a policy sees of a request.
+//!
+//! ```text
+//! u8   view version (1)
+//! u8   flags: bit 0 = stream, bit 1 = prompt present
+//! str  method, str path, str model
+//! list<str>          classifications so far (lowercase)
+//! list<(str, str)>   headers the policy asked for (lowercase names), one entry per occurrence
+//! str  rule that matched (empty before rules run)
+//! list<str>          backends of the route so far (empty before rules run)
+//! str  prompt text (message contents joined by "\n", capped), when asked for and present
+//! ```
+//! Decoding validates everything once; the accessors then borrow from the buffer.
+
+use crate::wire::{Reader, Strs, WireError, Writer};
+
+/// Version byte of this layout.
+pub const VIEW_VERSION: u8 = 1;
+const FLAG_STREAM: u8 = 1;
+const FLAG_PROMPT: u8 = 2;
+
+/// What the host encodes for a policy (borrowing from the request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestView<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Request path, e.g. `/v1/chat/completions`.
+    pub path: &'a str,
+    /// Body `model`.
+    pub model: &'a str,
+    /// Body `stream`.
+    pub stream: bool,
+    /// Classifications so far.
+    pub classifications: &'a [String],
+    /// `(lowercase name, value)` of the headers the policy asked for.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Rule that matched, when evaluating after the rules.
+    pub rule: Option<&'a str>,
+    /// Backends of the route so far.
+    pub route_backends: &'a [&'a str],
+    /// Prompt text, for policies that need it.
+    pub prompt: Option<&'a str>,
+}
+
+impl RequestView<'_> {
+    /// Encodes the view.
+    pub fn encode(&self, w: &mut Writer) {
+        w.u8(VIEW_VERSION);
+        let flags = if self.stream { FLAG_STREAM } else { 0 }
+            | if self.prompt.is_some() {
+                FLAG_PROMPT
+            } else {
+                0
+            };
+        w.u8(flags);
+        w.str(self.method);
+        w.str(self.path);
+        w.str(self.model);
+        w.strs(self.classifications.iter().map(String::as_str));
+        w.u32(self.headers.len() as u32);
+        for (name, value) in self.headers {
+            w.str(name);
+            w.str(value);
+        }
+        w.str(self.rule.unwrap_or(""));
+        w.strs(self.route_backends.iter().copied());
+        w.str(self.prompt.unwrap_or(""));
+    }
+
+    /// Encodes the view into a fresh buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(256 + self.prompt.map_or(0, str::len));
+        self.encode(&mut w);
+        w.buf
+    }
+}
+
+/// A decoded request view: what a policy's `evaluate` receives.
+#[derive(Clone)]
+pub struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    model: &'a str,
+    stream: bool,
+    classifications: &'a [u8],
+    headers: &'a [u8],
+    rule: &'a str,
+    route_backends: &'a [u8],
+    prompt: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    /// Decodes and validates a view.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(buf);
+        if r.u8()? != VIEW_VERSION {
+            return Err(WireError {
+                offset: 0,
+                what: "unknown view version",
+            });
+        }
+        let flags = r.u8()?;
+        let (method, path, model) = (r.str()?, r.str()?, r.str()?);
+        let n = r.count(4)?;
+        let classifications = r.strs(n)?;
+        let n = r.count(8)?;
+        let headers = r.strs(n * 2)?;
+        let rule = r.str()?;
+        let n = r.count(4)?;
+        let route_backends = r.strs(n)?;
+        let prompt = r.str()?;
+        r.finish()?;
+        Ok(Request {
+            method,
+            path,
+            model,
+            stream: flags & FLAG_STREAM != 0,
+            classifications,
+            headers,
+            rule,
+            route_backends,
+            prompt: (flags & FLAG_PROMPT != 0).then_some(prompt),
+        })
+    }
+
+    /// HTTP method.
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// Request path.
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// Body `model` (empty when absent).
+    pub fn model(&self) -> &'a str {
+        self.model
+    }
+
+    /// Body `stream`.
+    pub fn stream(&self) -> bool {
+        self.stream
+    }
+
+    /// Classifications so far (lowercase).
+    pub fn classifications(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        Strs::new(self.classifications)
+    }
+
+    /// Whether the request already carries `classification`.
+    pub fn has_classification(&self, classification: &str) -> bool {
+        self.classifications().any(|c| c == classification)
+    }
+
+    /// `(name, value)` of every header the policy asked for, per occurrence.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
+        let mut it = Strs::new(self.headers);
+        std::iter::from_fn(move || Some((it.next()?, it.next()?)))
+    }
+
+    /// The first value of header `name` (give it in lowercase).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The rule that matched, when the policy runs after the rules.
+    pub fn rule(&self) -> Option<&'a str> {
+        (!self.rule.is_empty()).then_some(self.rule)
+    }
+
+    /// Backends of the route so far.
+    pub fn route_backends(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        Strs::new(self.route_backends)
+    }
+
+    /// The prompt text (message contents), when the policy declared it needs it.
+    pub fn prompt(&self) -> Option<&'a str> {
+        self.prompt
+    }
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("model", &self.model)
+            .field("stream", &self.stream)
+            .field(
+                "classifications",
+                &self.classifications().collect::<Vec<_>>(),
+            )
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .field("rule", &self.rule())
+            .field("route_backends", &self.route_backends().collect::<Vec<_>>())
+            .field("prompt", &self.prompt)
+            .finish()
+    }
+}
