@@ -3,6 +3,7 @@
 //! This part of the operator needs no Kubernetes: the gateway uses it in standalone mode to
 //! load, validate and evaluate a `ModelRouter` from a YAML file.
 
+pub mod compiler;
 pub mod crd;
 pub mod defaults;
 pub mod duration;

@@ -88,7 +88,7 @@ fn rule_matches(rule: &RuleEntry, facts: &RequestFacts<'_>) -> bool {
         && rule.task_complexity.as_deref().is_none_or(|want| {
             facts
                 .task_complexity
-                .is_some_and(|got| got.trim().eq_ignore_ascii_case(want))
+                .is_some_and(|got| got.trim_ascii().eq_ignore_ascii_case(want))
         })
         && rule
             .headers

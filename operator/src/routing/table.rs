@@ -99,7 +99,7 @@ impl RoutingTable {
                 model_id: b.model_id().to_owned(),
                 tier: b.effective_tier(),
                 weight: b.effective_weight(),
-                timeout: b.timeout.as_deref().and_then(|t| parse_duration(t).ok()),
+                timeout: whole_millis(b.timeout.as_deref()),
             })
             .collect();
         let index_of = |name: &str| backends.iter().position(|b| b.name == name);
@@ -144,7 +144,7 @@ impl RoutingTable {
                     backends: route_backends,
                     strategy: rule.route.strategy.unwrap_or_default(),
                     fail_closed: rule.fail_closed,
-                    timeout: rule.timeout.as_deref().and_then(|t| parse_duration(t).ok()),
+                    timeout: whole_millis(rule.timeout.as_deref()),
                 }
             })
             .collect();
@@ -162,6 +162,13 @@ impl RoutingTable {
             header_names,
         })
     }
+}
+
+/// A timeout with millisecond resolution (how it travels through the policy ABI).
+fn whole_millis(value: Option<&str>) -> Option<Duration> {
+    value
+        .and_then(|t| parse_duration(t).ok())
+        .map(|d| Duration::from_millis(d.as_millis() as u64))
 }
 
 fn glob_set(patterns: &[String]) -> Option<GlobSet> {
