@@ -32,6 +32,10 @@ pub struct Outbound<'a> {
     pub request_id: &'a http::HeaderValue,
     /// Body.
     pub body: &'a JsonBody,
+    /// Headers policies set (filtered per backend like client headers).
+    pub set_headers: &'a [(http::HeaderName, http::HeaderValue)],
+    /// Headers policies removed.
+    pub remove_headers: &'a [http::HeaderName],
 }
 
 /// A backend answered.
@@ -142,6 +146,7 @@ pub async fn dispatch(
             out.headers,
             &snap.table.classification_header,
             out.request_id,
+            (out.set_headers, out.remove_headers),
             body,
         ) {
             Ok(r) => r,
@@ -210,6 +215,7 @@ fn shadow(
             out.headers,
             &snap.table.classification_header,
             out.request_id,
+            (out.set_headers, out.remove_headers),
             body,
         ) else {
             continue;

@@ -129,6 +129,27 @@ impl ApiError {
         )
     }
 
+    /// A policy refused the request with its own status (400..=599) and code.
+    pub fn policy_rejected(status: u16, code: &str, message: &str, policy: &str) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            kind: "policy_rejected",
+            code: "policy_rejected",
+            message: format!("policy {policy:?} rejected the request ({code}): {message}"),
+            param: None,
+        }
+    }
+
+    /// 503: a policy failed and fails closed.
+    pub fn policy_error(policy: &str, error: &crate::policy::PolicyError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "policy_error",
+            "policy_error",
+            format!("policy {policy:?} {error}; the request is denied"),
+        )
+    }
+
     /// 503: the gateway is shutting down or has no router loaded.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(

@@ -129,6 +129,90 @@ impl JsonBody {
     }
 }
 
+/// Most prompt text handed to a policy (longer prompts are cut at a character boundary).
+pub const PROMPT_CAP: usize = 64 << 10;
+
+#[derive(Deserialize)]
+struct PromptPeek<'a> {
+    #[serde(borrow, default)]
+    messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow, default)]
+    prompt: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    input: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    content: Option<Text<'a>>,
+}
+
+/// A string, a list of strings, or a list of content parts with `text`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Part<'a>>),
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Part<'a> {
+    Plain(#[serde(borrow)] Cow<'a, str>),
+    Typed {
+        #[serde(borrow, default)]
+        text: Option<Cow<'a, str>>,
+    },
+    Other(serde::de::IgnoredAny),
+}
+
+/// The text a user sent: chat message contents, completion `prompt` or embedding `input`,
+/// joined by newlines and capped at `cap` bytes. Anything else in the body is ignored.
+pub fn prompt_text(body: &[u8], cap: usize) -> String {
+    let Ok(peek) = serde_json::from_slice::<PromptPeek<'_>>(body) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut push = |text: &str| {
+        if out.len() >= cap {
+            return;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let room = cap.saturating_sub(out.len());
+        let mut end = text.len().min(room);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(&text[..end]);
+    };
+    let mut push_text = |t: &Text<'_>| match t {
+        Text::One(s) => push(s),
+        Text::Many(parts) => {
+            for part in parts {
+                match part {
+                    Part::Plain(s) => push(s),
+                    Part::Typed { text: Some(s) } => push(s),
+                    _ => {}
+                }
+            }
+        }
+        Text::Other(_) => {}
+    };
+    for message in peek.messages.iter().flatten() {
+        if let Some(content) = &message.content {
+            push_text(content);
+        }
+    }
+    for t in peek.prompt.iter().chain(&peek.input) {
+        push_text(t);
+    }
+    out
+}
+
 /// The request's classifications from every occurrence of `header`: comma-separated,
 /// trimmed, lowercased, de-duplicated. Too many or too long values are refused (400) rather
 /// than partly ignored, so no value can be hidden behind a limit.
@@ -217,6 +301,24 @@ mod tests {
         ] {
             assert!(parse_json_body(Bytes::from(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn prompt_text_covers_chat_completions_and_embeddings() {
+        let chat = br#"{"model":"m","messages":[{"role":"system","content":"be nice"},
+            {"role":"user","content":[{"type":"text","text":"my mail is a@b.co"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        assert_eq!(prompt_text(chat, 1000), "be nice\nmy mail is a@b.co");
+        assert_eq!(
+            prompt_text(br#"{"prompt":["one","two"]}"#, 1000),
+            "one\ntwo"
+        );
+        assert_eq!(prompt_text(br#"{"input":"embed \u00e9"}"#, 1000), "embed é");
+        assert_eq!(
+            prompt_text(br#"{"messages":[{"content":"\u00e9\u00e9"}]}"#, 3),
+            "é",
+            "cut at a char boundary"
+        );
+        assert_eq!(prompt_text(b"{}", 10), "");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod inbound;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod record;
 pub mod reload;
@@ -61,6 +62,11 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// Watch the router file and hot-reload it.
     pub watch: bool,
+    /// Limits of policy evaluation.
+    pub policy: policy::EngineSettings,
+    /// Directory of built-in policies (the PII detector); default: `policies/` next to the
+    /// binary, else `/usr/share/llmkube/policies`.
+    pub policy_dir: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -77,6 +83,8 @@ impl GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
             watch: true,
+            policy: policy::EngineSettings::default(),
+            policy_dir: None,
         }
     }
 }
@@ -93,6 +101,9 @@ pub enum StartError {
     /// Inbound TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The WebAssembly engine could not be set up.
+    #[error(transparent)]
+    Engine(#[from] policy::engine::EngineError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -120,11 +131,16 @@ pub struct RunningGateway {
 /// Loads the router, binds the listeners and starts serving.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
+    let parts = reload::SnapshotParts {
+        resolve: config.resolve.clone(),
+        audit_dropped: metrics.audit_dropped.clone(),
+        engine: policy::PolicyEngine::new(config.policy.clone())?,
+        policy_dir: config.policy_dir.clone(),
+    };
     let (snapshot, hash) = reload::load_snapshot(
         &config.router_file,
         config.router_name.as_deref(),
-        &config.resolve,
-        &metrics.audit_dropped,
+        &parts,
         None,
     )?;
     let client = upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
@@ -138,7 +154,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         router: ArcSwap::from_pointee(snapshot),
         client,
         metrics,
-        resolve: config.resolve.clone(),
+        parts,
         shadow_slots: Arc::new(Semaphore::new(state::SHADOW_SLOTS)),
         draining: AtomicBool::new(false),
     });

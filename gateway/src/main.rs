@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use llmkube_gateway::policy::EngineSettings;
 use llmkube_gateway::{GatewayConfig, ResolveOptions, start};
 use llmkube_operator::duration::parse_duration;
 
@@ -51,6 +52,19 @@ struct Args {
     /// How long streams in flight may take to finish after SIGTERM.
     #[arg(long, env = "LLMKUBE_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
     shutdown_grace: Duration,
+    /// Directory of built-in policies (llmkube_pii_detector.wasm); default: policies/ next to
+    /// the binary, else /usr/share/llmkube/policies.
+    #[arg(long, env = "LLMKUBE_POLICY_DIR")]
+    policy_dir: Option<PathBuf>,
+    /// Wall-clock budget of one policy evaluation.
+    #[arg(long, env = "LLMKUBE_POLICY_DEADLINE", default_value = "5ms", value_parser = duration)]
+    policy_deadline: Duration,
+    /// Largest linear memory of one policy instance, in MiB.
+    #[arg(long, env = "LLMKUBE_POLICY_MEMORY_MIB", default_value_t = 16)]
+    policy_memory_mib: usize,
+    /// Most policy instances alive at once; beyond it evaluations fail (closed).
+    #[arg(long, env = "LLMKUBE_POLICY_MAX_INSTANCES", default_value_t = 512)]
+    policy_max_instances: u32,
     /// Do not watch the router file for changes.
     #[arg(long)]
     no_watch: bool,
@@ -102,6 +116,12 @@ async fn run(args: Args) -> ExitCode {
         connect_timeout: args.connect_timeout,
         shutdown_grace: args.shutdown_grace,
         watch: !args.no_watch,
+        policy: EngineSettings {
+            deadline: args.policy_deadline,
+            memory_limit: args.policy_memory_mib << 20,
+            max_instances: args.policy_max_instances,
+        },
+        policy_dir: args.policy_dir,
     };
     let gateway = match start(config).await {
         Ok(g) => g,

@@ -63,6 +63,17 @@ pub struct AttemptLabels {
     pub result: &'static str,
 }
 
+/// Labels of `llmkube_policy_results_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// Router name.
+    pub router: Label,
+    /// Policy name (`llmkube-rules` for the compiled rules).
+    pub policy: Label,
+    /// `continue`, `route`, `reject`, `failed`, `failed-open`.
+    pub result: &'static str,
+}
+
 /// Labels of `llmkube_router_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -91,6 +102,8 @@ pub struct Metrics {
     pub attempts: Family<AttemptLabels, Counter>,
     /// Router reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Policy evaluations by policy and result (failures included).
+    pub policy_results: Family<PolicyLabels, Counter>,
     /// Shadow copies skipped because too many were in flight.
     pub shadow_skipped: Counter,
     /// Audit lines dropped because the writer could not keep up.
@@ -127,6 +140,7 @@ impl Metrics {
         let active_backends = Family::default();
         let attempts = Family::default();
         let reloads = Family::default();
+        let policy_results = Family::default();
         let shadow_skipped = Counter::default();
         let audit_dropped = Counter::default();
         registry.register(
@@ -195,6 +209,7 @@ impl Metrics {
             active_backends,
             attempts,
             reloads,
+            policy_results,
             shadow_skipped,
             audit_dropped,
         }

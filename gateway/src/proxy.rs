@@ -7,12 +7,13 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use llmkube_operator::defaults::TASK_COMPLEXITY_HEADER;
-use llmkube_operator::routing::{Decision, Deny, RequestFacts, Via};
+use llmkube_operator::routing::{Deny, Via};
 
 use crate::body::GatewayBody;
 use crate::dispatch::{Answered, Exhausted, Failure, Outbound, Progress, dispatch};
 use crate::error::ApiError;
-use crate::inbound::{classifications, match_headers, parse_json_body, read_body};
+use crate::inbound::{PROMPT_CAP, classifications, parse_json_body, prompt_text, read_body};
+use crate::policy::pipeline::{Inputs, Verdict};
 use crate::record::{Outcome, RequestRecord};
 use crate::snapshot::RouterSnapshot;
 use crate::state::AppState;
@@ -58,7 +59,7 @@ async fn serve(
     if snap.audit_body {
         rec.body = Some(json.bytes.clone());
     }
-    rec.classifications = match classifications(&parts.headers, &snap.table.classification_header) {
+    let header_classes = match classifications(&parts.headers, &snap.table.classification_header) {
         Ok(c) => c,
         Err(e) => return fail(rec, e, Outcome::BadRequest),
     };
@@ -67,20 +68,32 @@ async fn serve(
         .get(TASK_COMPLEXITY_HEADER)
         .and_then(|v| v.to_str().ok());
     rec.task_complexity = task.map(str::to_owned);
-    let headers = match_headers(&parts.headers, &snap.table.header_names);
-    let decision = snap.table.decide(&RequestFacts {
-        model: &json.model,
-        classifications: &rec.classifications,
-        task_complexity: task,
-        headers: &headers,
-    });
-    let route = match decision {
-        Decision::Route(route) => route,
-        Decision::Deny(Deny::NoRoute) => {
+    let prompt = || prompt_text(&json.bytes, PROMPT_CAP);
+    let eval = snap.policies.evaluate(
+        &snap.table,
+        &Inputs {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            model: &json.model,
+            stream: json.stream,
+            headers: &parts.headers,
+            classification_header_present: parts
+                .headers
+                .contains_key(snap.table.classification_header.as_str()),
+            prompt: &prompt,
+        },
+        header_classes,
+    );
+    rec.classifications = eval.classifications;
+    rec.policies = eval.trace;
+    rec.annotations = eval.annotations;
+    let route = match eval.verdict {
+        Verdict::Route(route) => route,
+        Verdict::Deny(Deny::NoRoute) => {
             let e = ApiError::no_route(&json.model);
             return fail(rec, e, Outcome::NoRoute);
         }
-        Decision::Deny(Deny::FailClosed { rule }) => {
+        Verdict::Deny(Deny::FailClosed { rule }) => {
             rec.rule = rule;
             let why = match rule {
                 Some(i) => format!(
@@ -91,6 +104,19 @@ async fn serve(
                     .to_owned(),
             };
             return fail(rec, ApiError::fail_closed(why), Outcome::FailClosed);
+        }
+        Verdict::Rejected {
+            policy,
+            status,
+            code,
+            message,
+        } => {
+            let e = ApiError::policy_rejected(status, &code, &message, &policy);
+            return fail(rec, e, Outcome::PolicyRejected);
+        }
+        Verdict::Failed { policy, error } => {
+            let e = ApiError::policy_error(&policy, &error);
+            return fail(rec, e, Outcome::PolicyError);
         }
     };
     if let Via::Rule(i) = route.via {
@@ -103,6 +129,8 @@ async fn serve(
         headers: &parts.headers,
         request_id,
         body: &json,
+        set_headers: &eval.set_headers,
+        remove_headers: &eval.remove_headers,
     };
     let mut progress = Progress::default();
     let result = dispatch(state, snap, &route, &out, &mut progress).await;

@@ -35,6 +35,10 @@ pub enum Outcome {
     StreamError,
     /// The client went away before the response was complete.
     ClientClosed,
+    /// A policy rejected the request.
+    PolicyRejected,
+    /// A policy failed and failed closed (503).
+    PolicyError,
 }
 
 impl Outcome {
@@ -51,6 +55,8 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::StreamError => "stream_error",
             Outcome::ClientClosed => "client_closed",
+            Outcome::PolicyRejected => "policy_rejected",
+            Outcome::PolicyError => "policy_error",
         }
     }
 
@@ -99,6 +105,10 @@ pub struct RequestRecord {
     pub body: Option<Bytes>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// Which policies ran, with their module digests.
+    pub policies: Vec<crate::policy::pipeline::PolicyTrace>,
+    /// Policy annotations.
+    pub annotations: Vec<(String, String)>,
     finished: bool,
 }
 
@@ -127,6 +137,11 @@ struct AuditLine<'a> {
     bytes_out: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    rules_digest: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    policies: &'a [crate::policy::pipeline::PolicyTrace],
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    annotations: serde_json::Map<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
 }
@@ -163,6 +178,8 @@ impl RequestRecord {
             bytes_out: 0,
             body: None,
             error: None,
+            policies: Vec::new(),
+            annotations: Vec::new(),
             finished: false,
         }
     }
@@ -210,6 +227,15 @@ impl RequestRecord {
                 })
                 .inc();
         }
+        for t in &self.policies {
+            m.policy_results
+                .get_or_create(&crate::metrics::PolicyLabels {
+                    router: Arc::clone(&snap.name),
+                    policy: Arc::clone(&t.name),
+                    result: t.result,
+                })
+                .inc();
+        }
         let body = self.body.as_ref().map(|b| String::from_utf8_lossy(b));
         let line = AuditLine {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -231,6 +257,13 @@ impl RequestRecord {
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
             error: self.error.as_deref(),
+            rules_digest: &snap.policies.rules.digest,
+            policies: &self.policies,
+            annotations: self
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect(),
             body: body.as_deref(),
         };
         if let Ok(text) = serde_json::to_string(&line) {

@@ -16,7 +16,19 @@ use tokio::task::JoinHandle;
 
 use crate::backend::ResolveOptions;
 use crate::metrics::ReloadLabels;
-use crate::snapshot::{BuildError, RouterSnapshot};
+use crate::snapshot::{BuildContext, BuildError, RouterSnapshot};
+
+/// What every (re)load of the router file needs besides the file.
+pub struct SnapshotParts {
+    /// Backend addresses and credentials.
+    pub resolve: ResolveOptions,
+    /// Counts dropped audit lines.
+    pub audit_dropped: Counter,
+    /// The policy engine.
+    pub engine: Arc<crate::policy::PolicyEngine>,
+    /// Directory of built-in policies.
+    pub policy_dir: Option<PathBuf>,
+}
 use crate::state::AppState;
 
 /// Why the router file could not be (re)loaded.
@@ -52,8 +64,7 @@ pub enum ReloadError {
 pub fn load_snapshot(
     path: &Path,
     name: Option<&str>,
-    resolve: &ResolveOptions,
-    audit_dropped: &Counter,
+    parts: &SnapshotParts,
     previous: Option<&RouterSnapshot>,
 ) -> Result<(RouterSnapshot, u64), ReloadError> {
     let display = path.display().to_string();
@@ -65,13 +76,23 @@ pub fn load_snapshot(
         path: display.clone(),
         source,
     })?;
+    let router_dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let cx = BuildContext {
+        resolve: &parts.resolve,
+        audit_dropped: &parts.audit_dropped,
+        engine: &parts.engine,
+        router_dir,
+        policy_dir: parts.policy_dir.as_deref(),
+    };
     let snapshot =
-        RouterSnapshot::build(&manifest, resolve, previous, audit_dropped).map_err(|source| {
-            ReloadError::Build {
-                path: display,
-                source,
-            }
+        RouterSnapshot::build(&manifest, &cx, previous).map_err(|source| ReloadError::Build {
+            path: display,
+            source,
         })?;
+    parts.engine.retain_modules(&snapshot.policies.digests());
     Ok((snapshot, content_hash(&text)))
 }
 
@@ -94,13 +115,7 @@ pub fn reload(
         return Ok(false);
     }
     let current = state.router.load_full();
-    let result = load_snapshot(
-        path,
-        name,
-        &state.resolve,
-        &state.metrics.audit_dropped,
-        Some(&current),
-    );
+    let result = load_snapshot(path, name, &state.parts, Some(&current));
     let label = |result| ReloadLabels { result };
     match result {
         Ok((snapshot, hash)) => {

@@ -5,22 +5,43 @@
 //! under a request in flight.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use llmkube_operator::crd::model_router::{AuditSink, ModelRouterSpec};
+use llmkube_operator::compiler::{MODULE_NAME, compile_table};
+use llmkube_operator::crd::model_router::{AuditSink, ClassificationMode, ModelRouterSpec};
 use llmkube_operator::defaults;
 use llmkube_operator::duration::parse_duration;
 use llmkube_operator::manifest::RouterManifest;
 use llmkube_operator::routing::RoutingTable;
-use llmkube_operator::validate::ValidationErrors;
+use llmkube_operator::validate::{FieldError, ValidationErrors};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::audit::{AuditTarget, AuditWriter};
 use crate::backend::{BackendTarget, ResolveOptions, resolve_backends};
 use crate::health::BackendHealth;
 use crate::metrics::Label;
+use crate::policy::pipeline::{ActivePolicy, PolicySet};
+use crate::policy::{PolicyEngine, PolicyModule};
+
+/// File name of the built-in PII detector in the policy directory.
+pub const PII_DETECTOR_FILE: &str = "llmkube_pii_detector.wasm";
+
+/// What building a snapshot needs besides the manifest.
+pub struct BuildContext<'a> {
+    /// Backend addresses and credentials.
+    pub resolve: &'a ResolveOptions,
+    /// Counts dropped audit lines.
+    pub audit_dropped: &'a Counter,
+    /// The policy engine.
+    pub engine: &'a Arc<PolicyEngine>,
+    /// Directory of the router file (relative policy paths start there).
+    pub router_dir: &'a Path,
+    /// Directory of built-in policies (the PII detector).
+    pub policy_dir: Option<&'a Path>,
+}
 
 /// Request-handling settings of a router (`spec.proxy` with defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -108,18 +129,22 @@ pub struct RouterSnapshot {
     none_label: Label,
     /// Label for "no rule" / "no backend".
     pub empty_label: Label,
+    /// The compiled rules and the policies.
+    pub policies: PolicySet,
 }
 
 impl RouterSnapshot {
     /// Builds a snapshot; `previous` lends its backend health (by name) and audit writer.
     pub fn build(
         manifest: &RouterManifest,
-        opts: &ResolveOptions,
+        cx: &BuildContext<'_>,
         previous: Option<&RouterSnapshot>,
-        audit_dropped: &Counter,
     ) -> Result<Self, BuildError> {
+        let (opts, audit_dropped) = (cx.resolve, cx.audit_dropped);
         let spec = &manifest.spec;
         let table = RoutingTable::new(spec).map_err(BuildError::Invalid)?;
+        let policies = load_policies(spec, &table, cx)
+            .map_err(|e| BuildError::Invalid(ValidationErrors(e)))?;
         let old_health: HashMap<&str, &Arc<BackendHealth>> = previous
             .map(|p| {
                 p.backends
@@ -191,6 +216,7 @@ impl RouterSnapshot {
             audit,
             audit_body: audit_spec.include_request_body,
             known_classifications: known.into_iter().map(Arc::new).collect(),
+            policies,
             other_label: Arc::new("other".into()),
             none_label: Arc::new("none".into()),
             empty_label: Arc::new(String::new()),
@@ -208,6 +234,133 @@ impl RouterSnapshot {
             .find_map(|c| self.known_classifications.iter().find(|k| k.as_str() == c))
             .map_or_else(|| Arc::clone(&self.other_label), Arc::clone)
     }
+}
+
+/// Compiles the rules and loads every policy module (pinned by sha256), collecting every problem.
+fn load_policies(
+    spec: &ModelRouterSpec,
+    table: &RoutingTable,
+    cx: &BuildContext<'_>,
+) -> Result<PolicySet, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let compiled = compile_table(table);
+    let rules = PolicyModule::load(
+        cx.engine,
+        MODULE_NAME,
+        &compiled.wasm,
+        Some(&compiled.sha256),
+        &serde_json::Value::Null,
+    )
+    .map_err(|e| {
+        vec![FieldError {
+            path: "spec.rules".into(),
+            message: format!("compiled rules failed to load: {e}"),
+        }]
+    })?;
+    let mut policies = Vec::new();
+    for (i, p) in spec.policies.iter().enumerate() {
+        let path = format!("spec.policies[{i}]");
+        let bytes = match (&p.module.file, &p.module.config_map_key_ref) {
+            (Some(file), _) => {
+                let full = cx.router_dir.join(file);
+                std::fs::read(&full).map_err(|e| format!("cannot read module {}: {e}", full.display()))
+            }
+            _ => Err("configMapKeyRef is resolved by the controller in Kubernetes mode; standalone mode needs module.file".into()),
+        };
+        let loaded = bytes.and_then(|bytes| {
+            let config = p.config.clone().unwrap_or_else(|| serde_json::json!({}));
+            PolicyModule::load(cx.engine, &p.name, &bytes, Some(&p.sha256), &config)
+                .map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(module) => policies.push(active(
+                Some(i),
+                &p.name,
+                module,
+                p.failure_mode.unwrap_or_default(),
+            )),
+            Err(message) => errors.push(FieldError { path, message }),
+        }
+    }
+    let mode = defaults::classification_mode(spec);
+    let detector = if mode == ClassificationMode::HeaderOnly {
+        None
+    } else {
+        match load_detector(cx.policy_dir, cx.engine) {
+            Ok(module) => Some(active(
+                None,
+                "pii-detector",
+                module,
+                llmkube_operator::crd::model_router::FailureMode::Closed,
+            )),
+            Err(message) => {
+                errors.push(FieldError {
+                    path: "spec.policy.classification.mode".into(),
+                    message,
+                });
+                None
+            }
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(PolicySet {
+        rules,
+        rule_headers: compiled.headers,
+        policies,
+        detector,
+        mode,
+    })
+}
+
+fn active(
+    index: Option<usize>,
+    name: &str,
+    module: Arc<PolicyModule>,
+    failure_mode: llmkube_operator::crd::model_router::FailureMode,
+) -> ActivePolicy {
+    ActivePolicy {
+        index,
+        label: Arc::new(name.to_owned()),
+        headers: module
+            .meta
+            .needs
+            .headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        module,
+        failure_mode,
+    }
+}
+
+/// The built-in PII detector from the policy directory.
+fn load_detector(
+    dir: Option<&Path>,
+    engine: &Arc<PolicyEngine>,
+) -> Result<Arc<PolicyModule>, String> {
+    let dir: PathBuf = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_policy_dir);
+    let path = dir.join(PII_DETECTOR_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        format!(
+            "detector mode needs the built-in PII detector at {} (set --policy-dir): {e}",
+            path.display()
+        )
+    })?;
+    PolicyModule::load(engine, "pii-detector", &bytes, None, &serde_json::json!({}))
+        .map_err(|e| format!("PII detector: {e}"))
+}
+
+/// `policies/` next to the gateway binary, else `/usr/share/llmkube/policies`.
+pub fn default_policy_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("policies")))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/usr/share/llmkube/policies"))
 }
 
 /// `{"object":"list","data":[{id, object:"model", created, owned_by}]}` with ids exactly as

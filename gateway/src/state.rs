@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
-use crate::backend::ResolveOptions;
 use crate::health::now_ms;
 use crate::metrics::{AttemptLabels, BackendLabels, Metrics, RouterLabels};
 use crate::snapshot::RouterSnapshot;
@@ -23,8 +22,8 @@ pub struct AppState {
     pub client: HttpClient,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// How backends are resolved (kept for reloads).
-    pub resolve: ResolveOptions,
+    /// What reloads need (backend resolution, the policy engine).
+    pub parts: crate::reload::SnapshotParts,
     /// Bounds shadow traffic.
     pub shadow_slots: Arc<Semaphore>,
     /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.

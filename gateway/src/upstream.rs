@@ -160,6 +160,7 @@ pub fn build_request(
     inbound: &HeaderMap,
     classification_header: &str,
     request_id: &HeaderValue,
+    (set, remove): (&[(HeaderName, HeaderValue)], &[HeaderName]),
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
     let mut req = Request::builder()
@@ -171,6 +172,15 @@ pub fn build_request(
     for (name, value) in inbound {
         if forwardable(name, inbound, target.tier, classification_header) {
             headers.append(name.clone(), value.clone());
+        }
+    }
+    for name in remove {
+        headers.remove(name);
+    }
+    for (name, value) in set {
+        // Policy headers obey the same hygiene as client headers.
+        if forwardable(name, inbound, target.tier, classification_header) {
+            headers.insert(name.clone(), value.clone());
         }
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -88,6 +88,7 @@ pub fn validate_spec(spec: &ModelRouterSpec) -> Result<(), ValidationErrors> {
         c.push("spec.defaultRoute", format!("unknown backend {default:?}"));
     }
     check_policy(spec, &mut c);
+    check_policies(spec, &mut c);
     check_proxy(spec, &mut c);
     c.finish()
 }
@@ -336,6 +337,51 @@ fn check_policy(spec: &ModelRouterSpec, c: &mut Collector) {
         }
         if budget.window_seconds == Some(0) {
             c.push(format!("{path}.windowSeconds"), "must be at least 1");
+        }
+    }
+}
+
+fn check_policies(spec: &ModelRouterSpec, c: &mut Collector) {
+    let mut names = HashMap::new();
+    for (i, p) in spec.policies.iter().enumerate() {
+        let path = format!("spec.policies[{i}]");
+        if !is_dns_label(&p.name) {
+            c.push(
+                format!("{path}.name"),
+                format!("{:?} must match ^[a-z0-9][a-z0-9-]{{0,62}}$", p.name),
+            );
+        } else if let Some(first) = names.insert(p.name.as_str(), i) {
+            names.insert(p.name.as_str(), first);
+            c.push(
+                format!("{path}.name"),
+                format!(
+                    "duplicate policy name {:?} (also spec.policies[{first}])",
+                    p.name
+                ),
+            );
+        }
+        match (&p.module.file, &p.module.config_map_key_ref) {
+            (Some(f), None) if f.trim().is_empty() => {
+                c.push(format!("{path}.module.file"), "must not be empty")
+            }
+            (None, Some(r)) if r.name.is_empty() || r.key.is_empty() => c.push(
+                format!("{path}.module.configMapKeyRef"),
+                "needs a name and a key",
+            ),
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => c.push(
+                format!("{path}.module"),
+                "exactly one of file and configMapKeyRef must be set",
+            ),
+        }
+        if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            c.push(
+                format!("{path}.sha256"),
+                "must be the module's sha256 as 64 hex characters",
+            );
+        }
+        if p.config.as_ref().is_some_and(|v| !v.is_object()) {
+            c.push(format!("{path}.config"), "must be an object");
         }
     }
 }

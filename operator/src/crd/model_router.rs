@@ -33,6 +33,61 @@ pub struct ModelRouterSpec {
     /// Settings of the gateway (router-proxy) deployment and its request handling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxySpec>,
+    /// Additive: custom WebAssembly policies, run in this order (pre-phase ones before the
+    /// rules, post-phase ones after).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyRef>,
+}
+
+/// A custom WebAssembly policy (built with llmkube-policy-sdk).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRef {
+    /// Unique policy name (audit lines and metrics use it).
+    pub name: String,
+    /// Where the module comes from.
+    pub module: ModuleSource,
+    /// Lowercase hex sha256 of the module; a module with another digest is refused.
+    pub sha256: String,
+    /// The policy's configuration (JSON), handed to its `configure` once at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub config: Option<serde_json::Value>,
+    /// `closed` (default): a failing policy denies the request. `open`: it is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<FailureMode>,
+}
+
+/// Where a policy module is read from: exactly one of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleSource {
+    /// A file (standalone mode); relative paths are relative to the router file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A key of a ConfigMap in the router's namespace (Kubernetes mode, `binaryData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<ConfigMapKeyRef>,
+}
+
+/// A key of a ConfigMap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigMapKeyRef {
+    /// ConfigMap name.
+    pub name: String,
+    /// Key.
+    pub key: String,
+}
+
+/// What happens when a policy fails (traps, times out, answers garbage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Deny the request (503, error type `policy_error`).
+    #[default]
+    Closed,
+    /// Skip the policy and go on (logged, counted, audited).
+    Open,
 }
 
 /// One place a request can be served.

@@ -56,6 +56,8 @@ pub enum Via {
     BackendName,
     /// `spec.defaultRoute`.
     DefaultRoute,
+    /// The custom policy at this index of `spec.policies` routed the request.
+    Policy(usize),
 }
 
 /// Why a request is refused.

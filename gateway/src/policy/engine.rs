@@ -1,0 +1,229 @@
+//! The one wasmtime engine every policy runs in, with production limits.
+//!
+//! - Pooling instance allocator with copy-on-write memory images and slots kept resident, so a
+//!   fresh instance costs microseconds; the number of live instances is bounded and running out
+//!   is a policy failure, not a wait.
+//! - Epoch interruption driven by a 1 ms ticker thread: every evaluation has a deadline.
+//! - A memory cap per instance through `StoreLimits` (growing past it traps).
+//! - Modules compiled once per content digest and cached (for this engine, so for this wasmtime
+//!   version and configuration).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::{
+    Caller, Config, Engine, Extern, InstanceAllocationStrategy, Linker, Module, OptLevel,
+    PoolingAllocationConfig, StoreLimits, StoreLimitsBuilder,
+};
+
+use super::PolicyError;
+
+/// How often the epoch advances.
+const TICK: Duration = Duration::from_millis(1);
+/// Longest log line a policy may write, in bytes.
+const MAX_LOG_LINE: usize = 4096;
+/// Log lines a policy may write per evaluation.
+const LOGS_PER_CALL: u32 = 8;
+
+/// Limits every policy instance runs under.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Wall-clock budget of one evaluation (instantiation and configuration included).
+    pub deadline: Duration,
+    /// Largest linear memory of one instance.
+    pub memory_limit: usize,
+    /// Most instances alive at once (pool size).
+    pub max_instances: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            deadline: Duration::from_millis(5),
+            memory_limit: 16 << 20,
+            max_instances: 512,
+        }
+    }
+}
+
+/// What a store carries for the host.
+pub struct HostState {
+    pub(super) limits: StoreLimits,
+    logs_left: u32,
+    policy: Arc<str>,
+}
+
+impl HostState {
+    pub(super) fn new(settings: &EngineSettings, policy: Arc<str>) -> Self {
+        HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(settings.memory_limit)
+                .instances(1)
+                .memories(1)
+                .tables(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            logs_left: LOGS_PER_CALL,
+            policy,
+        }
+    }
+
+    pub(super) fn reset_log_budget(&mut self) {
+        self.logs_left = LOGS_PER_CALL;
+    }
+}
+
+/// The shared engine.
+pub struct PolicyEngine {
+    pub(super) engine: Engine,
+    pub(super) linker: Linker<HostState>,
+    pub(super) settings: EngineSettings,
+    pub(super) deadline_ticks: u64,
+    live: AtomicUsize,
+    cache: Mutex<HashMap<String, Module>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the WebAssembly engine: {0}")]
+pub struct EngineError(String);
+
+impl PolicyEngine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(settings: EngineSettings) -> Result<Arc<Self>, EngineError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(settings.max_instances)
+            .total_memories(settings.max_instances)
+            .total_tables(settings.max_instances)
+            .max_memories_per_module(1)
+            .max_tables_per_module(4)
+            .max_memory_size(settings.memory_limit)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .memory_init_cow(true)
+            .max_wasm_stack(512 << 10)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap(
+                llmkube_policy_sdk::abi::IMPORT_MODULE,
+                llmkube_policy_sdk::abi::IMPORT_LOG,
+                host_log,
+            )
+            .map_err(|e| EngineError(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, ticker_stop) = (engine.clone(), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| EngineError(e.to_string()))?;
+        // The current tick may end at once, so allow one more.
+        let deadline_ticks = settings.deadline.as_micros().div_ceil(TICK.as_micros()) as u64 + 1;
+        Ok(Arc::new(PolicyEngine {
+            engine,
+            linker,
+            settings,
+            deadline_ticks,
+            live: AtomicUsize::new(0),
+            cache: Mutex::new(HashMap::new()),
+            stop,
+        }))
+    }
+
+    /// The engine's limits.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// The compiled module for `wasm` (digest `digest`), compiling it on first use.
+    pub(super) fn module(&self, digest: &str, wasm: &[u8]) -> Result<Module, String> {
+        if let Some(m) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            return Ok(m.clone());
+        }
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| format!("not a valid module: {e}"))?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_owned(), module.clone());
+        Ok(module)
+    }
+
+    /// Forgets compiled modules whose digest is not in `keep` (after a reload).
+    pub fn retain_modules(&self, keep: &[&str]) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|digest, _| keep.contains(&digest.as_str()));
+    }
+
+    /// Reserves one live instance, or fails at once when all are taken.
+    pub(super) fn reserve(self: &Arc<Self>) -> Result<InstanceSlot, PolicyError> {
+        let limit = self.settings.max_instances as usize;
+        let taken = self.live.fetch_add(1, Ordering::AcqRel);
+        if taken >= limit {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            return Err(PolicyError::Exhausted);
+        }
+        Ok(InstanceSlot(Arc::clone(self)))
+    }
+}
+
+impl Drop for PolicyEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One reserved instance; released on drop.
+pub(super) struct InstanceSlot(Arc<PolicyEngine>);
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `llmkube.log(level, ptr, len)`: bounded in size and count, attributed to the policy.
+fn host_log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
+    if caller.data().logs_left == 0 {
+        return;
+    }
+    caller.data_mut().logs_left -= 1;
+    let Some(Extern::Memory(memory)) = caller.get_export(llmkube_policy_sdk::abi::EXPORT_MEMORY)
+    else {
+        return;
+    };
+    let start = ptr as u32 as usize;
+    let len = (len as u32 as usize).min(MAX_LOG_LINE);
+    let Some(bytes) = memory.data(&caller).get(start..start.saturating_add(len)) else {
+        return;
+    };
+    let message = String::from_utf8_lossy(bytes).into_owned();
+    let policy = Arc::clone(&caller.data().policy);
+    use llmkube_policy_sdk::abi::log_level;
+    match level {
+        log_level::ERROR => tracing::error!(%policy, "{message}"),
+        log_level::WARN => tracing::warn!(%policy, "{message}"),
+        log_level::INFO => tracing::info!(%policy, "{message}"),
+        _ => tracing::debug!(%policy, "{message}"),
+    }
+}
