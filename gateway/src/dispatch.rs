@@ -9,34 +9,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use llmkube_operator::crd::model_router::Strategy;
 use llmkube_operator::routing::Route;
 
 use crate::health::now_ms;
-use crate::inbound::JsonBody;
 use crate::snapshot::RouterSnapshot;
 use crate::state::AppState;
-
-/// The request as sent to backends.
-pub struct Outbound<'a> {
-    /// Method.
-    pub method: &'a Method,
-    /// Path and query, e.g. `/v1/chat/completions`.
-    pub path_and_query: &'a str,
-    /// Client headers (filtered per backend).
-    pub headers: &'a HeaderMap,
-    /// `x-request-id`, forwarded to every backend.
-    pub request_id: &'a http::HeaderValue,
-    /// Body.
-    pub body: &'a JsonBody,
-    /// Headers policies set (filtered per backend like client headers).
-    pub set_headers: &'a [(http::HeaderName, http::HeaderValue)],
-    /// Headers policies removed.
-    pub remove_headers: &'a [http::HeaderName],
-}
+use crate::upstream::Outbound;
 
 /// A backend answered.
 pub struct Answered {
@@ -141,12 +123,8 @@ pub async fn dispatch(
         };
         let request = match crate::upstream::build_request(
             target,
-            out.method,
-            out.path_and_query,
-            out.headers,
+            out,
             &snap.table.classification_header,
-            out.request_id,
-            (out.set_headers, out.remove_headers),
             body,
         ) {
             Ok(r) => r,
@@ -208,16 +186,9 @@ fn shadow(
             Some(model) => out.body.with_model(model),
             None => out.body.bytes.clone(),
         };
-        let Ok(request) = crate::upstream::build_request(
-            target,
-            out.method,
-            out.path_and_query,
-            out.headers,
-            &snap.table.classification_header,
-            out.request_id,
-            (out.set_headers, out.remove_headers),
-            body,
-        ) else {
+        let Ok(request) =
+            crate::upstream::build_request(target, out, &snap.table.classification_header, body)
+        else {
             continue;
         };
         let (state, snap) = (Arc::clone(state), Arc::clone(snap));

@@ -12,11 +12,13 @@ use llmkube_operator::duration::parse_duration;
 
 /// OpenAI-compatible policy-routing gateway for LLMKube.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// ModelRouter YAML file (one object or a multi-document file); hot-reloaded on change.
     #[arg(long, env = "LLMKUBE_ROUTER_FILE")]
-    router: PathBuf,
+    router: Option<PathBuf>,
     /// Which ModelRouter of the file to serve, when it holds several.
     #[arg(long, env = "LLMKUBE_ROUTER_NAME")]
     router_name: Option<String>,
@@ -73,6 +75,23 @@ struct Args {
     log_format: String,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run a policy's fixture file against its built .wasm under production limits, and
+    /// print the sha256 to pin in the router.
+    PolicyTest {
+        /// The built module (target/wasm32-unknown-unknown/release/<name>.wasm).
+        #[arg(long)]
+        module: PathBuf,
+        /// Fixture file (see llmkube_policy_sdk::fixtures).
+        #[arg(long)]
+        fixtures: PathBuf,
+        /// Wall-clock budget of one evaluation.
+        #[arg(long, default_value = "5ms", value_parser = duration)]
+        deadline: Duration,
+    },
+}
+
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -87,6 +106,14 @@ fn duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_format);
+    if let Some(Command::PolicyTest {
+        module,
+        fixtures,
+        deadline,
+    }) = &args.command
+    {
+        return policy_test(module, fixtures, *deadline);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,9 +127,55 @@ fn main() -> ExitCode {
     runtime.block_on(run(args))
 }
 
+fn policy_test(
+    module: &std::path::Path,
+    fixtures: &std::path::Path,
+    deadline: Duration,
+) -> ExitCode {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let run = || -> Result<llmkube_gateway::policy::harness::Report, String> {
+        let wasm = read(module)?;
+        let json = String::from_utf8(read(fixtures)?).map_err(|e| e.to_string())?;
+        let engine = llmkube_gateway::policy::PolicyEngine::new(EngineSettings {
+            deadline,
+            ..EngineSettings::default()
+        })
+        .map_err(|e| e.to_string())?;
+        llmkube_gateway::policy::harness::run_fixtures(&engine, &wasm, &json)
+    };
+    match run() {
+        Ok(report) if report.failures.is_empty() => {
+            println!("{} passed, 0 failed", report.cases);
+            println!("sha256: {}", report.digest);
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for f in &report.failures {
+                println!("FAILED {f}");
+            }
+            println!(
+                "{} passed, {} failed",
+                report.cases - report.failures.len(),
+                report.failures.len()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("policy-test: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(args: Args) -> ExitCode {
+    let Some(router_file) = args.router else {
+        eprintln!("llmkube-gateway: --router (or LLMKUBE_ROUTER_FILE) is required");
+        return ExitCode::FAILURE;
+    };
     let config = GatewayConfig {
-        router_file: args.router,
+        router_file,
         router_name: args.router_name,
         listen: args.listen,
         metrics_listen: args.metrics_listen,

@@ -189,6 +189,11 @@ impl Metrics {
             reloads.clone(),
         );
         registry.register(
+            "llmkube_policy_results",
+            "Policy evaluations by policy and result; failed = denied, failed-open = skipped",
+            policy_results.clone(),
+        );
+        registry.register(
             "llmkube_router_shadow_skipped",
             "Shadow copies skipped because too many were in flight",
             shadow_skipped.clone(),

@@ -10,13 +10,14 @@ use llmkube_operator::defaults::TASK_COMPLEXITY_HEADER;
 use llmkube_operator::routing::{Deny, Via};
 
 use crate::body::GatewayBody;
-use crate::dispatch::{Answered, Exhausted, Failure, Outbound, Progress, dispatch};
+use crate::dispatch::{Answered, Exhausted, Failure, Progress, dispatch};
 use crate::error::ApiError;
 use crate::inbound::{PROMPT_CAP, classifications, parse_json_body, prompt_text, read_body};
 use crate::policy::pipeline::{Inputs, Verdict};
 use crate::record::{Outcome, RequestRecord};
 use crate::snapshot::RouterSnapshot;
 use crate::state::AppState;
+use crate::upstream::Outbound;
 use crate::upstream::strip_response_headers;
 
 /// Response header naming the backend that answered.

@@ -21,6 +21,25 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::backend::BackendTarget;
+use crate::inbound::JsonBody;
+
+/// The request as sent to backends.
+pub struct Outbound<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Path and query, e.g. `/v1/chat/completions`.
+    pub path_and_query: &'a str,
+    /// Client headers (filtered per backend).
+    pub headers: &'a HeaderMap,
+    /// `x-request-id`, forwarded to every backend.
+    pub request_id: &'a http::HeaderValue,
+    /// Body.
+    pub body: &'a JsonBody,
+    /// Headers policies set (filtered per backend like client headers).
+    pub set_headers: &'a [(http::HeaderName, http::HeaderValue)],
+    /// Headers policies removed.
+    pub remove_headers: &'a [http::HeaderName],
+}
 
 /// The shared upstream client.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -155,17 +174,14 @@ pub fn forwardable(
 /// Builds the request for one attempt on `target`.
 pub fn build_request(
     target: &BackendTarget,
-    method: &Method,
-    path_and_query: &str,
-    inbound: &HeaderMap,
+    out: &Outbound<'_>,
     classification_header: &str,
-    request_id: &HeaderValue,
-    (set, remove): (&[(HeaderName, HeaderValue)], &[HeaderName]),
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
+    let inbound = out.headers;
     let mut req = Request::builder()
-        .method(method.clone())
-        .uri(target.uri(path_and_query)?)
+        .method(out.method.clone())
+        .uri(target.uri(out.path_and_query)?)
         .body(Full::new(body.clone()))?;
     let headers = req.headers_mut();
     headers.reserve(inbound.len() + target.credentials.len() + 1);
@@ -174,17 +190,20 @@ pub fn build_request(
             headers.append(name.clone(), value.clone());
         }
     }
-    for name in remove {
+    for name in out.remove_headers {
         headers.remove(name);
     }
-    for (name, value) in set {
+    for (name, value) in out.set_headers {
         // Policy headers obey the same hygiene as client headers.
         if forwardable(name, inbound, target.tier, classification_header) {
             headers.insert(name.clone(), value.clone());
         }
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    headers.insert(HeaderName::from_static("x-request-id"), request_id.clone());
+    headers.insert(
+        HeaderName::from_static("x-request-id"),
+        out.request_id.clone(),
+    );
     for (name, value) in &target.credentials {
         headers.insert(name.clone(), value.clone());
     }

@@ -7,6 +7,7 @@
 //! the policy is configured `failureMode: open`. The compiled rules always fail closed.
 
 pub mod engine;
+pub mod harness;
 pub mod module;
 pub mod pipeline;
 

@@ -5,6 +5,7 @@ mod errors;
 mod lifecycle;
 mod observability;
 mod openai_sdk;
+mod policies;
 mod reload;
 mod routing;
 mod streaming;

@@ -1,0 +1,412 @@
+//! Policies through the gateway: the built-in PII detector, an SDK-built custom policy,
+//! load-time refusals, and misbehaving modules that must deny without hurting the gateway.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use llmkube_gateway::policy::{EngineSettings, PolicyEngine, harness};
+
+use crate::support::*;
+
+/// Where `cargo build --release --target wasm32-unknown-unknown` puts policies.
+pub fn wasm_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    target.join("wasm32-unknown-unknown/release")
+}
+
+/// A built policy module; panics with the build command when it is missing.
+pub fn policy_wasm(file: &str) -> (PathBuf, Vec<u8>) {
+    let path = wasm_dir().join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}); build the policies first: cargo build --release --target wasm32-unknown-unknown -p llmkube-pii-detector -p llmkube-tenant-allowlist (.ci/run does)",
+            path.display()
+        )
+    });
+    (path, bytes)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    llmkube_gateway::policy::module::sha256_hex(bytes)
+}
+
+async fn detector_gateway(cast: &Cast, mode: &str, audit: &std::path::Path) -> Gw {
+    let spec = format!(
+        "{}  rules:
+    - {{name: pii-stays-local, match: {{dataClassification: [pii]}}, route: {{backends: [local-a]}}, failClosed: true}}
+  defaultRoute: cloud
+  policy: {{classification: {{mode: {mode}}}, auditLog: {{sink: file, filePath: '{}'}}}}
+",
+        cast.backends(),
+        audit.display()
+    );
+    gateway_with(&spec, &[("local-a", &cast.a)], |c| {
+        c.policy_dir = Some(wasm_dir())
+    })
+    .await
+}
+
+fn chat_with(prompt: &str) -> String {
+    serde_json::json!({"model": "m", "messages": [{"role": "user", "content": prompt}]}).to_string()
+}
+
+#[tokio::test]
+async fn detector_mode_keeps_prompts_with_personal_data_local() {
+    let cast = Cast::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let gw = detector_gateway(&cast, "detector", &audit).await;
+    let post = |body: String| gw.request(http::Method::POST, "/v1/chat/completions", &[], body);
+    let r = post(chat_with("my SSN is 078-05-1120, call (415) 555-2671")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.backend()),
+        (200, "local-a"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(post(chat_with("write a haiku")).await.backend(), "cloud");
+    cast.a.stop();
+    let r = post(chat_with("card 4111 1111 1111 1111")).await;
+    assert_error(&r, 503, "fail_closed");
+    assert_eq!(
+        cast.cloud.request_count(),
+        1,
+        "only the clean prompt reached the cloud"
+    );
+
+    let lines = audit_lines(&audit, 3).await;
+    let detected = &lines[0];
+    assert_eq!(detected["classification"], "pii");
+    assert_eq!(detected["annotations"]["pii.kinds"], "phone,ssn");
+    let traced = &detected["policies"][0];
+    assert_eq!(traced["name"], "pii-detector");
+    assert_eq!(traced["result"], "continue");
+    assert_eq!(
+        traced["digest"],
+        sha256(&policy_wasm("llmkube_pii_detector.wasm").1)
+    );
+    assert_eq!(detected["rulesDigest"].as_str().unwrap().len(), 64);
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains("078-05-1120")),
+        "values are never logged"
+    );
+}
+
+#[tokio::test]
+async fn hybrid_mode_trusts_a_present_header_and_detects_otherwise() {
+    let cast = Cast::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = detector_gateway(&cast, "hybrid", &dir.path().join("audit.log")).await;
+    let ssn = chat_with("my SSN is 078-05-1120");
+    let r = gw
+        .request(http::Method::POST, "/v1/chat/completions", &[], ssn.clone())
+        .await;
+    assert_eq!(r.backend(), "local-a", "no header: the detector decides");
+    let r = gw
+        .request(
+            http::Method::POST,
+            "/v1/chat/completions",
+            &[("x-llmkube-classification", "public")],
+            ssn,
+        )
+        .await;
+    assert_eq!(
+        r.backend(),
+        "cloud",
+        "a present header is trusted in hybrid mode"
+    );
+}
+
+fn tenant_policy(path: &std::path::Path, sha: &str, extra: &str) -> String {
+    format!(
+        "  policies:
+    - name: tenants
+      module: {{file: '{}'}}
+      sha256: {sha}
+      config: {{tenants: {{acme: [llama-b], globex: ['*']}}}}
+{extra}",
+        path.display()
+    )
+}
+
+#[tokio::test]
+async fn a_custom_sdk_policy_gates_tenants_and_is_audited_with_its_digest() {
+    let cast = Cast::new().await;
+    let (path, bytes) = policy_wasm("llmkube_tenant_allowlist.wasm");
+    let digest = sha256(&bytes);
+    let gw = cast
+        .gateway(&format!(
+            "  defaultRouteStrategy: BackendNameMatch\n{}",
+            tenant_policy(&path, &digest, "")
+        ))
+        .await;
+    let r = gw.chat("llama-b", &[("x-tenant", "acme")]).await;
+    assert_eq!((r.status.as_u16(), r.backend()), (200, "local-b"));
+    let r = gw.chat("gpt-x", &[("x-tenant", "acme")]).await;
+    assert_error(&r, 403, "policy_rejected");
+    assert!(r.text().contains("model_not_allowed"), "{}", r.text());
+    assert_error(&gw.chat("llama-b", &[]).await, 401, "policy_rejected");
+    assert_eq!(
+        gw.chat("gpt-x", &[("x-tenant", "globex")]).await.backend(),
+        "cloud"
+    );
+    assert_eq!(cast.cloud.request_count(), 1);
+
+    let lines = audit_lines(&gw.dir.path().join("audit.log"), 4).await;
+    let rejected = lines
+        .iter()
+        .find(|l| l["outcome"] == "policy_rejected")
+        .unwrap();
+    assert_eq!(rejected["policies"][0]["digest"], digest);
+    assert_eq!(rejected["policies"][0]["result"], "reject");
+    let m = gw.get("/metrics").await.text();
+    assert!(m.contains(r#"llmkube_policy_results_total{router="test-router",policy="tenants",result="reject"} 2"#), "{m}");
+}
+
+#[tokio::test]
+async fn a_wrong_digest_or_a_refused_config_keeps_the_router_from_loading() {
+    let cast = Cast::new().await;
+    let (path, bytes) = policy_wasm("llmkube_tenant_allowlist.wasm");
+    let wrong = "0".repeat(64);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("router.yaml");
+    let spec = format!(
+        "{}{}    - name: picky
+      module: {{file: '{}'}}
+      sha256: {}
+      config: {{tenants: {{}}}}
+",
+        cast.backends(),
+        tenant_policy(&path, &wrong, ""),
+        path.display(),
+        sha256(&bytes)
+    );
+    std::fs::write(&file, router_yaml("r", &spec)).unwrap();
+    let err = llmkube_gateway::start(llmkube_gateway::GatewayConfig::new(&file))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("spec.policies[0]: sha256 mismatch"), "{err}");
+    assert!(
+        err.contains(
+            "spec.policies[1]: the policy refused its config: at least one tenant is required"
+        ),
+        "{err}"
+    );
+}
+
+/// A hand-written policy module: `body` is the evaluate function's body (returning i64).
+fn wat_policy(body: &str, abi_major: u8, meta_major: u32) -> Vec<u8> {
+    // A valid "continue" output: version 1, action 0, four empty lists.
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global (export "llmkube_abi_major") i32 (i32.const 16))
+  (global (export "llmkube_abi_minor") i32 (i32.const 20))
+  (data (i32.const 16) "\{abi_major:02x}\00\00\00\00\00\00\00")
+  (data (i32.const 64) "\01\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00")
+  (data (i32.const 128) "garbage")
+  (func (export "llmkube_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "llmkube_configure") (param i32 i32) (result i64) (i64.const 0))
+  (func (export "llmkube_evaluate") (param i32 i32) (result i64) {body}))"#
+    );
+    let mut wasm = wat::parse_str(&wat).unwrap();
+    let meta = format!(
+        r#"{{"abi":{{"major":{meta_major},"minor":0}},"policy":{{"name":"hand-written","version":"0"}}}}"#
+    );
+    let name = llmkube_policy_sdk::abi::METADATA_SECTION;
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name.as_bytes());
+    payload.extend_from_slice(meta.as_bytes());
+    wasm.push(0); // custom section id
+    let mut n = payload.len();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        wasm.push(if n > 0 { byte | 0x80 } else { byte });
+        if n == 0 {
+            break;
+        }
+    }
+    wasm.extend_from_slice(&payload);
+    wasm
+}
+
+const CONTINUE: &str = "(i64.const 274877906962)"; // (64 << 32) | 18
+
+#[tokio::test]
+async fn misbehaving_policies_deny_while_the_gateway_keeps_serving() {
+    let cast = Cast::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = format!("(i64.const {})", (0x7fff_0000_i64 << 32) | 64);
+    let cases = [
+        ("trap", "(unreachable)".to_owned()),
+        ("endless-loop", "(loop $l (br $l)) (i64.const 0)".to_owned()),
+        (
+            "unbounded-memory",
+            "(loop $l (drop (memory.grow (i32.const 1))) (br $l)) (i64.const 0)".to_owned(),
+        ),
+        (
+            "garbage-output",
+            format!("(i64.const {})", (128_i64 << 32) | 7),
+        ),
+        ("output-outside-memory", outside),
+    ];
+    for (name, body) in &cases {
+        let wasm = wat_policy(body, 1, 1);
+        let module = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&module, &wasm).unwrap();
+        let policy = |mode: &str| {
+            format!(
+                "  defaultRoute: local-a\n  policies:\n    - {{name: {name}, module: {{file: '{}'}}, sha256: {}, failureMode: {mode}}}\n",
+                module.display(),
+                sha256(&wasm)
+            )
+        };
+        let gw = cast.gateway(&policy("closed")).await;
+        for _ in 0..2 {
+            let r = gw.chat("m", &[]).await;
+            assert_error(&r, 503, "policy_error");
+            assert!(r.text().contains(name), "{name}: {}", r.text());
+        }
+        assert_eq!(
+            gw.get("/healthz").await.status,
+            200,
+            "{name}: the gateway keeps serving"
+        );
+        assert_eq!(
+            gw.rewrite(&format!("{}{}", cast.backends(), policy("open"))),
+            Ok(true)
+        );
+        let r = gw.chat("m", &[]).await;
+        assert_eq!(
+            (r.status.as_u16(), r.backend()),
+            (200, "local-a"),
+            "{name} with failureMode open is skipped"
+        );
+        let lines = audit_lines(&gw.dir.path().join("audit.log"), 3).await;
+        assert_eq!(lines[2]["policies"][0]["result"], "failed-open", "{name}");
+        assert_eq!(lines[0]["outcome"], "policy_error", "{name}");
+    }
+    assert_eq!(
+        cast.a.request_count(),
+        cases.len(),
+        "only the fail-open requests were served"
+    );
+}
+
+#[tokio::test]
+async fn a_module_for_another_abi_major_is_refused_at_load() {
+    let engine = PolicyEngine::new(EngineSettings::default()).unwrap();
+    let load = |wasm: Vec<u8>| {
+        llmkube_gateway::policy::PolicyModule::load(
+            &engine,
+            "p",
+            &wasm,
+            None,
+            &serde_json::json!({}),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+    };
+    assert!(load(wat_policy(CONTINUE, 2, 1)).contains("exports policy ABI major version 2"));
+    assert!(load(wat_policy(CONTINUE, 1, 2)).contains("built for policy ABI 2.0"));
+    assert!(load(wat::parse_str("(module)").unwrap()).contains("metadata section"));
+    assert!(
+        llmkube_gateway::policy::PolicyModule::load(
+            &engine,
+            "p",
+            &wat_policy(CONTINUE, 1, 1),
+            None,
+            &serde_json::json!({})
+        )
+        .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn policies_hot_swap_under_load_without_a_failed_request() {
+    let cast = Cast::new().await;
+    let (path, bytes) = policy_wasm("llmkube_tenant_allowlist.wasm");
+    let digest = sha256(&bytes);
+    let with_policy = format!(
+        "{}  defaultRoute: local-b\n{}",
+        cast.backends(),
+        tenant_policy(&path, &digest, "")
+    );
+    let without = format!("{}  defaultRoute: local-a\n", cast.backends());
+    let gw = Arc::new(cast.gateway("  defaultRoute: local-a\n").await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = gw.chat("llama-b", &[("x-tenant", "acme")]).await;
+                if r.status == 200 { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for i in 0..16 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let spec = if i % 2 == 0 { &with_policy } else { &without };
+        assert_eq!(gw.rewrite(spec), Ok(true));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    assert!(ok.load(Ordering::Relaxed) > 16);
+    assert!(
+        cast.a.request_count() > 0 && cast.b.request_count() > 0,
+        "both versions served"
+    );
+}
+
+#[test]
+fn the_harness_runs_fixture_files_on_built_modules() {
+    let engine = PolicyEngine::new(EngineSettings::default()).unwrap();
+    for (wasm, fixtures, cases) in [
+        (
+            "llmkube_tenant_allowlist.wasm",
+            include_str!("../../../examples/custom-policy/fixtures/tenants.json"),
+            6,
+        ),
+        (
+            "llmkube_pii_detector.wasm",
+            include_str!("../../../policies/pii-detector/fixtures/decisions.json"),
+            5,
+        ),
+    ] {
+        let report = harness::run_fixtures(&engine, &policy_wasm(wasm).1, fixtures).unwrap();
+        assert_eq!(
+            (report.cases, report.failures.len()),
+            (cases, 0),
+            "{wasm}: {:?}",
+            report.failures
+        );
+    }
+    let wrong = include_str!("../../../examples/custom-policy/fixtures/tenants.json")
+        .replace("\"status\": 401", "\"status\": 418");
+    let report = harness::run_fixtures(
+        &engine,
+        &policy_wasm("llmkube_tenant_allowlist.wasm").1,
+        &wrong,
+    )
+    .unwrap();
+    assert_eq!(
+        report.failures.len(),
+        1,
+        "a wrong expectation fails: {:?}",
+        report.failures
+    );
+    assert!(report.failures[0].contains("status is 401, expected 418"));
+}

@@ -1,0 +1,431 @@
+//! Scanners for personal data in free text: e-mail addresses, phone numbers, US SSNs, payment
+//! card numbers (Luhn-checked), IBANs (mod-97 checked) and configured terms.
+//!
+//! Each scanner works on bytes in one pass over its candidates, allocates nothing, and is
+//! written for few false positives in prose, code and JSON: structure first (grouping,
+//! separators, boundaries), then a checksum where one exists.
+
+/// Kinds of personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An e-mail address.
+    Email,
+    /// A phone number.
+    Phone,
+    /// A US social security number.
+    Ssn,
+    /// A payment card number.
+    Card,
+    /// An international bank account number.
+    Iban,
+    /// A configured term.
+    Term,
+}
+
+impl Kind {
+    /// Every kind, in reporting order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Email,
+        Kind::Phone,
+        Kind::Ssn,
+        Kind::Card,
+        Kind::Iban,
+        Kind::Term,
+    ];
+
+    /// Name used in configuration and annotations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Ssn => "ssn",
+            Kind::Card => "card",
+            Kind::Iban => "iban",
+            Kind::Term => "term",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    /// Every kind.
+    pub fn all() -> Self {
+        Kinds(Kind::ALL.iter().fold(0, |acc, k| acc | k.bit()))
+    }
+
+    /// Adds a kind.
+    pub fn insert(&mut self, k: Kind) {
+        self.0 |= k.bit();
+    }
+
+    /// Whether `k` is in the set.
+    pub fn contains(self, k: Kind) -> bool {
+        self.0 & k.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds, in reporting order.
+    pub fn iter(self) -> impl Iterator<Item = Kind> {
+        Kind::ALL.into_iter().filter(move |k| self.contains(*k))
+    }
+}
+
+/// Scans `text` for the kinds in `enabled`; `terms` must be lowercase.
+pub fn scan(text: &str, enabled: Kinds, terms: &[String]) -> Kinds {
+    let b = text.as_bytes();
+    let mut found = Kinds::default();
+    if enabled.contains(Kind::Email) && has_email(b) {
+        found.insert(Kind::Email);
+    }
+    if enabled.contains(Kind::Ssn) || enabled.contains(Kind::Card) || enabled.contains(Kind::Phone)
+    {
+        numbers(b, enabled, &mut found);
+    }
+    if enabled.contains(Kind::Iban) && has_iban(b) {
+        found.insert(Kind::Iban);
+    }
+    if enabled.contains(Kind::Term) && !terms.is_empty() && has_term(b, terms) {
+        found.insert(Kind::Term);
+    }
+    found
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn has_email(b: &[u8]) -> bool {
+    let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
+    let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    for (at, _) in b.iter().enumerate().filter(|(_, c)| **c == b'@') {
+        let mut start = at;
+        while start > 0 && local(b[start - 1]) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < b.len() && domain(b[end]) {
+            end += 1;
+        }
+        let (user, host) = (&b[start..at], &b[at + 1..end]);
+        let host = host.strip_suffix(b".").unwrap_or(host); // a sentence's full stop
+        if user.is_empty() || user[0] == b'.' || user.ends_with(b".") || host.len() < 4 {
+            continue;
+        }
+        if host.starts_with(b"-") || host.starts_with(b".") || host.windows(2).any(|w| w == b"..") {
+            continue;
+        }
+        let Some(dot) = host.iter().rposition(|c| *c == b'.') else {
+            continue;
+        };
+        let tld = &host[dot + 1..];
+        if tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) && dot > 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// A run of digits with single separators between groups, e.g. `(555) 123-4567`.
+struct Token {
+    digits: [u8; 24],
+    n: usize,
+    groups: [u8; 8],
+    n_groups: usize,
+    separators: u8, // bit set: 1 space, 2 dash, 4 dot, 8 parentheses
+    plus: bool,
+}
+
+impl Token {
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.n]
+    }
+
+    fn groups(&self) -> &[u8] {
+        &self.groups[..self.n_groups]
+    }
+
+    fn only(&self, allowed: u8) -> bool {
+        self.separators & !allowed == 0
+    }
+}
+
+/// Finds numeric tokens and classifies them as SSN, card or phone.
+fn numbers(b: &[u8], enabled: Kinds, found: &mut Kinds) {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let starts = c.is_ascii_digit()
+            || ((c == b'+' || c == b'(') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        if !starts || (i > 0 && (is_word(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'-')) {
+            i += 1;
+            continue;
+        }
+        let (token, end) = read_token(b, i);
+        i = end.max(i + 1);
+        // Glued to letters or more digits-with-dots (versions, IPs): not a number of ours.
+        if b.get(end).is_some_and(|c| is_word(*c)) {
+            continue;
+        }
+        let Some(t) = token else { continue };
+        let d = t.digits();
+        if enabled.contains(Kind::Ssn) && is_ssn(&t) {
+            found.insert(Kind::Ssn);
+        } else if enabled.contains(Kind::Card)
+            && (13..=19).contains(&d.len())
+            && t.only(1 | 2)
+            && luhn(d)
+            && b"23456".contains(&d[0])
+        {
+            found.insert(Kind::Card);
+        } else if enabled.contains(Kind::Phone) && is_phone(&t) {
+            found.insert(Kind::Phone);
+        }
+    }
+}
+
+fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
+    let mut t = Token {
+        digits: [0; 24],
+        n: 0,
+        groups: [0; 8],
+        n_groups: 0,
+        separators: 0,
+        plus: false,
+    };
+    let mut i = start;
+    if b[i] == b'+' {
+        t.plus = true;
+        i += 1;
+    }
+    let mut group = 0u8;
+    let mut last_sep = true;
+    let mut open_paren = false;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            if t.n == t.digits.len() {
+                return (None, skip_digits(b, i));
+            }
+            t.digits[t.n] = c;
+            t.n += 1;
+            group += 1;
+            last_sep = false;
+        } else {
+            let sep = match c {
+                b' ' => 1,
+                b'-' => 2,
+                b'.' => 4,
+                b'(' if !open_paren => 8,
+                b')' if open_paren => 8,
+                _ => break,
+            };
+            // A separator must sit between digits (a closing parenthesis may be followed by a space).
+            let next_ok = b
+                .get(i + 1)
+                .is_some_and(|n| n.is_ascii_digit() || (c == b')' && *n == b' '));
+            if (last_sep && c != b'(' && !(c == b' ' && b[i - 1] == b')')) || !next_ok {
+                break;
+            }
+            if c == b'(' {
+                open_paren = true;
+            } else if c == b')' {
+                open_paren = false;
+            }
+            if group > 0 {
+                if t.n_groups == t.groups.len() {
+                    return (None, i);
+                }
+                t.groups[t.n_groups] = group;
+                t.n_groups += 1;
+                group = 0;
+            }
+            t.separators |= sep;
+            last_sep = true;
+        }
+        i += 1;
+    }
+    if group > 0 && t.n_groups < t.groups.len() {
+        t.groups[t.n_groups] = group;
+        t.n_groups += 1;
+    }
+    if open_paren || t.n == 0 {
+        return (None, i);
+    }
+    (Some(t), i)
+}
+
+fn skip_digits(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (b[i].is_ascii_digit() || b" -.".contains(&b[i])) {
+        i += 1;
+    }
+    i
+}
+
+fn is_ssn(t: &Token) -> bool {
+    if t.plus || t.groups() != [3, 2, 4] || !(t.only(2) || t.only(1)) {
+        return false;
+    }
+    let d = t.digits();
+    let area = &d[0..3];
+    area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
+}
+
+fn is_phone(t: &Token) -> bool {
+    let d = t.digits();
+    if t.plus {
+        // International: +CC and 7..13 more digits, grouped or not.
+        return (8..=15).contains(&d.len()) && d[0] != b'0';
+    }
+    // (555) 123-4567, 555-123-4567, 1 555 123 4567, ...: a bare 10-digit run is too ambiguous
+    // (ids, timestamps), so the grouping is required. Area codes never start with 0 or 1.
+    let g = t.groups();
+    let nanp = matches!(g, [3, 3, 4]) || (matches!(g, [1, 3, 3, 4]) && d[0] == b'1');
+    nanp && !b"01".contains(&d[g.len() - 3])
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let v = u32::from(c - b'0');
+            if i % 2 == 1 {
+                let dbl = v * 2;
+                if dbl > 9 { dbl - 9 } else { dbl }
+            } else {
+                v
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn has_iban(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 4 < b.len() {
+        let starts = b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_uppercase()
+            && b[i + 2].is_ascii_digit()
+            && b[i + 3].is_ascii_digit()
+            && (i == 0 || !is_word(b[i - 1]));
+        if starts && iban_at(b, i) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// An IBAN at `start`: 15..=34 alphanumerics, optionally in space-separated groups of four,
+/// with a valid mod-97 check.
+fn iban_at(b: &[u8], start: usize) -> bool {
+    let mut chars = [0u8; 34];
+    let mut n = 0;
+    let mut i = start;
+    let mut in_group = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphanumeric() {
+            if n == chars.len() {
+                return false;
+            }
+            chars[n] = c.to_ascii_uppercase();
+            n += 1;
+            in_group += 1;
+        } else if c == b' ' && in_group == 4 && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            in_group = 0;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if !(15..=34).contains(&n) {
+        return false;
+    }
+    // Move the first four characters to the end, letters become 10..35, then mod 97.
+    let mut rem: u32 = 0;
+    for &c in chars[4..n].iter().chain(&chars[..4]) {
+        rem = if c.is_ascii_digit() {
+            (rem * 10 + u32::from(c - b'0')) % 97
+        } else {
+            (rem * 100 + u32::from(c - b'A') + 10) % 97
+        };
+    }
+    rem == 1
+}
+
+fn has_term(b: &[u8], terms: &[String]) -> bool {
+    terms.iter().filter(|t| !t.is_empty()).any(|term| {
+        let t = term.as_bytes();
+        b.windows(t.len()).enumerate().any(|(i, w)| {
+            w.eq_ignore_ascii_case(t)
+                && (i == 0 || !is_word(b[i - 1]))
+                && b.get(i + t.len()).is_none_or(|c| !is_word(*c))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<&'static str> {
+        scan(text, Kinds::all(), &["project falcon".to_owned()])
+            .iter()
+            .map(Kind::name)
+            .collect()
+    }
+
+    #[test]
+    fn finds_each_kind() {
+        assert_eq!(
+            kinds("mail me at jane.doe+x@example.co.uk today"),
+            ["email"]
+        );
+        assert_eq!(kinds("call (555) 123-4567 or 555.123.4567"), ["phone"]);
+        assert_eq!(kinds("call +44 20 7946 0958"), ["phone"]);
+        assert_eq!(kinds("SSN 078-05-1120"), ["ssn"]);
+        assert_eq!(kinds("card 4111 1111 1111 1111 exp 12/29"), ["card"]);
+        assert_eq!(kinds("card 4111111111111111"), ["card"]);
+        assert_eq!(kinds("IBAN GB82 WEST 1234 5698 7654 32"), ["iban"]);
+        assert_eq!(kinds("IBAN DE89370400440532013000."), ["iban"]);
+        assert_eq!(kinds("about Project Falcon, internally"), ["term"]);
+    }
+
+    #[test]
+    fn ignores_lookalikes() {
+        for text in [
+            "version 1.2.3 and 10.0.0.1 at 2024-01-15",
+            "order 4111 1111 1111 1112 failed the checksum",
+            "ssn-like 000-12-3456 and 666-12-3456 and 900-12-3456",
+            "user@localhost and foo@bar",
+            "a timestamp 1700000000123 and id 5551234567",
+            "GB82 WEST 1234 5698 7654 33 (bad check digits)",
+            "falconry is not project falcons",
+            "matrix = [[1, 2], [3, 4]]; x = 555-1234;",
+        ] {
+            assert_eq!(kinds(text), Vec::<&str>::new(), "{text}");
+        }
+    }
+
+    #[test]
+    fn luhn_and_mod97() {
+        assert!(luhn(b"79927398713"));
+        assert!(!luhn(b"79927398710"));
+        assert!(iban_at(b"NL91ABNA0417164300", 0));
+        assert!(!iban_at(b"NL91ABNA0417164301", 0));
+    }
+}
