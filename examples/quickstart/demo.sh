@@ -57,8 +57,10 @@ wait_for() {
     exit 1
 }
 
-bold "Building llmkube-gateway and the mock backends (first build takes a few minutes)"
+bold "Building llmkube-gateway, the mock backends and the PII detector policy (first build takes a few minutes)"
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 cargo build -q -p llmkube-gateway -p llmkube-mock-upstream
+cargo build -q --release --target wasm32-unknown-unknown -p llmkube-pii-detector
 BIN=target/debug
 
 "$BIN/llmkube-mock-upstream" --listen "127.0.0.1:${LOCAL_PORT}" --name local-llama 2>"$LOG_DIR/local.log" &
@@ -74,6 +76,7 @@ if [ "$CLOUD_PORT" != 18082 ]; then
 fi
 "$BIN/llmkube-gateway" --router "$ROUTER" --listen "127.0.0.1:${GATEWAY_PORT}" \
     --backend-address "local-llama=http://127.0.0.1:${LOCAL_PORT}" \
+    --policy-dir target/wasm32-unknown-unknown/release \
     >"$LOG_DIR/audit.log" 2>"$LOG_DIR/gateway.log" &
 PIDS+=($!)
 wait_for "$GW/readyz"
@@ -91,18 +94,22 @@ show curl "$GW/v1/chat/completions" -H 'content-type: application/json' \
     -H 'x-llmkube-classification: pii' \
     -d '{"model":"any","messages":[{"role":"user","content":"my SSN is 078-05-1120"}]}'
 
-bold "4. Streaming (SSE passes through chunk by chunk)"
+bold "4. No classification header, but the prompt holds a card number: the PII detector (WebAssembly) keeps it local"
+show curl "$GW/v1/chat/completions" -H 'content-type: application/json' \
+    -d '{"model":"any","messages":[{"role":"user","content":"charge my card 4111 1111 1111 1111"}]}'
+
+bold "5. Streaming (SSE passes through chunk by chunk)"
 show curl -N "$GW/v1/chat/completions" -H 'content-type: application/json' \
     -d '{"model":"llama-3-8b","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 
-bold "5. The local backend goes down: the pii request fails closed (503), nothing reaches the cloud"
+bold "6. The local backend goes down: the pii request fails closed (503), nothing reaches the cloud"
 kill "$LOCAL_PID"
 wait "$LOCAL_PID" 2>/dev/null || true
 show curl "$GW/v1/chat/completions" -H 'content-type: application/json' \
     -H 'x-llmkube-classification: pii' \
     -d '{"model":"any","messages":[{"role":"user","content":"my SSN is 078-05-1120"}]}'
 
-bold "6. Unclassified traffic keeps flowing to the cloud tier"
+bold "7. Unclassified traffic keeps flowing to the cloud tier"
 show curl "$GW/v1/chat/completions" -H 'content-type: application/json' \
     -d '{"model":"any","messages":[{"role":"user","content":"hello again"}]}'
 
