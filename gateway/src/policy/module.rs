@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Instance, InstancePre, Memory, Store, Trap, TypedFunc};
 
 use super::PolicyError;
-use super::engine::{HostState, InstanceSlot, PolicyEngine};
+use super::engine::{HostState, InstanceSlot, PolicyEngine, new_store, start_evaluation};
 
 /// Largest output a policy may return.
 const MAX_OUTPUT: u32 = 64 << 10;
@@ -264,13 +264,7 @@ impl PolicyModule {
         &self,
     ) -> Result<(Store<HostState>, Instance, Exports, InstanceSlot), PolicyError> {
         let slot = self.engine.reserve()?;
-        let mut store = Store::new(
-            &self.engine.engine,
-            HostState::new(&self.engine.settings, Arc::clone(&self.name)),
-        );
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.engine.deadline_ticks);
-        store.epoch_deadline_trap();
+        let mut store = new_store(&self.engine, Arc::clone(&self.name));
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
                 .is_some()
@@ -326,8 +320,7 @@ impl PolicyModule {
                 }
             };
             let entry = &mut reused[at];
-            entry.store.set_epoch_deadline(self.engine.deadline_ticks);
-            entry.store.data_mut().reset_log_budget();
+            start_evaluation(&mut entry.store);
             let result = entry.exports.evaluate(&mut entry.store, input, decide);
             if result.is_err() {
                 // Never reuse an instance after a failure.
