@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use llmkube_operator::compiler::decode_decision;
-use llmkube_operator::crd::model_router::{ClassificationMode, FailureMode, Strategy, Tier};
+use llmkube_operator::compiler::{decode_decision, resolve_backends, strategy_from_abi};
+use llmkube_operator::crd::model_router::{ClassificationMode, FailureMode, Tier};
 use llmkube_operator::routing::{Decision, Deny, Route, RoutingTable, Via};
 use llmkube_policy_sdk::metadata::Phase;
-use llmkube_policy_sdk::output::{Output, OutputAction, Strategy as AbiStrategy};
+use llmkube_policy_sdk::output::{Output, OutputAction};
 use llmkube_policy_sdk::view::RequestView;
 use llmkube_policy_sdk::wire::Writer;
 
@@ -464,24 +464,11 @@ impl Answer {
                 timeout_ms,
                 ..
             } => {
-                let backends = backends
-                    .clone()
-                    .map(|name| {
-                        table
-                            .backends
-                            .iter()
-                            .position(|b| b.name == name)
-                            .ok_or_else(|| format!("routes to unknown backend {name:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let backends = resolve_backends(table, backends.clone())?;
                 Action::Route(Route {
                     via: Via::Policy(policy.unwrap_or(usize::MAX)),
                     backends,
-                    strategy: match strategy {
-                        None | Some(AbiStrategy::PrimaryFallback) => Strategy::PrimaryFallback,
-                        Some(AbiStrategy::Weighted) => Strategy::Weighted,
-                        Some(AbiStrategy::Shadow) => Strategy::Shadow,
-                    },
+                    strategy: strategy_from_abi(*strategy),
                     fail_closed: *fail_closed,
                     timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
                     sensitive: false,

@@ -21,6 +21,7 @@ use llmkube_policy_sdk::abi;
 use llmkube_policy_sdk::output::{
     Action, Decision as Answer, Output, OutputAction, Strategy as AbiStrategy,
 };
+use llmkube_policy_sdk::wire::Strs;
 use sha2::{Digest, Sha256};
 use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, CustomSection, DataSection, ExportKind, ExportSection,
@@ -570,16 +571,7 @@ pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Deci
             timeout_ms,
             rule,
         } => {
-            let backends = backends
-                .clone()
-                .map(|name| {
-                    table
-                        .backends
-                        .iter()
-                        .position(|b| b.name == name)
-                        .ok_or_else(|| format!("unknown backend {name:?}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let backends = resolve_backends(table, backends.clone())?;
             let via = match (rule, annotation(VIA_ANNOTATION)) {
                 (Some(name), _) => Via::Rule(rule_index(table, name)?),
                 (None, Some("backend-name")) => Via::BackendName,
@@ -593,11 +585,7 @@ pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Deci
             Ok(Decision::Route(Route {
                 via,
                 backends,
-                strategy: match strategy {
-                    None | Some(AbiStrategy::PrimaryFallback) => Strategy::PrimaryFallback,
-                    Some(AbiStrategy::Weighted) => Strategy::Weighted,
-                    Some(AbiStrategy::Shadow) => Strategy::Shadow,
-                },
+                strategy: strategy_from_abi(*strategy),
                 fail_closed: *fail_closed,
                 timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
                 sensitive: annotation(SENSITIVE_ANNOTATION) == Some("true"),
@@ -615,6 +603,29 @@ pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Deci
         }
         OutputAction::Reject { code, .. } => Err(format!("unexpected reject code {code:?}")),
         OutputAction::Continue => Err("a rule module must decide, not continue".to_owned()),
+    }
+}
+
+/// Resolves a route answer's backend names against `table` (for the rule module and for
+/// custom policies alike); an unknown name is an error.
+pub fn resolve_backends(table: &RoutingTable, names: Strs<'_>) -> Result<Vec<usize>, String> {
+    names
+        .map(|name| {
+            table
+                .backends
+                .iter()
+                .position(|b| b.name == name)
+                .ok_or_else(|| format!("routes to unknown backend {name:?}"))
+        })
+        .collect()
+}
+
+/// The dispatch strategy of a route answer (unspecified means primary-fallback).
+pub fn strategy_from_abi(strategy: Option<AbiStrategy>) -> Strategy {
+    match strategy {
+        None | Some(AbiStrategy::PrimaryFallback) => Strategy::PrimaryFallback,
+        Some(AbiStrategy::Weighted) => Strategy::Weighted,
+        Some(AbiStrategy::Shadow) => Strategy::Shadow,
     }
 }
 
