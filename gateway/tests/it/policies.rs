@@ -410,3 +410,40 @@ fn the_harness_runs_fixture_files_on_built_modules() {
     );
     assert!(report.failures[0].contains("status is 401, expected 418"));
 }
+
+#[tokio::test]
+async fn the_custom_policy_example_router_runs_with_its_pinned_module() {
+    // Policy builds are reproducible, so the committed pin must match a fresh build; if this
+    // fails after changing the policy or the SDK, run examples/custom-policy/pin.sh.
+    let local = llmkube_mock_upstream::MockUpstream::start("local-llama")
+        .await
+        .unwrap();
+    let router = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/custom-policy/router.yaml"
+    ));
+    let mut config = llmkube_gateway::GatewayConfig::new(router);
+    config.watch = false;
+    config
+        .resolve
+        .addresses
+        .insert("local-llama".into(), local.url());
+    let gw = llmkube_gateway::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n(run examples/custom-policy/pin.sh)"));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let send = |tenant: &'static str| {
+        let req = http::Request::post(format!("{}/v1/chat/completions", gw.url()))
+            .header("x-tenant", tenant)
+            .body(http_body_util::Full::new(bytes::Bytes::from(chat_body(
+                "llama-3-8b",
+                false,
+            ))))
+            .unwrap();
+        client.request(req)
+    };
+    assert_eq!(send("acme").await.unwrap().status(), 200);
+    assert_eq!(send("initech").await.unwrap().status(), 403);
+    gw.shutdown().await;
+}
