@@ -10,6 +10,22 @@ use serde::{Deserialize, Serialize};
 
 /// Desired state of a policy-aware router in front of local and external inference backends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "controller", derive(kube::CustomResource))]
+#[cfg_attr(
+    feature = "controller",
+    kube(
+        group = "inference.llmkube.dev",
+        version = "v1alpha1",
+        kind = "ModelRouter",
+        namespaced,
+        status = "ModelRouterStatus",
+        shortname = "mr",
+        printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+        printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.activeRules"}"#,
+        printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint","priority":1}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelRouterSpec {
     /// Backends requests can be sent to: in-cluster InferenceServices or external providers.
@@ -51,7 +67,7 @@ pub struct PolicyRef {
     pub sha256: String,
     /// The policy's configuration (JSON), handed to its `configure` once at load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    #[schemars(schema_with = "super::schema::free_form_object")]
     pub config: Option<serde_json::Value>,
     /// `closed` (default): a failing policy denies the request. `open`: it is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -516,9 +532,11 @@ pub struct ProxySpec {
 pub struct ResourceRequirements {
     /// Upper bounds, e.g. `cpu: "1"`, `memory: 256Mi`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "super::schema::quantity_map")]
     pub limits: BTreeMap<String, serde_json::Value>,
     /// Requests, e.g. `cpu: 100m`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "super::schema::quantity_map")]
     pub requests: BTreeMap<String, serde_json::Value>,
 }
 
@@ -527,4 +545,58 @@ pub struct ResourceRequirements {
 pub struct LocalObjectReference {
     /// Object name.
     pub name: String,
+}
+
+/// Observed state of a `ModelRouter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRouterStatus {
+    /// `Pending`, `Provisioning`, `Ready`, `Degraded` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// URL of the router's chat completions endpoint inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Number of rules in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_rules: Option<i32>,
+    /// Each backend with its resolved address and health.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendStatus>,
+    /// Budget use per window (reserved; budgets are not enforced yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<std::collections::BTreeMap<String, String>>")]
+    pub budget_utilization: Vec<serde_json::Value>,
+    /// When the status was last written (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
+    /// `Validated`, `BackendsReady`, `Available`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<super::condition::Condition>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A backend as the controller sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendStatus {
+    /// Backend name.
+    pub name: String,
+    /// Effective tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Resolved base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Whether it answered its last probe.
+    #[serde(default)]
+    pub healthy: bool,
+    /// Why it is unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When it was last probed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<String>,
 }
