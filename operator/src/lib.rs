@@ -8,5 +8,7 @@ pub mod crd;
 pub mod defaults;
 pub mod duration;
 pub mod manifest;
+#[cfg(feature = "controller")]
+pub mod reconcile;
 pub mod routing;
 pub mod validate;

@@ -1,0 +1,4 @@
+//! Reconcilers as pure functions: desired state and observations in, status and objects out.
+//! The controller glue (watches, patches) calls these and stays thin.
+
+pub mod model;

@@ -1,0 +1,315 @@
+//! `Model`: where the weights come from, and what the controller reports about them.
+
+use crate::crd::condition::Condition;
+use crate::crd::model::{ModelFormat, ModelSpec, ModelStatus};
+
+/// A parsed `spec.source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `pvc://<claim>/<path>`: mounted read-only, never copied.
+    Pvc {
+        /// PersistentVolumeClaim name.
+        claim: String,
+        /// Path inside the claim.
+        path: String,
+    },
+    /// `https://` or `http://`: fetched by the model-downloader init container.
+    Remote(String),
+    /// `file:///abs/path` or `/abs/path` on the node: copied by the init container.
+    File(String),
+    /// A Hugging Face repo id resolved by the runtime image (vLLM, Ollama) via `HF_ENDPOINT`.
+    HfRepo(String),
+}
+
+/// Parses `spec.source`; the error is the condition message.
+pub fn parse_source(spec: &ModelSpec) -> Result<Source, String> {
+    let s = spec.source.trim();
+    if let Some(rest) = s.strip_prefix("pvc://") {
+        let (claim, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if claim.is_empty() || path.is_empty() {
+            return Err(format!("source {s:?} must be pvc://<claim>/<path>"));
+        }
+        return Ok(Source::Pvc {
+            claim: claim.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    if s.starts_with("https://") || s.starts_with("http://") {
+        return Ok(Source::Remote(s.to_owned()));
+    }
+    if let Some(path) = s.strip_prefix("file://") {
+        return match path.starts_with('/') {
+            true => Ok(Source::File(path.to_owned())),
+            false => Err(format!("source {s:?} must be file:///<absolute path>")),
+        };
+    }
+    if s.starts_with('/') {
+        return Ok(Source::File(s.to_owned()));
+    }
+    if spec.format == Some(ModelFormat::HfRepo) {
+        return Ok(Source::HfRepo(s.to_owned()));
+    }
+    Err(format!(
+        "source {s:?} is not a URL, a file path or a pvc:// reference; for a Hugging Face repo id set format: hf-repo"
+    ))
+}
+
+/// What the controller observed about a Model's source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// For a `pvc://` source: `None` when the claim does not exist, else its `status.phase`.
+    pub pvc_phase: Option<Option<String>>,
+    /// What the model-downloader reported in its termination message, if it ran.
+    pub download: Option<DownloadReport>,
+}
+
+/// The model-downloader's verdict (parsed from its termination message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownloadReport {
+    /// The file is in place; its sha256 was computed (and matched `spec.sha256`, if set).
+    Done {
+        /// Computed sha256.
+        sha256: String,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// The computed sha256 differs from `spec.sha256`; the file was deleted.
+    Mismatch {
+        /// `spec.sha256`.
+        expected: String,
+        /// What the file hashed to.
+        actual: String,
+    },
+    /// The fetch failed (the message explains: TLS, 404, unreachable host, ...).
+    Failed(String),
+}
+
+/// The status a Model should have, given what was observed.
+pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStatus {
+    let (phase, ready, reason, message, path) = match parse_source(spec) {
+        Err(message) => ("Failed", false, "InvalidSource", message, None),
+        Ok(Source::Pvc { claim, path }) => match &obs.pvc_phase {
+            None | Some(None) => (
+                "Failed",
+                false,
+                "PVCNotFound",
+                format!("PVC {claim:?} not found in namespace {namespace:?}"),
+                None,
+            ),
+            Some(Some(phase)) if phase != "Bound" => (
+                "Pending",
+                false,
+                "PVCNotBound",
+                format!("PVC {claim:?} is {phase}, waiting for it to be Bound"),
+                None,
+            ),
+            Some(Some(_)) => {
+                let mounted = format!("/models/{path}");
+                ("Ready", true, "PVCBound", format!("served read-only from PVC {claim:?}"), Some(mounted))
+            }
+        },
+        Ok(Source::HfRepo(id)) => (
+            "Ready",
+            true,
+            "ResolvedAtRuntime",
+            format!("{id} is resolved by the runtime image through its HF_ENDPOINT mirror"),
+            None,
+        ),
+        Ok(Source::Remote(_) | Source::File(_)) => match &obs.download {
+            None => (
+                "Ready",
+                true,
+                "AwaitingDownload",
+                "fetched and verified by the model-downloader init container of each InferenceService".to_owned(),
+                None,
+            ),
+            Some(DownloadReport::Done { .. }) => ("Ready", true, "Verified", "downloaded and hashed".to_owned(), Some("/models/model".to_owned())),
+            Some(DownloadReport::Mismatch { expected, actual }) => (
+                "Failed",
+                false,
+                "SHA256Mismatch",
+                format!("sha256 mismatch: spec.sha256 is {expected} but the file hashed to {actual}; the file was deleted"),
+                None,
+            ),
+            Some(DownloadReport::Failed(why)) => ("Failed", false, "DownloadFailed", why.clone(), None),
+        },
+    };
+    let (sha256, size) = match &obs.download {
+        Some(DownloadReport::Done { sha256, size }) => {
+            (Some(sha256.clone()), Some(human_size(*size)))
+        }
+        _ => (None, None),
+    };
+    ModelStatus {
+        phase: Some(phase.to_owned()),
+        path,
+        sha256,
+        size,
+        conditions: vec![Condition {
+            type_: "Ready".to_owned(),
+            status: if ready { "True" } else { "False" }.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            ..Condition::default()
+        }],
+        ..ModelStatus::default()
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(source: &str) -> ModelSpec {
+        ModelSpec {
+            source: source.to_owned(),
+            ..ModelSpec::default()
+        }
+    }
+
+    fn ready(s: &ModelStatus) -> (&str, &str, &str) {
+        let c = &s.conditions[0];
+        (
+            s.phase.as_deref().unwrap(),
+            c.status.as_str(),
+            c.message.as_str(),
+        )
+    }
+
+    #[test]
+    fn pvc_sources_follow_the_claim() {
+        let s = spec("pvc://model-cache/llama-3.1-8b-q4_k_m.gguf");
+        let missing = status(
+            &s,
+            "default",
+            &Observation {
+                pvc_phase: Some(None),
+                download: None,
+            },
+        );
+        assert_eq!(
+            ready(&missing),
+            (
+                "Failed",
+                "False",
+                r#"PVC "model-cache" not found in namespace "default""#
+            )
+        );
+        let pending = status(
+            &s,
+            "default",
+            &Observation {
+                pvc_phase: Some(Some("Pending".into())),
+                download: None,
+            },
+        );
+        assert_eq!(
+            ready(&pending),
+            (
+                "Pending",
+                "False",
+                r#"PVC "model-cache" is Pending, waiting for it to be Bound"#
+            )
+        );
+        let bound = status(
+            &s,
+            "default",
+            &Observation {
+                pvc_phase: Some(Some("Bound".into())),
+                download: None,
+            },
+        );
+        assert_eq!(ready(&bound).0, "Ready");
+        assert_eq!(
+            bound.path.as_deref(),
+            Some("/models/llama-3.1-8b-q4_k_m.gguf")
+        );
+        assert_eq!(bound.sha256, None, "pvc sources are never copied or hashed");
+    }
+
+    #[test]
+    fn remote_sources_report_the_downloader_verdict() {
+        let s = ModelSpec {
+            sha256: Some("a".repeat(64)),
+            ..spec("https://model-server.internal.corp/m.gguf")
+        };
+        assert_eq!(ready(&status(&s, "ns", &Observation::default())).0, "Ready");
+        let done = status(
+            &s,
+            "ns",
+            &Observation {
+                pvc_phase: None,
+                download: Some(DownloadReport::Done {
+                    sha256: "a".repeat(64),
+                    size: 4_920_000_000,
+                }),
+            },
+        );
+        assert_eq!(
+            (done.sha256.as_deref(), done.size.as_deref()),
+            (Some("a".repeat(64).as_str()), Some("4.6GiB"))
+        );
+        let bad = status(
+            &s,
+            "ns",
+            &Observation {
+                pvc_phase: None,
+                download: Some(DownloadReport::Mismatch {
+                    expected: "a".repeat(64),
+                    actual: "b".repeat(64),
+                }),
+            },
+        );
+        let (phase, ok, message) = ready(&bad);
+        assert_eq!((phase, ok), ("Failed", "False"));
+        assert!(
+            message.starts_with("sha256 mismatch: spec.sha256 is aaaa")
+                && message.contains("hashed to bbbb"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn sources_parse_or_explain() {
+        assert_eq!(
+            parse_source(&spec("file:///mnt/models/m.gguf")),
+            Ok(Source::File("/mnt/models/m.gguf".into()))
+        );
+        assert_eq!(
+            parse_source(&spec("/mnt/models/m.gguf")),
+            Ok(Source::File("/mnt/models/m.gguf".into()))
+        );
+        let hf = ModelSpec {
+            format: Some(ModelFormat::HfRepo),
+            ..spec("meta-llama/Meta-Llama-3.1-8B-Instruct")
+        };
+        assert_eq!(
+            parse_source(&hf),
+            Ok(Source::HfRepo(
+                "meta-llama/Meta-Llama-3.1-8B-Instruct".into()
+            ))
+        );
+        assert!(
+            parse_source(&spec("meta-llama/Meta-Llama-3.1-8B-Instruct"))
+                .unwrap_err()
+                .contains("format: hf-repo")
+        );
+        assert!(parse_source(&spec("pvc://only-claim")).is_err());
+        assert!(parse_source(&spec("file://relative")).is_err());
+    }
+}
