@@ -1,0 +1,591 @@
+//! `InferenceService`: the Deployment and Service that serve a Model, and the status they lead to.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+    HostPathVolumeSource, KeyToPath, LocalObjectReference, PersistentVolumeClaimVolumeSource,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
+    Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::model::{Source, parse_source};
+use crate::crd::condition::Condition;
+use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
+use crate::crd::model::Model;
+
+/// The Service port every InferenceService is reached on (routers dial it).
+pub const SERVICE_PORT: i32 = 8080;
+/// Where the model is mounted in the runtime container.
+pub const MODEL_DIR: &str = "/models";
+/// Where the CA bundle ConfigMap is mounted in init containers.
+pub const CA_DIR: &str = "/etc/llmkube/ca";
+
+/// Images the controller uses; every one is overridable (flags / Helm values) so that no pod
+/// pulls from a public registry in an air-gapped site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// llama.cpp `llama-server`.
+    pub llamacpp: String,
+    /// vLLM OpenAI server.
+    pub vllm: String,
+    /// Text Generation Inference.
+    pub tgi: String,
+    /// Ollama.
+    pub ollama: String,
+    /// The model-downloader init container.
+    pub init: String,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Images {
+            llamacpp: "ghcr.io/ggml-org/llama.cpp:server-cuda13".into(),
+            vllm: "docker.io/vllm/vllm-openai:v0.10.2".into(),
+            tgi: "ghcr.io/huggingface/text-generation-inference:3.3.5".into(),
+            ollama: "docker.io/ollama/ollama:0.12.3".into(),
+            init: "docker.io/curlimages/curl:8.18.0".into(),
+        }
+    }
+}
+
+/// Controller-wide settings that shape the objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Images.
+    pub images: Images,
+    /// `--ca-cert-configmap`: a ConfigMap with key `ca.crt` in the InferenceService's namespace.
+    pub ca_cert_configmap: Option<String>,
+    /// Pull secrets handed to every pod (Helm `imagePullSecrets`).
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// How a runtime is run and probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Container port.
+    pub port: i32,
+    /// Health endpoint.
+    pub health_path: &'static str,
+    /// Image.
+    pub image: String,
+}
+
+/// The profile of `isvc`'s runtime.
+pub fn profile(isvc: &InferenceService, settings: &Settings) -> Result<Profile, String> {
+    let spec = &isvc.spec;
+    let (port, health_path, image) = match spec.runtime.unwrap_or_default() {
+        Runtime::Llamacpp => (8080, "/health", &settings.images.llamacpp),
+        Runtime::Vllm => (8000, "/health", &settings.images.vllm),
+        Runtime::Tgi => (80, "/health", &settings.images.tgi),
+        Runtime::Ollama => (11434, "/", &settings.images.ollama),
+        Runtime::Generic => match &spec.image {
+            Some(image) => (8080, "/health", image),
+            None => return Err("runtime generic needs spec.image".into()),
+        },
+        Runtime::Personaplex => {
+            return Err("runtime personaplex is not supported by this controller".into());
+        }
+    };
+    Ok(Profile {
+        port: spec.container_port.unwrap_or(port),
+        health_path,
+        image: spec.image.clone().unwrap_or_else(|| image.clone()),
+    })
+}
+
+/// The labels of everything an InferenceService owns.
+pub fn labels(isvc: &InferenceService) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "llmkube".into()),
+        ("app.kubernetes.io/component".into(), "inference".into()),
+        (
+            "app.kubernetes.io/managed-by".into(),
+            "llmkube-controller".into(),
+        ),
+        (
+            "inference.llmkube.dev/inference-service".into(),
+            isvc.metadata.name.clone().unwrap_or_default(),
+        ),
+    ])
+}
+
+fn owner(isvc: &InferenceService) -> Vec<OwnerReference> {
+    vec![OwnerReference {
+        api_version: crate::crd::API_VERSION.into(),
+        kind: "InferenceService".into(),
+        name: isvc.metadata.name.clone().unwrap_or_default(),
+        uid: isvc.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]
+}
+
+fn meta(isvc: &InferenceService) -> ObjectMeta {
+    ObjectMeta {
+        name: isvc.metadata.name.clone(),
+        namespace: isvc.metadata.namespace.clone(),
+        labels: Some(labels(isvc)),
+        owner_references: Some(owner(isvc)),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The Service: port 8080, targeting the runtime's real container port.
+pub fn service(isvc: &InferenceService, settings: &Settings) -> Result<Service, String> {
+    let profile = profile(isvc, settings)?;
+    let endpoint = isvc.spec.endpoint.clone().unwrap_or_default();
+    Ok(Service {
+        metadata: meta(isvc),
+        spec: Some(ServiceSpec {
+            type_: Some(endpoint.type_.unwrap_or_else(|| "ClusterIP".into())),
+            selector: Some(labels(isvc)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: endpoint.port.unwrap_or(SERVICE_PORT),
+                target_port: Some(IntOrString::Int(profile.port)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The init container script: fetch or copy, verify sha256, report in the termination message.
+pub const DOWNLOADER_SCRIPT: &str = include_str!("model-downloader.sh");
+
+/// How the model reaches the runtime container.
+struct ModelMount {
+    /// What the runtime is told to load (a path, or a repo id).
+    model: String,
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+    init: Option<Container>,
+}
+
+fn mount(
+    isvc: &InferenceService,
+    model: &Model,
+    settings: &Settings,
+) -> Result<ModelMount, String> {
+    let cache_mount = |read_only| VolumeMount {
+        name: "model".into(),
+        mount_path: MODEL_DIR.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
+    match parse_source(&model.spec)? {
+        Source::Pvc { claim, path } => Ok(ModelMount {
+            model: format!("{MODEL_DIR}/{path}"),
+            volumes: vec![Volume {
+                name: "model".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim,
+                    read_only: Some(true),
+                }),
+                ..Volume::default()
+            }],
+            mounts: vec![cache_mount(true)],
+            init: None,
+        }),
+        Source::HfRepo(id) => Ok(ModelMount {
+            model: id,
+            volumes: vec![],
+            mounts: vec![],
+            init: None,
+        }),
+        source @ (Source::Remote(_) | Source::File(_)) => {
+            let file = match &source {
+                Source::Remote(url) => url
+                    .rsplit('/')
+                    .next()
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or("model")
+                    .to_owned(),
+                Source::File(path) => path.rsplit('/').next().unwrap_or("model").to_owned(),
+                _ => unreachable!(),
+            };
+            let dest = format!("{MODEL_DIR}/{file}");
+            let mut volumes = vec![Volume {
+                name: "model".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            }];
+            let mut init_mounts = vec![cache_mount(false)];
+            let mut env = vec![
+                env("SOURCE", &model.spec.source),
+                env("DEST", &dest),
+                env("SHA256", model.spec.sha256.as_deref().unwrap_or("")),
+            ];
+            if let Source::File(path) = &source {
+                let dir = path
+                    .rsplit_once('/')
+                    .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+                volumes.push(Volume {
+                    name: "source".into(),
+                    host_path: Some(HostPathVolumeSource {
+                        path: dir.to_owned(),
+                        type_: Some("Directory".into()),
+                    }),
+                    ..Volume::default()
+                });
+                init_mounts.push(VolumeMount {
+                    name: "source".into(),
+                    mount_path: "/source".into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+                env.push(env_var("SOURCE_DIR", "/source"));
+            }
+            if let Some(cm) = &settings.ca_cert_configmap {
+                volumes.push(Volume {
+                    name: "ca".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: cm.clone(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".into(),
+                            path: "ca.crt".into(),
+                            mode: None,
+                        }]),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                });
+                init_mounts.push(VolumeMount {
+                    name: "ca".into(),
+                    mount_path: CA_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+                env.push(env_var("CA_FILE", &format!("{CA_DIR}/ca.crt")));
+            }
+            let skip = isvc.spec.skip_model_init == Some(true);
+            Ok(ModelMount {
+                model: dest,
+                volumes,
+                mounts: vec![cache_mount(true)],
+                init: (!skip).then(|| Container {
+                    name: "model-downloader".into(),
+                    image: Some(settings.images.init.clone()),
+                    command: Some(vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        DOWNLOADER_SCRIPT.into(),
+                    ]),
+                    env: Some(env),
+                    volume_mounts: Some(init_mounts),
+                    termination_message_policy: Some("FallbackToLogsOnError".into()),
+                    ..Container::default()
+                }),
+            })
+        }
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    env_var(name, value)
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// Runtime arguments for serving `model` (a path or a repo id) on `port`.
+fn runtime_args(isvc: &InferenceService, model: &str, port: i32) -> Vec<String> {
+    let spec = &isvc.spec;
+    let gpus = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
+    let mut args: Vec<String> = match spec.runtime.unwrap_or_default() {
+        Runtime::Llamacpp => {
+            let mut a = vec![
+                "--model".into(),
+                model.into(),
+                "--host".into(),
+                "0.0.0.0".into(),
+                "--port".into(),
+                port.to_string(),
+            ];
+            if let Some(c) = spec.context_size {
+                a.extend(["-c".into(), c.to_string()]);
+            }
+            if let Some(p) = spec.parallel_slots {
+                a.extend(["--parallel".into(), p.to_string()]);
+            }
+            if gpus > 0 {
+                a.extend(["--n-gpu-layers".into(), "999".into()]);
+                if spec.flash_attention == Some(true) {
+                    a.extend(["--flash-attn".into(), "on".into()]);
+                }
+            }
+            if spec.jinja == Some(true) {
+                a.push("--jinja".into());
+            }
+            a
+        }
+        Runtime::Vllm => {
+            let mut a = vec![
+                "--model".into(),
+                model.into(),
+                "--host".into(),
+                "0.0.0.0".into(),
+                "--port".into(),
+                port.to_string(),
+            ];
+            if gpus > 1 {
+                a.extend(["--tensor-parallel-size".into(), gpus.to_string()]);
+            }
+            a
+        }
+        Runtime::Tgi => vec![
+            "--model-id".into(),
+            model.into(),
+            "--hostname".into(),
+            "0.0.0.0".into(),
+            "--port".into(),
+            port.to_string(),
+        ],
+        Runtime::Ollama | Runtime::Generic | Runtime::Personaplex => spec.args.clone(),
+    };
+    if !matches!(
+        spec.runtime.unwrap_or_default(),
+        Runtime::Generic | Runtime::Ollama
+    ) {
+        args.extend(spec.extra_args.iter().cloned());
+    }
+    args
+}
+
+fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
+/// The Deployment serving `isvc` with `model`.
+pub fn deployment(
+    isvc: &InferenceService,
+    model: &Model,
+    settings: &Settings,
+) -> Result<Deployment, String> {
+    let spec = &isvc.spec;
+    let profile = profile(isvc, settings)?;
+    let mount = mount(isvc, model, settings)?;
+    let gpus = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    if let Some(r) = &spec.resources {
+        if let Some(cpu) = &r.cpu {
+            requests.insert("cpu".to_owned(), Quantity(cpu.clone()));
+        }
+        if let Some(mem) = r.host_memory.as_ref().or(r.memory.as_ref()) {
+            requests.insert("memory".to_owned(), Quantity(mem.clone()));
+        }
+    }
+    let mut tolerations = spec.tolerations.clone();
+    if gpus > 0 {
+        limits.insert("nvidia.com/gpu".to_owned(), Quantity(gpus.to_string()));
+        if !tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("nvidia.com/gpu"))
+        {
+            tolerations.push(Toleration {
+                key: Some("nvidia.com/gpu".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            });
+        }
+    }
+    let mut container_env = spec.env.clone();
+    if spec.runtime == Some(Runtime::Ollama) {
+        container_env.push(env_var("OLLAMA_HOST", &format!("0.0.0.0:{}", profile.port)));
+    }
+    let container = Container {
+        name: "runtime".into(),
+        image: Some(profile.image.clone()),
+        command: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        args: Some(runtime_args(isvc, &mount.model, profile.port)).filter(|a| !a.is_empty()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: profile.port,
+            ..ContainerPort::default()
+        }]),
+        env: Some(container_env).filter(|e| !e.is_empty()),
+        resources: Some(ResourceRequirements {
+            requests: Some(requests).filter(|r| !r.is_empty()),
+            limits: Some(limits).filter(|l| !l.is_empty()),
+            ..ResourceRequirements::default()
+        }),
+        volume_mounts: Some(mount.mounts).filter(|m| !m.is_empty()),
+        // Loading a large model can take many minutes: a generous startup probe, then tight ones.
+        startup_probe: Some(probe(profile.health_path, profile.port, 10, 180)),
+        readiness_probe: Some(probe(profile.health_path, profile.port, 5, 3)),
+        liveness_probe: Some(probe(profile.health_path, profile.port, 15, 4)),
+        security_context: spec.security_context.clone(),
+        ..Container::default()
+    };
+    let mut pull_secrets: Vec<LocalObjectReference> = spec.image_pull_secrets.clone();
+    for name in &settings.image_pull_secrets {
+        if !pull_secrets.iter().any(|s| &s.name == name) {
+            pull_secrets.push(LocalObjectReference { name: name.clone() });
+        }
+    }
+    Ok(Deployment {
+        metadata: meta(isvc),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas.unwrap_or(1)),
+            selector: LabelSelector {
+                match_labels: Some(labels(isvc)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(isvc)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    init_containers: mount.init.map(|c| vec![c]),
+                    containers: vec![container],
+                    volumes: Some(mount.volumes).filter(|v| !v.is_empty()),
+                    node_selector: Some(spec.node_selector.clone()).filter(|n| !n.is_empty()),
+                    tolerations: Some(tolerations).filter(|t| !t.is_empty()),
+                    affinity: spec.affinity.clone(),
+                    image_pull_secrets: Some(pull_secrets).filter(|p| !p.is_empty()),
+                    priority_class_name: spec.priority_class_name.clone(),
+                    security_context: spec.pod_security_context.clone(),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// A readable explanation of a failed model-downloader, from its exit code and termination
+/// message (the script writes JSON there; curl's exit code otherwise).
+pub fn explain_init_failure(exit_code: i32, message: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(message.trim()).unwrap_or_default();
+    if json["error"] == "sha256 mismatch" {
+        return format!(
+            "sha256 mismatch: spec.sha256 is {} but the download hashed to {}; the file was deleted",
+            json["expected"].as_str().unwrap_or("?"),
+            json["actual"].as_str().unwrap_or("?")
+        );
+    }
+    let curl = json["exitCode"].as_i64().map_or(exit_code, |c| c as i32);
+    let why = match curl {
+        6 => "could not resolve the model server's host name (DNS)",
+        7 => {
+            "could not connect to the model server: unreachable host or blocked egress (check NetworkPolicy)"
+        }
+        22 => "the model server answered with an HTTP error (e.g. 404: check spec.source)",
+        23 => {
+            "could not write the model file (curl exit 23): the source could not be read or the cache volume is full; for internal TLS confirm --ca-cert-configmap and that its ConfigMap exists in this namespace"
+        }
+        28 => "the download timed out",
+        35 | 60 | 77 => {
+            "TLS failure: the model server's certificate is not trusted; set --ca-cert-configmap to a ConfigMap holding your CA as ca.crt in this namespace"
+        }
+        _ => "",
+    };
+    let detail = json["error"].as_str().unwrap_or(message.trim());
+    match (why.is_empty(), detail.is_empty()) {
+        (false, _) => format!("model-downloader failed: {why} (exit {curl})"),
+        (true, false) => format!("model-downloader failed (exit {curl}): {detail}"),
+        (true, true) => format!("model-downloader failed (exit {curl})"),
+    }
+}
+
+/// What the controller observed about an InferenceService's objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// Whether the Model is Ready.
+    pub model_ready: bool,
+    /// `(ready, desired)` replicas of the Deployment, when it exists.
+    pub replicas: Option<(i32, i32)>,
+    /// A terminated model-downloader: exit code and termination message.
+    pub init_failure: Option<(i32, String)>,
+    /// Pods unschedulable for lack of GPUs.
+    pub waiting_for_gpu: bool,
+}
+
+/// The status an InferenceService should have.
+pub fn status(isvc: &InferenceService, obs: &Observation) -> InferenceServiceStatus {
+    let name = isvc.metadata.name.clone().unwrap_or_default();
+    let namespace = isvc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let (phase, ready, reason, message) = if let Some((code, msg)) = &obs.init_failure {
+        (
+            "Failed",
+            false,
+            "ModelDownloadFailed",
+            explain_init_failure(*code, msg),
+        )
+    } else if !obs.model_ready {
+        (
+            "Pending",
+            false,
+            "ModelNotReady",
+            format!("waiting for Model {:?} to be Ready", isvc.spec.model_ref),
+        )
+    } else if obs.waiting_for_gpu {
+        (
+            "WaitingForGPU",
+            false,
+            "InsufficientGPU",
+            "no node has the requested GPUs free".into(),
+        )
+    } else {
+        match obs.replicas {
+            None => (
+                "Creating",
+                false,
+                "Creating",
+                "creating the Deployment".into(),
+            ),
+            Some((r, d)) if r < d || d == 0 => (
+                "Progressing",
+                false,
+                "Progressing",
+                format!("{r}/{d} replicas ready"),
+            ),
+            Some((r, d)) => ("Ready", true, "Ready", format!("{r}/{d} replicas ready")),
+        }
+    };
+    InferenceServiceStatus {
+        phase: Some(phase.into()),
+        endpoint: Some(format!(
+            "http://{name}.{namespace}.svc.cluster.local:{SERVICE_PORT}"
+        )),
+        ready_replicas: obs.replicas.map(|(r, _)| r),
+        desired_replicas: obs.replicas.map(|(_, d)| d),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message,
+            ..Condition::default()
+        }],
+        observed_generation: isvc.metadata.generation,
+    }
+}
