@@ -303,16 +303,20 @@ fn env_var(name: &str, value: &str) -> EnvVar {
 fn runtime_args(isvc: &InferenceService, model: &str, port: i32) -> Vec<String> {
     let spec = &isvc.spec;
     let gpus = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
+    // `<model flag> MODEL <host flag> 0.0.0.0 --port PORT`, the common start of every server.
+    let serve = |model_flag: &str, host_flag: &str| -> Vec<String> {
+        vec![
+            model_flag.into(),
+            model.into(),
+            host_flag.into(),
+            "0.0.0.0".into(),
+            "--port".into(),
+            port.to_string(),
+        ]
+    };
     let mut args: Vec<String> = match spec.runtime.unwrap_or_default() {
         Runtime::Llamacpp => {
-            let mut a = vec![
-                "--model".into(),
-                model.into(),
-                "--host".into(),
-                "0.0.0.0".into(),
-                "--port".into(),
-                port.to_string(),
-            ];
+            let mut a = serve("--model", "--host");
             if let Some(c) = spec.context_size {
                 a.extend(["-c".into(), c.to_string()]);
             }
@@ -331,27 +335,13 @@ fn runtime_args(isvc: &InferenceService, model: &str, port: i32) -> Vec<String> 
             a
         }
         Runtime::Vllm => {
-            let mut a = vec![
-                "--model".into(),
-                model.into(),
-                "--host".into(),
-                "0.0.0.0".into(),
-                "--port".into(),
-                port.to_string(),
-            ];
+            let mut a = serve("--model", "--host");
             if gpus > 1 {
                 a.extend(["--tensor-parallel-size".into(), gpus.to_string()]);
             }
             a
         }
-        Runtime::Tgi => vec![
-            "--model-id".into(),
-            model.into(),
-            "--hostname".into(),
-            "0.0.0.0".into(),
-            "--port".into(),
-            port.to_string(),
-        ],
+        Runtime::Tgi => serve("--model-id", "--hostname"),
         Runtime::Ollama | Runtime::Generic | Runtime::Personaplex => spec.args.clone(),
     };
     if !matches!(
