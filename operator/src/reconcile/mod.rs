@@ -3,3 +3,4 @@
 
 pub mod inference_service;
 pub mod model;
+pub mod model_router;

@@ -1,0 +1,497 @@
+//! `ModelRouter`: the gateway (router-proxy) objects and the status they lead to.
+//!
+//! Every object is named `<router>-router-proxy` and carries the original's labels. The
+//! ConfigMap holds the router manifest and the rules compiled to WebAssembly (with their
+//! digest); rule changes only rewrite it, and the gateway hot-swaps them without a restart, so
+//! nothing in the pod template depends on it. Provider credentials are mounted from their
+//! Secrets in the layout the gateway's `--credentials-dir` reads, not passed as environment
+//! variables.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::compiler::CompiledRules;
+use crate::crd::condition::Condition;
+use crate::crd::model_router::{ModelRouter, ModelRouterStatus};
+use crate::manifest::{ManifestMeta, RouterManifest};
+use crate::validate::ValidationErrors;
+
+/// Where the gateway finds its router file (the ConfigMap's mount).
+pub const ROUTER_DIR: &str = "/etc/llmkube/router";
+/// Where provider Secrets are mounted (`--credentials-dir`).
+pub const CREDENTIALS_DIR: &str = "/var/run/secrets/llmkube";
+/// Non-root user of the gateway container (distroless `nonroot`).
+pub const GATEWAY_UID: i64 = 65532;
+
+/// Controller settings for gateways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Gateway image (`--router-proxy-image`), unless `spec.proxy.image` overrides it.
+    pub gateway_image: String,
+    /// Pull secrets handed to gateway pods (Helm `imagePullSecrets`).
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// `<router>-router-proxy`.
+pub fn object_name(router: &ModelRouter) -> String {
+    format!(
+        "{}-router-proxy",
+        router.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn namespace(router: &ModelRouter) -> String {
+    router
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into())
+}
+
+fn port(router: &ModelRouter) -> i32 {
+    router
+        .spec
+        .endpoint
+        .as_ref()
+        .and_then(|e| e.port)
+        .map_or(8080, i32::from)
+}
+
+/// The in-cluster URL published in `status.endpoint`.
+pub fn endpoint(router: &ModelRouter) -> String {
+    format!(
+        "http://{}.{}.svc.cluster.local:{}/v1/chat/completions",
+        object_name(router),
+        namespace(router),
+        port(router)
+    )
+}
+
+/// The labels of everything a router owns (as the original controller set them).
+pub fn labels(router: &ModelRouter) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "llmkube".into()),
+        ("app.kubernetes.io/component".into(), "router-proxy".into()),
+        (
+            "app.kubernetes.io/managed-by".into(),
+            "llmkube-controller".into(),
+        ),
+        (
+            "inference.llmkube.dev/model-router".into(),
+            router.metadata.name.clone().unwrap_or_default(),
+        ),
+    ])
+}
+
+fn meta(router: &ModelRouter) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(object_name(router)),
+        namespace: Some(namespace(router)),
+        labels: Some(labels(router)),
+        owner_references: Some(vec![OwnerReference {
+            api_version: crate::crd::API_VERSION.into(),
+            kind: "ModelRouter".into(),
+            name: router.metadata.name.clone().unwrap_or_default(),
+            uid: router.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The ConfigMap: `router.yaml` (the manifest the gateway loads), `rules.sha256`, and
+/// `rules.wasm` plus every custom policy module (`<policy>.wasm`) as binary data.
+pub fn config_map(
+    router: &ModelRouter,
+    rules: &CompiledRules,
+    policy_modules: &BTreeMap<String, Vec<u8>>,
+) -> Result<ConfigMap, String> {
+    let manifest = RouterManifest {
+        api_version: crate::crd::API_VERSION.into(),
+        kind: "ModelRouter".into(),
+        metadata: ManifestMeta {
+            name: router.metadata.name.clone().unwrap_or_default(),
+            namespace: Some(namespace(router)),
+        },
+        spec: router.spec.clone(),
+    };
+    let yaml = serde_yaml_ng::to_string(&manifest).map_err(|e| e.to_string())?;
+    let mut binary = BTreeMap::from([("rules.wasm".to_owned(), ByteString(rules.wasm.clone()))]);
+    for (name, bytes) in policy_modules {
+        binary.insert(format!("{name}.wasm"), ByteString(bytes.clone()));
+    }
+    Ok(ConfigMap {
+        metadata: meta(router),
+        data: Some(BTreeMap::from([
+            ("router.yaml".to_owned(), yaml),
+            ("rules.sha256".to_owned(), rules.sha256.clone()),
+        ])),
+        binary_data: Some(binary),
+        ..ConfigMap::default()
+    })
+}
+
+/// The gateway's ServiceAccount.
+pub fn service_account(router: &ModelRouter) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(router),
+        automount_service_account_token: Some(true),
+        ..ServiceAccount::default()
+    }
+}
+
+/// Least privilege: the gateway may only read its own ConfigMap.
+pub fn role(router: &ModelRouter) -> Role {
+    Role {
+        metadata: meta(router),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            resource_names: Some(vec![object_name(router)]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..PolicyRule::default()
+        }]),
+    }
+}
+
+/// Binds [`role`] to [`service_account`].
+pub fn role_binding(router: &ModelRouter) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(router),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: object_name(router),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: object_name(router),
+            namespace: Some(namespace(router)),
+            ..Subject::default()
+        }]),
+    }
+}
+
+/// The Service: the API on `spec.endpoint.port` (8080) and metrics on 9090.
+pub fn service(router: &ModelRouter) -> Service {
+    let endpoint = router.spec.endpoint.clone().unwrap_or_default();
+    let port = |name: &str, port: i32, target: &str| ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(target.into())),
+        ..ServicePort::default()
+    };
+    Service {
+        metadata: meta(router),
+        spec: Some(ServiceSpec {
+            type_: Some(endpoint.type_.unwrap_or_else(|| "ClusterIP".into())),
+            selector: Some(labels(router)),
+            ports: Some(vec![
+                port("http", self::port(router), "http"),
+                port("metrics", 9090, "metrics"),
+            ]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The gateway Deployment: hardened (non-root, read-only root filesystem, no capabilities,
+/// RuntimeDefault seccomp), `spec.proxy` honoured.
+pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
+    let proxy = router.spec.proxy.clone().unwrap_or_default();
+    let name = object_name(router);
+    let mut volumes = vec![Volume {
+        name: "router".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: name.clone(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "router".into(),
+        mount_path: ROUTER_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }];
+    let mut secrets: Vec<&str> = router
+        .spec
+        .backends
+        .iter()
+        .filter_map(|b| b.external.as_ref()?.credentials_secret_ref.as_ref())
+        .map(|r| r.name.as_str())
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    for (i, secret) in secrets.iter().enumerate() {
+        volumes.push(Volume {
+            name: format!("credentials-{i}"),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some((*secret).to_owned()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: format!("credentials-{i}"),
+            mount_path: format!("{CREDENTIALS_DIR}/{secret}"),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    let quantities =
+        |m: &BTreeMap<String, serde_json::Value>| -> Option<BTreeMap<String, Quantity>> {
+            let out: BTreeMap<String, Quantity> = m
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Quantity(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+                    )
+                })
+                .collect();
+            (!out.is_empty()).then_some(out)
+        };
+    let resources = proxy.resources.as_ref().map(|r| ResourceRequirements {
+        limits: quantities(&r.limits),
+        requests: quantities(&r.requests),
+        ..ResourceRequirements::default()
+    });
+    let probe = |path: &str, period| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        ..Probe::default()
+    };
+    let mut pull_secrets: Vec<LocalObjectReference> = proxy
+        .image_pull_secrets
+        .iter()
+        .map(|s| LocalObjectReference {
+            name: s.name.clone(),
+        })
+        .collect();
+    for s in &settings.image_pull_secrets {
+        if !pull_secrets.iter().any(|p| &p.name == s) {
+            pull_secrets.push(LocalObjectReference { name: s.clone() });
+        }
+    }
+    let container = Container {
+        name: "gateway".into(),
+        image: Some(
+            proxy
+                .image
+                .clone()
+                .unwrap_or_else(|| settings.gateway_image.clone()),
+        ),
+        args: Some(vec![
+            "--router".into(),
+            format!("{ROUTER_DIR}/router.yaml"),
+            "--listen".into(),
+            "0.0.0.0:8080".into(),
+            "--metrics-listen".into(),
+            "0.0.0.0:9090".into(),
+            "--credentials-dir".into(),
+            CREDENTIALS_DIR.into(),
+            "--log-format".into(),
+            "json".into(),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: 8080,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: 9090,
+                ..ContainerPort::default()
+            },
+        ]),
+        readiness_probe: Some(probe("/readyz", 5)),
+        liveness_probe: Some(probe("/health", 10)),
+        resources,
+        volume_mounts: Some(mounts),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(GATEWAY_UID),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: meta(router),
+        spec: Some(DeploymentSpec {
+            replicas: Some(proxy.replicas.unwrap_or(1)),
+            revision_history_limit: proxy.revision_history_limit,
+            selector: LabelSelector {
+                match_labels: Some(labels(router)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(router)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    node_selector: Some(proxy.node_selector.clone()).filter(|n| !n.is_empty()),
+                    image_pull_secrets: Some(pull_secrets).filter(|p| !p.is_empty()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// What the controller observed about a router.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// `(ready, desired)` gateway replicas, when the Deployment exists.
+    pub replicas: Option<(i32, i32)>,
+    /// Backends that are not ready (name, why).
+    pub unready_backends: Vec<(String, String)>,
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        ..Condition::default()
+    }
+}
+
+/// The status a router should have. `validation` is the full validation result: every problem
+/// is listed in the `Validated` condition's message.
+pub fn status(
+    router: &ModelRouter,
+    validation: &Result<(), ValidationErrors>,
+    obs: &Observation,
+) -> ModelRouterStatus {
+    let generation = router.metadata.generation;
+    let validated = match validation {
+        Ok(()) => condition(
+            "Validated",
+            true,
+            "Valid",
+            "the spec is valid".into(),
+            generation,
+        ),
+        Err(errors) => condition(
+            "Validated",
+            false,
+            "Invalid",
+            errors.to_string().replace('\n', "; "),
+            generation,
+        ),
+    };
+    let backends_ready = if obs.unready_backends.is_empty() {
+        condition(
+            "BackendsReady",
+            true,
+            "AllReady",
+            "every backend is ready".into(),
+            generation,
+        )
+    } else {
+        let list: Vec<String> = obs
+            .unready_backends
+            .iter()
+            .map(|(n, why)| format!("{n}: {why}"))
+            .collect();
+        condition(
+            "BackendsReady",
+            false,
+            "BackendsNotReady",
+            list.join("; "),
+            generation,
+        )
+    };
+    let available = match obs.replicas {
+        Some((r, d)) if r > 0 && r >= d => condition(
+            "Available",
+            true,
+            "Ready",
+            format!("{r}/{d} gateway replicas ready"),
+            generation,
+        ),
+        Some((r, d)) => condition(
+            "Available",
+            false,
+            "Progressing",
+            format!("{r}/{d} gateway replicas ready"),
+            generation,
+        ),
+        None => condition(
+            "Available",
+            false,
+            "Provisioning",
+            "creating the gateway".into(),
+            generation,
+        ),
+    };
+    let phase = if validation.is_err() {
+        "Failed"
+    } else if available.status != "True" {
+        "Provisioning"
+    } else if backends_ready.status != "True" {
+        "Degraded"
+    } else {
+        "Ready"
+    };
+    ModelRouterStatus {
+        phase: Some(phase.into()),
+        endpoint: validation.is_ok().then(|| endpoint(router)),
+        active_rules: validation.is_ok().then_some(router.spec.rules.len() as i32),
+        conditions: vec![validated, backends_ready, available],
+        observed_generation: generation,
+        ..ModelRouterStatus::default()
+    }
+}

@@ -1,0 +1,211 @@
+//! ModelRouter desired objects and status, starting from the seed's secure-router.
+#![cfg(feature = "controller")]
+
+use std::collections::BTreeMap;
+
+use llmkube_operator::compiler::compile;
+use llmkube_operator::crd::model_router::{LocalObjectReference, ModelRouter, ProxySpec};
+use llmkube_operator::manifest::load_router;
+use llmkube_operator::reconcile::model_router::*;
+use llmkube_operator::validate::validate_spec;
+
+fn seed() -> ModelRouter {
+    let mut r: ModelRouter =
+        serde_yaml_ng::from_str(include_str!("../../examples/seed/secure-router.yaml")).unwrap();
+    r.metadata.uid = Some("uid-7".into());
+    r.metadata.generation = Some(3);
+    r
+}
+
+fn settings() -> Settings {
+    Settings {
+        gateway_image: "registry.internal.corp/llmkube/llmkube-gateway:0.1.0".into(),
+        image_pull_secrets: vec!["internal-registry-creds".into()],
+    }
+}
+
+#[test]
+fn names_labels_and_endpoint_match_the_original() {
+    let r = seed();
+    assert_eq!(object_name(&r), "secure-router-router-proxy");
+    assert_eq!(
+        endpoint(&r),
+        "http://secure-router-router-proxy.default.svc.cluster.local:8080/v1/chat/completions"
+    );
+    let l = labels(&r);
+    assert_eq!(l["app.kubernetes.io/component"], "router-proxy");
+    assert_eq!(l["inference.llmkube.dev/model-router"], "secure-router");
+    let svc = service(&r);
+    assert_eq!(svc.metadata.owner_references.unwrap()[0].uid, "uid-7");
+    let ports: Vec<(i32, String)> = svc
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.port, p.name.unwrap()))
+        .collect();
+    assert_eq!(
+        ports,
+        [(8080, "http".to_owned()), (9090, "metrics".to_owned())]
+    );
+}
+
+#[test]
+fn the_config_map_reloads_to_the_same_rules_the_gateway_will_compile() {
+    let r = seed();
+    let rules = compile(&r.spec).unwrap();
+    let cm = config_map(
+        &r,
+        &rules,
+        &BTreeMap::from([("tenants".to_owned(), b"\0asm".to_vec())]),
+    )
+    .unwrap();
+    let data = cm.data.unwrap();
+    let reloaded = load_router(&data["router.yaml"], None).unwrap();
+    assert_eq!(reloaded.spec, r.spec);
+    assert_eq!(reloaded.metadata.name, "secure-router");
+    assert_eq!(
+        compile(&reloaded.spec).unwrap().sha256,
+        data["rules.sha256"],
+        "deterministic: the gateway gets the same module"
+    );
+    let binary = cm.binary_data.unwrap();
+    assert_eq!(binary["rules.wasm"].0, rules.wasm);
+    assert!(binary.contains_key("tenants.wasm"));
+}
+
+#[test]
+fn the_gateway_pod_is_hardened_and_reads_credentials_from_mounted_secrets() {
+    let mut r = seed();
+    r.spec.proxy = Some(ProxySpec {
+        replicas: Some(3),
+        node_selector: BTreeMap::from([("pool".into(), "gateways".into())]),
+        image_pull_secrets: vec![LocalObjectReference {
+            name: "team-creds".into(),
+        }],
+        ..ProxySpec::default()
+    });
+    let d = deployment(&r, &settings());
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    let pod = spec.template.spec.unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.image.as_deref(),
+        Some("registry.internal.corp/llmkube/llmkube-gateway:0.1.0")
+    );
+    let sc = c.security_context.clone().unwrap();
+    assert_eq!(
+        (
+            sc.run_as_non_root,
+            sc.run_as_user,
+            sc.read_only_root_filesystem,
+            sc.allow_privilege_escalation
+        ),
+        (Some(true), Some(65532), Some(true), Some(false))
+    );
+    assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+    assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    assert!(c.env.is_none(), "no credentials in the environment");
+    let mounts = c.volume_mounts.clone().unwrap();
+    assert!(mounts.iter().any(
+        |m| m.mount_path == "/var/run/secrets/llmkube/litellm-key" && m.read_only == Some(true)
+    ));
+    assert!(
+        c.args
+            .clone()
+            .unwrap()
+            .windows(2)
+            .any(|w| w == ["--router", "/etc/llmkube/router/router.yaml"])
+    );
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("secure-router-router-proxy")
+    );
+    assert_eq!(pod.node_selector.unwrap()["pool"], "gateways");
+    let pulls: Vec<String> = pod
+        .image_pull_secrets
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(pulls, ["team-creds", "internal-registry-creds"]);
+    assert!(
+        spec.template.metadata.unwrap().annotations.is_none(),
+        "rule changes must not roll pods"
+    );
+}
+
+#[test]
+fn the_gateway_may_only_read_its_own_config_map() {
+    let rule = role(&seed()).rules.unwrap().remove(0);
+    assert_eq!(rule.resources.unwrap(), ["configmaps"]);
+    assert_eq!(rule.resource_names.unwrap(), ["secure-router-router-proxy"]);
+    assert_eq!(rule.verbs, ["get", "list", "watch"]);
+    assert_eq!(
+        role_binding(&seed()).subjects.unwrap()[0].name,
+        "secure-router-router-proxy"
+    );
+}
+
+#[test]
+fn status_lists_every_problem_and_follows_the_gateway() {
+    let r = seed();
+    let mut bad = r.clone();
+    bad.spec.rules[0].fail_closed = false;
+    bad.spec.default_route = Some("nowhere".into());
+    let s = status(&bad, &validate_spec(&bad.spec), &Observation::default());
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    let validated = &s.conditions[0];
+    assert_eq!(
+        (validated.type_.as_str(), validated.status.as_str()),
+        ("Validated", "False")
+    );
+    assert!(
+        validated
+            .message
+            .contains("spec.rules[0].failClosed: must be true")
+            && validated
+                .message
+                .contains("spec.defaultRoute: unknown backend"),
+        "{}",
+        validated.message
+    );
+    assert_eq!(s.endpoint, None);
+
+    let ok = validate_spec(&r.spec);
+    assert_eq!(
+        status(&r, &ok, &Observation::default()).phase.as_deref(),
+        Some("Provisioning")
+    );
+    let degraded = status(
+        &r,
+        &ok,
+        &Observation {
+            replicas: Some((1, 1)),
+            unready_backends: vec![(
+                "local-llama".into(),
+                "InferenceService llama-3-8b is not Ready".into(),
+            )],
+        },
+    );
+    assert_eq!(degraded.phase.as_deref(), Some("Degraded"));
+    let ready = status(
+        &r,
+        &ok,
+        &Observation {
+            replicas: Some((1, 1)),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (
+            ready.phase.as_deref(),
+            ready.active_rules,
+            ready.observed_generation
+        ),
+        (Some("Ready"), Some(1), Some(3))
+    );
+    assert!(ready.conditions.iter().all(|c| c.status == "True"));
+}
