@@ -36,11 +36,6 @@ impl GatewayBody {
         GatewayBody(Kind::Full(Some(bytes.into())))
     }
 
-    /// An empty body.
-    pub fn empty() -> Self {
-        GatewayBody(Kind::Full(None))
-    }
-
     /// A backend's body, streamed through under the router's timeouts; `record` is finished
     /// when the stream ends, fails or is dropped.
     pub fn upstream(

@@ -97,6 +97,18 @@ pub fn weighted_order(candidates: impl Iterator<Item = (usize, u32)>) -> Vec<usi
     order
 }
 
+/// Time to response headers for one attempt: the rule's, else the backend's, else the router's.
+fn attempt_timeout(
+    route: &Route,
+    target: &crate::backend::BackendTarget,
+    snap: &RouterSnapshot,
+) -> Duration {
+    route
+        .timeout
+        .or(target.timeout)
+        .unwrap_or(snap.settings.response_header_timeout)
+}
+
 /// Tries the route's candidates in strategy order.
 pub async fn dispatch(
     state: &Arc<AppState>,
@@ -111,28 +123,17 @@ pub async fn dispatch(
         let Some(permit) = target.health.try_admit(now_ms()) else {
             continue;
         };
-        let timeout = route
-            .timeout
-            .or(target.timeout)
-            .unwrap_or(snap.settings.response_header_timeout);
+        let timeout = attempt_timeout(route, target, snap);
         progress.attempts += 1;
         progress.last_timeout = Some(timeout);
-        let body = match &target.model_override {
-            Some(model) => out.body.with_model(model),
-            None => out.body.bytes.clone(),
-        };
-        let request = match crate::upstream::build_request(
-            target,
-            out,
-            &snap.table.classification_header,
-            body,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
-                continue;
-            }
-        };
+        let request =
+            match crate::upstream::build_request(target, out, &snap.table.classification_header) {
+                Ok(r) => r,
+                Err(e) => {
+                    last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
+                    continue;
+                }
+            };
         let sent = Instant::now();
         let result = tokio::time::timeout(timeout, state.client.request(request)).await;
         progress.upstream_wait += sent.elapsed();
@@ -182,20 +183,13 @@ fn shadow(
             state.metrics.shadow_skipped.inc();
             continue;
         };
-        let body = match &target.model_override {
-            Some(model) => out.body.with_model(model),
-            None => out.body.bytes.clone(),
-        };
         let Ok(request) =
-            crate::upstream::build_request(target, out, &snap.table.classification_header, body)
+            crate::upstream::build_request(target, out, &snap.table.classification_header)
         else {
             continue;
         };
         let (state, snap) = (Arc::clone(state), Arc::clone(snap));
-        let timeout = route
-            .timeout
-            .or(target.timeout)
-            .unwrap_or(snap.settings.response_header_timeout);
+        let timeout = attempt_timeout(route, target, &snap);
         tokio::spawn(async move {
             let _permit = permit;
             let idle = snap.settings.stream_idle_timeout;

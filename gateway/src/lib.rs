@@ -242,11 +242,6 @@ impl RunningGateway {
         )
     }
 
-    /// Name of the router currently served.
-    pub fn router_name(&self) -> String {
-        self.state.router.load().name.to_string()
-    }
-
     /// Stops accepting, lets requests in flight finish within the grace period, and returns.
     pub async fn shutdown(self) {
         self.state.draining.store(true, Ordering::Relaxed);

@@ -58,7 +58,7 @@ struct Args {
     /// the binary, else /usr/share/llmkube/policies.
     #[arg(long, env = "LLMKUBE_POLICY_DIR")]
     policy_dir: Option<PathBuf>,
-    /// Wall-clock budget of one policy evaluation.
+    /// CPU-time budget of one policy evaluation (wall-clock cap: ten times this).
     #[arg(long, env = "LLMKUBE_POLICY_DEADLINE", default_value = "5ms", value_parser = duration)]
     policy_deadline: Duration,
     /// Largest linear memory of one policy instance, in MiB.
@@ -86,7 +86,7 @@ enum Command {
         /// Fixture file (see llmkube_policy_sdk::fixtures).
         #[arg(long)]
         fixtures: PathBuf,
-        /// Wall-clock budget of one evaluation.
+        /// CPU-time budget of one evaluation (wall-clock cap: ten times this).
         #[arg(long, default_value = "5ms", value_parser = duration)]
         deadline: Duration,
     },

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use llmkube_operator::crd::model_router::Tier;
 use serde::Serialize;
 
 use crate::metrics::{Label, Metrics, RequestLabels, RouterLabels, RuleLabels};
@@ -269,13 +268,6 @@ impl RequestRecord {
         if let Ok(text) = serde_json::to_string(&line) {
             snap.audit.write(text);
         }
-    }
-
-    /// The tier of the backend that answered.
-    pub fn backend_tier(&self) -> Option<Tier> {
-        self.backend
-            .and_then(|i| self.snapshot.backends.get(i))
-            .map(|b| b.tier)
     }
 }
 

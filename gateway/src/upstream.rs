@@ -176,8 +176,12 @@ pub fn build_request(
     target: &BackendTarget,
     out: &Outbound<'_>,
     classification_header: &str,
-    body: Bytes,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
+    // An external backend with `model` gets it spliced into the body.
+    let body = match &target.model_override {
+        Some(model) => out.body.with_model(model),
+        None => out.body.bytes.clone(),
+    };
     let inbound = out.headers;
     let mut req = Request::builder()
         .method(out.method.clone())

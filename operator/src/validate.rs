@@ -43,12 +43,7 @@ impl fmt::Display for ValidationErrors {
     }
 }
 
-impl ValidationErrors {
-    /// Whether `path: message` of any error contains `needle` (handy in tests and conditions).
-    pub fn mentions(&self, needle: &str) -> bool {
-        self.0.iter().any(|e| e.to_string().contains(needle))
-    }
-}
+impl ValidationErrors {}
 
 /// Collects errors while walking a spec.
 #[derive(Default)]

@@ -132,11 +132,6 @@ impl MockUpstream {
         format!("http://{}", self.addr)
     }
 
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Changes how later requests are answered.
     pub fn set_behavior(&self, behavior: Behavior) {
         *lock(&self.shared.behavior) = behavior;

@@ -200,11 +200,6 @@ impl PolicyEngine {
         }))
     }
 
-    /// The engine's limits.
-    pub fn settings(&self) -> &EngineSettings {
-        &self.settings
-    }
-
     /// The compiled module for `wasm` (digest `digest`), compiling it on first use.
     pub(super) fn module(&self, digest: &str, wasm: &[u8]) -> Result<Module, String> {
         if let Some(m) = self

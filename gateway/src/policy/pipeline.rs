@@ -232,7 +232,7 @@ impl PolicySet {
         inputs: &Inputs<'_>,
         classes: &[String],
     ) -> Result<Decision, PolicyError> {
-        let headers = requested_headers(inputs.headers, &self.rule_headers);
+        let headers = crate::inbound::match_headers(inputs.headers, &self.rule_headers);
         let view = RequestView {
             method: inputs.method,
             path: inputs.path,
@@ -259,7 +259,7 @@ impl PolicySet {
         if policy.module.meta.needs.prompt && prompt.is_none() {
             *prompt = Some((inputs.prompt)());
         }
-        let headers = requested_headers(inputs.headers, &policy.headers);
+        let headers = crate::inbound::match_headers(inputs.headers, &policy.headers);
         let rule = route.and_then(|r| match r.via {
             Via::Rule(i) => Some(table.rules[i].name.as_str()),
             _ => None,
@@ -391,14 +391,9 @@ fn encode(view: &RequestView<'_>) -> Vec<u8> {
     w.buf
 }
 
-/// `(name, value)` of each occurrence of the requested headers that has a text value.
-fn requested_headers<'a>(headers: &'a HeaderMap, names: &'a [String]) -> Vec<(&'a str, &'a str)> {
-    crate::inbound::match_headers(headers, names)
-}
-
 /// Whatever was decided, a sensitive request only ever goes to local backends.
 fn enforce_sensitivity(table: &RoutingTable, classes: &[String], decision: Decision) -> Verdict {
-    let sensitive = classes.iter().any(|c| table.sensitive.contains(c));
+    let sensitive = table.is_sensitive_classes(classes);
     match decision {
         Decision::Route(mut route) if sensitive => {
             route

@@ -514,28 +514,16 @@ fn emit_conditions(s: &mut wasm_encoder::InstructionSink<'_>, rule: &RuleEntry, 
             .br_if(0);
     }
     if let Some(want) = &rule.task_complexity {
-        let (name, lit) = (data.str(TASK_COMPLEXITY_HEADER), data.str(want));
-        s.local_get(HDRS)
-            .local_get(HDRS_N)
-            .i32_const(name.ptr as i32)
-            .i32_const(name.len as i32)
-            .i32_const(lit.ptr as i32)
-            .i32_const(lit.len as i32)
-            .call(idx::FIRST_HEADER_CI_EQ)
-            .i32_eqz()
-            .br_if(0);
+        header_check(
+            s,
+            data,
+            idx::FIRST_HEADER_CI_EQ,
+            TASK_COMPLEXITY_HEADER,
+            want,
+        );
     }
     for (name, value) in &rule.headers {
-        let (name, value) = (data.str(name), data.str(value));
-        s.local_get(HDRS)
-            .local_get(HDRS_N)
-            .i32_const(name.ptr as i32)
-            .i32_const(name.len as i32)
-            .i32_const(value.ptr as i32)
-            .i32_const(value.len as i32)
-            .call(idx::HAS_HEADER)
-            .i32_eqz()
-            .br_if(0);
+        header_check(s, data, idx::HAS_HEADER, name, value);
     }
     if !rule.models.is_empty() {
         for (k, pattern) in rule.models.iter().enumerate() {
@@ -551,6 +539,26 @@ fn emit_conditions(s: &mut wasm_encoder::InstructionSink<'_>, rule: &RuleEntry, 
         }
         s.i32_eqz().br_if(0);
     }
+}
+
+/// Emits `helper(hdrs, n, name, value)` and `br_if 0` when it is false.
+fn header_check(
+    s: &mut wasm_encoder::InstructionSink<'_>,
+    data: &mut Data,
+    helper: u32,
+    name: &str,
+    value: &str,
+) {
+    let (name, value) = (data.str(name), data.str(value));
+    s.local_get(HDRS)
+        .local_get(HDRS_N)
+        .i32_const(name.ptr as i32)
+        .i32_const(name.len as i32)
+        .i32_const(value.ptr as i32)
+        .i32_const(value.len as i32)
+        .call(helper)
+        .i32_eqz()
+        .br_if(0);
 }
 
 /// Turns a rule module's (or any routing policy's) output into a routing decision against

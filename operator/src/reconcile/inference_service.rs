@@ -218,9 +218,9 @@ fn mount(
             }];
             let mut init_mounts = vec![cache_mount(false)];
             let mut env = vec![
-                env("SOURCE", &model.spec.source),
-                env("DEST", &dest),
-                env("SHA256", model.spec.sha256.as_deref().unwrap_or("")),
+                env_var("SOURCE", &model.spec.source),
+                env_var("DEST", &dest),
+                env_var("SHA256", model.spec.sha256.as_deref().unwrap_or("")),
             ];
             if let Source::File(path) = &source {
                 let dir = path
@@ -285,10 +285,6 @@ fn mount(
             })
         }
     }
-}
-
-fn env(name: &str, value: &str) -> EnvVar {
-    env_var(name, value)
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {

@@ -70,10 +70,12 @@ impl RoutingTable {
 
     /// Whether the request carries a sensitive classification.
     pub fn is_sensitive(&self, facts: &RequestFacts<'_>) -> bool {
-        facts
-            .classifications
-            .iter()
-            .any(|c| self.sensitive.iter().any(|s| s == c))
+        self.is_sensitive_classes(facts.classifications)
+    }
+
+    /// Whether any of `classifications` (lowercase) is sensitive.
+    pub fn is_sensitive_classes(&self, classifications: &[String]) -> bool {
+        classifications.iter().any(|c| self.sensitive.contains(c))
     }
 }
 
