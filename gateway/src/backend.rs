@@ -108,29 +108,10 @@ fn resolve_one(
         message,
     };
     let provider = b.external.as_ref().map(|e| e.provider);
-    let url = match (
-        opts.addresses.get(&b.name),
-        &b.inference_service_ref,
-        &b.external,
-    ) {
-        (Some(addr), _, _) => addr.clone(),
-        (None, Some(isvc), _) => format!(
-            "http://{}.{namespace}.svc.cluster.local:{}",
-            isvc.name,
-            defaults::INFERENCE_SERVICE_PORT
-        ),
-        (None, None, Some(ext)) => match (&ext.url, ext.provider) {
-            (Some(url), _) => url.clone(),
-            (None, Provider::Openai) => defaults::OPENAI_URL.to_owned(),
-            (None, Provider::Anthropic) => defaults::ANTHROPIC_URL.to_owned(),
-            (None, _) => opts.default_litellm_url.clone().ok_or_else(|| {
-                err(
-                    ".external.url",
-                    "is required for provider litellm (or run with --default-litellm-url)".into(),
-                )
-            })?,
-        },
-        (None, None, None) => return Err(err("", "has no address".into())),
+    let url = match opts.addresses.get(&b.name) {
+        Some(addr) => addr.clone(),
+        None => defaults::backend_url(b, namespace, opts.default_litellm_url.as_deref())
+            .map_err(|e| err(e.field, e.message))?,
     };
     let source = if opts.addresses.contains_key(&b.name) {
         format!("--backend-address {}={url}", b.name)

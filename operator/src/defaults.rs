@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::crd::model_router::{ClassificationMode, DefaultRouteStrategy, ModelRouterSpec};
+use crate::crd::model_router::{
+    Backend, ClassificationMode, DefaultRouteStrategy, ModelRouterSpec, Provider,
+};
 use crate::duration::parse_duration;
 
 /// Header carrying the client's data classification, unless `policy.classification.headerKey` says otherwise.
@@ -72,4 +74,43 @@ pub fn duration_or(value: Option<&str>, default: Duration) -> Duration {
     value
         .and_then(|v| parse_duration(v).ok())
         .unwrap_or(default)
+}
+
+/// Why a backend has no address: the field (relative to the backend) and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressError {
+    /// The field under the backend, e.g. `.external.url` (empty: the backend itself).
+    pub field: &'static str,
+    /// What is missing.
+    pub message: String,
+}
+
+/// The base URL a backend is dialed at: `inferenceServiceRef` -> the InferenceService's
+/// Service in `namespace`, `external.url`, else the provider's public URL; litellm has none and
+/// needs `url` or the operator-wide `default_litellm_url`.
+pub fn backend_url(
+    b: &Backend,
+    namespace: &str,
+    default_litellm_url: Option<&str>,
+) -> Result<String, AddressError> {
+    match (&b.inference_service_ref, &b.external) {
+        (Some(isvc), _) => Ok(format!(
+            "http://{}.{namespace}.svc.cluster.local:{INFERENCE_SERVICE_PORT}",
+            isvc.name
+        )),
+        (None, Some(ext)) => match (&ext.url, ext.provider) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Provider::Openai) => Ok(OPENAI_URL.to_owned()),
+            (None, Provider::Anthropic) => Ok(ANTHROPIC_URL.to_owned()),
+            (None, _) => default_litellm_url.map(str::to_owned).ok_or(AddressError {
+                field: ".external.url",
+                message: "is required for provider litellm (or run with --default-litellm-url)"
+                    .into(),
+            }),
+        },
+        (None, None) => Err(AddressError {
+            field: "",
+            message: "has no address".into(),
+        }),
+    }
 }

@@ -4,6 +4,8 @@
 //! load, validate and evaluate a `ModelRouter` from a YAML file.
 
 pub mod compiler;
+#[cfg(feature = "controller")]
+pub mod controller;
 pub mod crd;
 pub mod defaults;
 pub mod duration;

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use llmkube_operator::compiler::compile;
-use llmkube_operator::crd::model_router::{LocalObjectReference, ModelRouter, ProxySpec};
+use llmkube_operator::crd::model_router::{
+    Backend, BackendStatus, ConfigMapKeyRef, ExternalBackend, LocalObjectReference, ModelRouter,
+    ModuleSource, PolicyRef, Provider, ProxySpec, Tier,
+};
 use llmkube_operator::manifest::load_router;
 use llmkube_operator::reconcile::model_router::*;
 use llmkube_operator::validate::validate_spec;
@@ -21,6 +24,7 @@ fn settings() -> Settings {
     Settings {
         gateway_image: "registry.internal.corp/llmkube/llmkube-gateway:0.1.0".into(),
         image_pull_secrets: vec!["internal-registry-creds".into()],
+        default_litellm_url: Some("http://litellm.ai-gateway.svc:4000".into()),
     }
 }
 
@@ -53,18 +57,41 @@ fn names_labels_and_endpoint_match_the_original() {
 
 #[test]
 fn the_config_map_reloads_to_the_same_rules_the_gateway_will_compile() {
-    let r = seed();
+    let mut r = seed();
+    r.spec.policies.push(PolicyRef {
+        name: "tenants".into(),
+        module: ModuleSource {
+            config_map_key_ref: Some(ConfigMapKeyRef {
+                name: "team-policies".into(),
+                key: "tenants.wasm".into(),
+            }),
+            ..ModuleSource::default()
+        },
+        sha256: "ab".repeat(32),
+        ..PolicyRef::default()
+    });
     let rules = compile(&r.spec).unwrap();
     let cm = config_map(
         &r,
+        &settings(),
         &rules,
         &BTreeMap::from([("tenants".to_owned(), b"\0asm".to_vec())]),
     )
     .unwrap();
     let data = cm.data.unwrap();
     let reloaded = load_router(&data["router.yaml"], None).unwrap();
-    assert_eq!(reloaded.spec, r.spec);
     assert_eq!(reloaded.metadata.name, "secure-router");
+    assert_eq!(
+        reloaded.spec.policies[0].module,
+        ModuleSource {
+            file: Some("tenants.wasm".into()),
+            config_map_key_ref: None
+        },
+        "the gateway reads the copied module next to router.yaml"
+    );
+    let mut expected = r.spec.clone();
+    expected.policies[0].module = reloaded.spec.policies[0].module.clone();
+    assert_eq!(reloaded.spec, expected, "nothing else changes");
     assert_eq!(
         compile(&reloaded.spec).unwrap().sha256,
         data["rules.sha256"],
@@ -72,7 +99,37 @@ fn the_config_map_reloads_to_the_same_rules_the_gateway_will_compile() {
     );
     let binary = cm.binary_data.unwrap();
     assert_eq!(binary["rules.wasm"].0, rules.wasm);
-    assert!(binary.contains_key("tenants.wasm"));
+    assert_eq!(binary["tenants.wasm"].0, b"\0asm");
+}
+
+#[test]
+fn litellm_backends_without_url_get_the_default_and_oversized_config_is_refused() {
+    let mut r = seed();
+    r.spec.backends.push(Backend {
+        name: "litellm".into(),
+        external: Some(ExternalBackend {
+            provider: Provider::Litellm,
+            ..ExternalBackend::default()
+        }),
+        tier: Some(Tier::Cloud),
+        ..Backend::default()
+    });
+    let spec = gateway_spec(&r.spec, &settings());
+    let url = spec
+        .backends
+        .last()
+        .unwrap()
+        .external
+        .as_ref()
+        .unwrap()
+        .url
+        .clone();
+    assert_eq!(url.as_deref(), Some("http://litellm.ai-gateway.svc:4000"));
+
+    let rules = compile(&r.spec).unwrap();
+    let huge = BTreeMap::from([("big".to_owned(), vec![0u8; 1_100_000])]);
+    let err = config_map(&r, &settings(), &rules, &huge).unwrap_err();
+    assert!(err.contains("a ConfigMap holds at most"), "{err}");
 }
 
 #[test]
@@ -184,13 +241,20 @@ fn status_lists_every_problem_and_follows_the_gateway() {
         &ok,
         &Observation {
             replicas: Some((1, 1)),
-            unready_backends: vec![(
-                "local-llama".into(),
-                "InferenceService llama-3-8b is not Ready".into(),
-            )],
+            backends: vec![BackendStatus {
+                name: "local-llama".into(),
+                healthy: false,
+                message: Some("InferenceService llama-3-8b is not Ready".into()),
+                ..BackendStatus::default()
+            }],
         },
     );
     assert_eq!(degraded.phase.as_deref(), Some("Degraded"));
+    assert_eq!(
+        degraded.conditions[1].message,
+        "local-llama: InferenceService llama-3-8b is not Ready"
+    );
+    assert_eq!(degraded.backends.len(), 1);
     let ready = status(
         &r,
         &ok,

@@ -25,3 +25,17 @@ pub struct Condition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
+
+/// Keeps `lastTransitionTime` of every condition whose status did not change since `old`, and
+/// stamps `now` on the others, so that an unchanged status serialises identically (and is not
+/// written again).
+pub fn settle_transitions(old: &[Condition], new: &mut [Condition], now: &str) {
+    for c in new {
+        c.last_transition_time = match old.iter().find(|o| o.type_ == c.type_) {
+            Some(o) if o.status == c.status && o.last_transition_time.is_some() => {
+                o.last_transition_time.clone()
+            }
+            _ => Some(now.to_owned()),
+        };
+    }
+}

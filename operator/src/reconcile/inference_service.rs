@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
-    HostPathVolumeSource, KeyToPath, LocalObjectReference, PersistentVolumeClaimVolumeSource,
+    HostPathVolumeSource, KeyToPath, LocalObjectReference, PersistentVolumeClaimVolumeSource, Pod,
     PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
     Toleration, Volume, VolumeMount,
 };
@@ -108,10 +108,23 @@ pub fn labels(isvc: &InferenceService) -> BTreeMap<String, String> {
             "llmkube-controller".into(),
         ),
         (
-            "inference.llmkube.dev/inference-service".into(),
+            ISVC_LABEL.into(),
             isvc.metadata.name.clone().unwrap_or_default(),
         ),
     ])
+}
+
+/// Label on InferenceService pods naming their Model (the Model controller reads the
+/// model-downloader's verdict from these pods).
+pub const MODEL_LABEL: &str = "inference.llmkube.dev/model";
+/// Label naming the InferenceService a pod serves.
+pub const ISVC_LABEL: &str = "inference.llmkube.dev/inference-service";
+
+/// Pod labels: the selector labels plus the Model's name (not in the immutable selector).
+fn pod_labels(isvc: &InferenceService) -> BTreeMap<String, String> {
+    let mut labels = labels(isvc);
+    labels.insert(MODEL_LABEL.into(), isvc.spec.model_ref.clone());
+    labels
 }
 
 fn owner(isvc: &InferenceService) -> Vec<OwnerReference> {
@@ -442,7 +455,7 @@ pub fn deployment(
             },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(isvc)),
+                    labels: Some(pod_labels(isvc)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -510,6 +523,54 @@ pub struct Observation {
     pub init_failure: Option<(i32, String)>,
     /// Pods unschedulable for lack of GPUs.
     pub waiting_for_gpu: bool,
+    /// The objects could not be built from the spec (the message says why).
+    pub config_error: Option<String>,
+}
+
+/// What the pods of an InferenceService say: a failed model-downloader (exit code and
+/// termination message; the newest failure wins) and whether scheduling waits for GPUs.
+pub fn observe_pods(pods: &[Pod]) -> (Option<(i32, String)>, bool) {
+    let mut failure: Option<(String, i32, String)> = None;
+    let mut waiting_for_gpu = false;
+    for pod in pods {
+        let Some(status) = &pod.status else { continue };
+        waiting_for_gpu |= status.conditions.iter().flatten().any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+                && c.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("nvidia.com/gpu"))
+        });
+        let downloader = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .filter(|c| c.name == "model-downloader");
+        for c in downloader {
+            // A crash-looping init container is `waiting`; its failure is in `lastState`.
+            let states = [c.state.as_ref(), c.last_state.as_ref()];
+            let Some(t) = states
+                .into_iter()
+                .flatten()
+                .find_map(|s| s.terminated.as_ref())
+            else {
+                continue;
+            };
+            if t.exit_code == 0 {
+                continue;
+            }
+            let at = t
+                .finished_at
+                .as_ref()
+                .map(|f| f.0.to_string())
+                .unwrap_or_default();
+            if failure.as_ref().is_none_or(|(seen, ..)| at > *seen) {
+                failure = Some((at, t.exit_code, t.message.clone().unwrap_or_default()));
+            }
+        }
+    }
+    (failure.map(|(_, code, msg)| (code, msg)), waiting_for_gpu)
 }
 
 /// The status an InferenceService should have.
@@ -520,7 +581,9 @@ pub fn status(isvc: &InferenceService, obs: &Observation) -> InferenceServiceSta
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    let (phase, ready, reason, message) = if let Some((code, msg)) = &obs.init_failure {
+    let (phase, ready, reason, message) = if let Some(why) = &obs.config_error {
+        ("Failed", false, "InvalidSpec", why.clone())
+    } else if let Some((code, msg)) = &obs.init_failure {
         (
             "Failed",
             false,

@@ -1,5 +1,7 @@
 //! `Model`: where the weights come from, and what the controller reports about them.
 
+use k8s_openapi::api::core::v1::Pod;
+
 use crate::crd::condition::Condition;
 use crate::crd::model::{ModelFormat, ModelSpec, ModelStatus};
 
@@ -82,6 +84,59 @@ pub enum DownloadReport {
     },
     /// The fetch failed (the message explains: TLS, 404, unreachable host, ...).
     Failed(String),
+}
+
+/// The model-downloader's verdict from the pods that ran it: the newest terminated
+/// `model-downloader` init container, parsed from the JSON it wrote as termination message.
+pub fn download_report(pods: &[Pod]) -> Option<DownloadReport> {
+    let mut newest: Option<(String, i32, String)> = None;
+    for status in pods.iter().filter_map(|p| p.status.as_ref()) {
+        for c in status.init_container_statuses.iter().flatten() {
+            if c.name != "model-downloader" {
+                continue;
+            }
+            let states = [c.state.as_ref(), c.last_state.as_ref()];
+            let Some(t) = states
+                .into_iter()
+                .flatten()
+                .find_map(|s| s.terminated.as_ref())
+            else {
+                continue;
+            };
+            let at = t
+                .finished_at
+                .as_ref()
+                .map(|f| f.0.to_string())
+                .unwrap_or_default();
+            if newest.as_ref().is_none_or(|(seen, ..)| at > *seen) {
+                newest = Some((at, t.exit_code, t.message.clone().unwrap_or_default()));
+            }
+        }
+    }
+    let (_, code, message) = newest?;
+    Some(parse_report(code, &message))
+}
+
+/// Parses the downloader's termination message (JSON written by its script).
+pub fn parse_report(exit_code: i32, message: &str) -> DownloadReport {
+    let json: serde_json::Value = serde_json::from_str(message.trim()).unwrap_or_default();
+    if exit_code == 0
+        && let (Some(sha256), Some(size)) = (json["sha256"].as_str(), json["size"].as_u64())
+    {
+        return DownloadReport::Done {
+            sha256: sha256.to_owned(),
+            size,
+        };
+    }
+    if json["error"] == "sha256 mismatch" {
+        return DownloadReport::Mismatch {
+            expected: json["expected"].as_str().unwrap_or_default().to_owned(),
+            actual: json["actual"].as_str().unwrap_or_default().to_owned(),
+        };
+    }
+    DownloadReport::Failed(super::inference_service::explain_init_failure(
+        exit_code, message,
+    ))
 }
 
 /// The status a Model should have, given what was observed.

@@ -24,7 +24,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::compiler::CompiledRules;
 use crate::crd::condition::Condition;
-use crate::crd::model_router::{ModelRouter, ModelRouterStatus};
+use crate::crd::model_router::{
+    BackendStatus, ModelRouter, ModelRouterSpec, ModelRouterStatus, Provider,
+};
 use crate::manifest::{ManifestMeta, RouterManifest};
 use crate::validate::ValidationErrors;
 
@@ -42,6 +44,8 @@ pub struct Settings {
     pub gateway_image: String,
     /// Pull secrets handed to gateway pods (Helm `imagePullSecrets`).
     pub image_pull_secrets: Vec<String>,
+    /// `--default-litellm-url`: the address of litellm backends without `external.url`.
+    pub default_litellm_url: Option<String>,
 }
 
 /// `<router>-router-proxy`.
@@ -112,10 +116,36 @@ fn meta(router: &ModelRouter) -> ObjectMeta {
     }
 }
 
-/// The ConfigMap: `router.yaml` (the manifest the gateway loads), `rules.sha256`, and
-/// `rules.wasm` plus every custom policy module (`<policy>.wasm`) as binary data.
+/// Largest ConfigMap the API server stores (1 MiB), minus room for metadata.
+pub const CONFIG_MAP_BUDGET: usize = 1_000_000;
+
+/// The spec as the gateway receives it: every `configMapKeyRef` policy module becomes the file
+/// `<policy>.wasm` next to `router.yaml` (the controller copies it there), and litellm backends
+/// without `external.url` get `--default-litellm-url`.
+pub fn gateway_spec(spec: &ModelRouterSpec, settings: &Settings) -> ModelRouterSpec {
+    let mut spec = spec.clone();
+    for p in &mut spec.policies {
+        if p.module.config_map_key_ref.take().is_some() {
+            p.module.file = Some(format!("{}.wasm", p.name));
+        }
+    }
+    for b in &mut spec.backends {
+        if let Some(ext) = &mut b.external
+            && ext.url.is_none()
+            && ext.provider == Provider::Litellm
+        {
+            ext.url.clone_from(&settings.default_litellm_url);
+        }
+    }
+    spec
+}
+
+/// The ConfigMap: `router.yaml` (the manifest the gateway loads, see [`gateway_spec`]),
+/// `rules.sha256`, and `rules.wasm` plus every custom policy module (`<policy>.wasm`) as binary
+/// data. Refused when it would not fit in a ConfigMap.
 pub fn config_map(
     router: &ModelRouter,
+    settings: &Settings,
     rules: &CompiledRules,
     policy_modules: &BTreeMap<String, Vec<u8>>,
 ) -> Result<ConfigMap, String> {
@@ -126,12 +156,18 @@ pub fn config_map(
             name: router.metadata.name.clone().unwrap_or_default(),
             namespace: Some(namespace(router)),
         },
-        spec: router.spec.clone(),
+        spec: gateway_spec(&router.spec, settings),
     };
     let yaml = serde_yaml_ng::to_string(&manifest).map_err(|e| e.to_string())?;
     let mut binary = BTreeMap::from([("rules.wasm".to_owned(), ByteString(rules.wasm.clone()))]);
     for (name, bytes) in policy_modules {
         binary.insert(format!("{name}.wasm"), ByteString(bytes.clone()));
+    }
+    let size = yaml.len() + binary.values().map(|b| b.0.len()).sum::<usize>();
+    if size > CONFIG_MAP_BUDGET {
+        return Err(format!(
+            "the router's configuration is {size} bytes (rules, manifest and policy modules); a ConfigMap holds at most {CONFIG_MAP_BUDGET}: use smaller policy modules"
+        ));
     }
     Ok(ConfigMap {
         metadata: meta(router),
@@ -383,12 +419,12 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
 }
 
 /// What the controller observed about a router.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observation {
     /// `(ready, desired)` gateway replicas, when the Deployment exists.
     pub replicas: Option<(i32, i32)>,
-    /// Backends that are not ready (name, why).
-    pub unready_backends: Vec<(String, String)>,
+    /// Every backend with its address and readiness (`healthy` false carries the reason).
+    pub backends: Vec<BackendStatus>,
 }
 
 fn condition(
@@ -432,7 +468,19 @@ pub fn status(
             generation,
         ),
     };
-    let backends_ready = if obs.unready_backends.is_empty() {
+    let unready: Vec<String> = obs
+        .backends
+        .iter()
+        .filter(|b| !b.healthy)
+        .map(|b| {
+            format!(
+                "{}: {}",
+                b.name,
+                b.message.as_deref().unwrap_or("not ready")
+            )
+        })
+        .collect();
+    let backends_ready = if unready.is_empty() {
         condition(
             "BackendsReady",
             true,
@@ -441,16 +489,11 @@ pub fn status(
             generation,
         )
     } else {
-        let list: Vec<String> = obs
-            .unready_backends
-            .iter()
-            .map(|(n, why)| format!("{n}: {why}"))
-            .collect();
         condition(
             "BackendsReady",
             false,
             "BackendsNotReady",
-            list.join("; "),
+            unready.join("; "),
             generation,
         )
     };
@@ -490,6 +533,7 @@ pub fn status(
         phase: Some(phase.into()),
         endpoint: validation.is_ok().then(|| endpoint(router)),
         active_rules: validation.is_ok().then_some(router.spec.rules.len() as i32),
+        backends: obs.backends.clone(),
         conditions: vec![validated, backends_ready, available],
         observed_generation: generation,
         ..ModelRouterStatus::default()

@@ -1,0 +1,190 @@
+//! `llmkube-controller`: the LLMKube operator. Reconciles `Model`, `InferenceService` and
+//! `ModelRouter` (`inference.llmkube.dev/v1alpha1`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use clap::Parser;
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use llmkube_operator::controller::metrics::Metrics;
+use llmkube_operator::controller::run::run_controllers;
+use llmkube_operator::controller::server::{Health, serve};
+use llmkube_operator::controller::{Context, Settings};
+use llmkube_operator::reconcile::inference_service::{Images, Settings as InferenceSettings};
+use llmkube_operator::reconcile::model_router::Settings as RouterSettings;
+
+/// The gateway image this controller version deploys, unless `--router-proxy-image` says otherwise.
+const GATEWAY_IMAGE: &str = concat!(
+    "ghcr.io/llmkube/llmkube-gateway:",
+    env!("CARGO_PKG_VERSION")
+);
+
+#[derive(Parser, Debug)]
+#[command(name = "llmkube-controller", version, about)]
+struct Args {
+    /// Serve /metrics here.
+    #[arg(
+        long,
+        env = "LLMKUBE_METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    metrics_bind_address: SocketAddr,
+    /// Serve /healthz and /readyz here.
+    #[arg(
+        long,
+        env = "LLMKUBE_HEALTH_PROBE_BIND_ADDRESS",
+        default_value = "0.0.0.0:8081"
+    )]
+    health_probe_bind_address: SocketAddr,
+    /// Hold a Lease so that only one replica reconciles.
+    #[arg(long, env = "LLMKUBE_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (default: the controller's own namespace).
+    #[arg(long, env = "LLMKUBE_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// A ConfigMap (key `ca.crt`) in each InferenceService's namespace holding the site CA that
+    /// model-downloader init containers trust.
+    #[arg(long, env = "LLMKUBE_CA_CERT_CONFIGMAP")]
+    ca_cert_configmap: Option<String>,
+    /// Gateway (router-proxy) image for ModelRouters.
+    #[arg(long, env = "LLMKUBE_ROUTER_PROXY_IMAGE", default_value = GATEWAY_IMAGE)]
+    router_proxy_image: String,
+    /// The model-downloader init container image (needs sh, curl, sha256sum).
+    #[arg(long, env = "LLMKUBE_INIT_CONTAINER_IMAGE", default_value_t = Images::default().init)]
+    init_container_image: String,
+    /// Base URL of litellm backends that set no `external.url`.
+    #[arg(long, env = "LLMKUBE_DEFAULT_LITELLM_URL")]
+    default_litellm_url: Option<String>,
+    /// llama.cpp runtime image.
+    #[arg(long, env = "LLMKUBE_LLAMACPP_IMAGE", default_value_t = Images::default().llamacpp)]
+    llamacpp_image: String,
+    /// vLLM runtime image.
+    #[arg(long, env = "LLMKUBE_VLLM_IMAGE", default_value_t = Images::default().vllm)]
+    vllm_image: String,
+    /// TGI runtime image.
+    #[arg(long, env = "LLMKUBE_TGI_IMAGE", default_value_t = Images::default().tgi)]
+    tgi_image: String,
+    /// Ollama runtime image.
+    #[arg(long, env = "LLMKUBE_OLLAMA_IMAGE", default_value_t = Images::default().ollama)]
+    ollama_image: String,
+    /// Pull secret added to every pod the controller creates (repeatable).
+    #[arg(
+        long = "image-pull-secret",
+        env = "LLMKUBE_IMAGE_PULL_SECRETS",
+        value_delimiter = ','
+    )]
+    image_pull_secrets: Vec<String>,
+    /// Print the CustomResourceDefinitions as YAML and exit.
+    #[arg(long)]
+    print_crds: bool,
+}
+
+impl Args {
+    fn settings(&self) -> Settings {
+        Settings {
+            inference: InferenceSettings {
+                images: Images {
+                    llamacpp: self.llamacpp_image.clone(),
+                    vllm: self.vllm_image.clone(),
+                    tgi: self.tgi_image.clone(),
+                    ollama: self.ollama_image.clone(),
+                    init: self.init_container_image.clone(),
+                },
+                ca_cert_configmap: self.ca_cert_configmap.clone(),
+                image_pull_secrets: self.image_pull_secrets.clone(),
+            },
+            router: RouterSettings {
+                gateway_image: self.router_proxy_image.clone(),
+                image_pull_secrets: self.image_pull_secrets.clone(),
+                default_litellm_url: self.default_litellm_url.clone(),
+            },
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.print_crds {
+        for crd in llmkube_operator::crd::crds() {
+            print!("---\n{}", serde_yaml_ng::to_string(&crd)?);
+        }
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    serve(
+        args.metrics_bind_address,
+        Arc::clone(&health),
+        Arc::clone(&metrics),
+    )
+    .await?;
+    if args.health_probe_bind_address != args.metrics_bind_address {
+        serve(
+            args.health_probe_bind_address,
+            Arc::clone(&health),
+            Arc::clone(&metrics),
+        )
+        .await?;
+    }
+
+    let client = Client::try_default().await?;
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        args.settings(),
+        Arc::clone(&metrics),
+    ));
+    // Alive (and ready to take over) while waiting for the Lease.
+    health.ready.store(true, Ordering::Relaxed);
+
+    if !args.leader_elect {
+        metrics.leader.set(1);
+        run_controllers(client, ctx).await;
+        return Ok(());
+    }
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("llmkube-controller-{}", std::process::id()));
+    let lease = LeaseManagerBuilder::new(client.clone(), "llmkube-controller-leader")
+        .with_namespace(namespace.clone())
+        .with_identity(identity.clone())
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leader, _lease_task) = lease.watch().await;
+    tracing::info!(%identity, %namespace, "waiting for the leader Lease llmkube-controller-leader");
+    while !*leader.borrow_and_update() {
+        leader.changed().await?;
+    }
+    tracing::info!("leading");
+    metrics.leader.set(1);
+    let lost = async move {
+        while *leader.borrow_and_update() {
+            if leader.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = run_controllers(client, ctx) => Ok(()),
+        () = lost => {
+            metrics.leader.set(0);
+            // Exit so that the pod restarts as a follower: no two replicas ever reconcile at once.
+            Err("lost the leader Lease; exiting".into())
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Reconciling a `Model`: look at its PVC or at the model-downloader's verdict, write status.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::{Context, Error, PROGRESS, RESYNC, namespace_of, now};
+use crate::crd::condition::settle_transitions;
+use crate::crd::model::Model;
+use crate::reconcile::inference_service::MODEL_LABEL;
+use crate::reconcile::model::{Observation, Source, download_report, parse_source, status};
+
+/// Reconciles one Model.
+pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = run(&model, &ctx).await;
+    ctx.metrics
+        .observe("Model", result.is_ok(), started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&super::key(model.as_ref()));
+    }
+    result
+}
+
+async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
+    let ns = namespace_of(model);
+    let mut obs = Observation::default();
+    match parse_source(&model.spec) {
+        Ok(Source::Pvc { claim, .. }) => {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+            obs.pvc_phase = pvcs.get_opt(&claim).await?.map(|pvc| {
+                Some(
+                    pvc.status
+                        .and_then(|s| s.phase)
+                        .unwrap_or_else(|| "Pending".into()),
+                )
+            });
+        }
+        Ok(Source::Remote(_) | Source::File(_)) => {
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+            let selector = format!("{MODEL_LABEL}={}", model.name_any());
+            let pods = pods.list(&ListParams::default().labels(&selector)).await?;
+            obs.download = download_report(&pods.items);
+        }
+        Ok(Source::HfRepo(_)) | Err(_) => {}
+    }
+    let mut next = status(&model.spec, &ns, &obs);
+    let current = model.status.as_ref();
+    settle_transitions(
+        current.map_or(&[][..], |s| &s.conditions),
+        &mut next.conditions,
+        &now(),
+    );
+    // Compared with the time of the last write carried over: only a real change is written.
+    next.last_updated = current.and_then(|s| s.last_updated.clone());
+    if current != Some(&next) {
+        next.last_updated = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        super::write::status(&ctx.client, model, None, &next).await?;
+    }
+    Ok(match next.phase.as_deref() {
+        Some("Pending") => Action::requeue(PROGRESS),
+        _ => Action::requeue(RESYNC),
+    })
+}

@@ -1,0 +1,268 @@
+//! Reconciling a `ModelRouter`: validate it fully, copy its policy modules (checked against
+//! their sha256), compile the rules, apply the gateway objects, and report every problem and
+//! every backend in status.
+//!
+//! An invalid router never touches the running gateway: its objects keep the last good rules.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use kube::runtime::controller::Action;
+use sha2::{Digest, Sha256};
+
+use super::{Context, Error, PROGRESS, RESYNC, namespace_of, now, write};
+use crate::compiler::{compile, hex};
+use crate::crd::condition::settle_transitions;
+use crate::crd::inference_service::InferenceService;
+use crate::crd::model_router::{BackendStatus, ModelRouter, PolicyRef};
+use crate::defaults::backend_url;
+use crate::reconcile::model_router::{
+    Observation, config_map, deployment, role, role_binding, service, service_account, status,
+};
+use crate::validate::{FieldError, ValidationErrors, validate_spec};
+
+/// Reconciles one ModelRouter.
+pub async fn reconcile(router: Arc<ModelRouter>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = run(&router, &ctx).await;
+    ctx.metrics
+        .observe("ModelRouter", result.is_ok(), started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&super::key(router.as_ref()));
+    }
+    result
+}
+
+async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
+    let ns = namespace_of(router);
+    let settings = &ctx.settings.router;
+    let mut problems = validate_spec(&router.spec)
+        .err()
+        .map_or(Vec::new(), |e| e.0);
+    for (i, b) in router.spec.backends.iter().enumerate() {
+        if b.external.is_some()
+            && let Err(e) = backend_url(b, &ns, settings.default_litellm_url.as_deref())
+        {
+            problems.push(FieldError {
+                path: format!("spec.backends[{i}]{}", e.field),
+                message: e.message,
+            });
+        }
+    }
+    let modules = policy_modules(&router.spec.policies, &ns, ctx, &mut problems).await?;
+
+    let mut obs = Observation::default();
+    if problems.is_empty() {
+        match compile(&router.spec)
+            .map_err(|e| e.to_string())
+            .and_then(|rules| config_map(router, settings, &rules, &modules))
+        {
+            Ok(cm) => {
+                write::apply(&ctx.client, &cm).await?;
+                write::apply(&ctx.client, &service_account(router)).await?;
+                write::apply(&ctx.client, &role(router)).await?;
+                write::apply(&ctx.client, &role_binding(router)).await?;
+                write::apply(&ctx.client, &service(router)).await?;
+                let applied = write::apply(&ctx.client, &deployment(router, settings)).await?;
+                let ready = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+                let desired = applied.spec.and_then(|s| s.replicas).unwrap_or(1);
+                obs.replicas = Some((ready, desired));
+            }
+            Err(message) => problems.push(FieldError {
+                path: "spec".into(),
+                message,
+            }),
+        }
+    }
+    obs.backends = backend_statuses(router, &ns, ctx).await?;
+
+    let validation = match problems.is_empty() {
+        true => Ok(()),
+        false => Err(ValidationErrors(problems)),
+    };
+    if let Err(e) = &validation {
+        tracing::info!(router = %super::key(router), "refused: {}", e.to_string().replace('\n', "; "));
+    }
+    let mut next = status(router, &validation, &obs);
+    let current = router.status.as_ref();
+    settle_transitions(
+        current.map_or(&[][..], |s| &s.conditions),
+        &mut next.conditions,
+        &now(),
+    );
+    next.last_updated = current.and_then(|s| s.last_updated.clone());
+    if current != Some(&next) {
+        next.last_updated = Some(now());
+        write::status(&ctx.client, router, None, &next).await?;
+    }
+    Ok(match next.phase.as_deref() {
+        Some("Ready") => Action::requeue(RESYNC),
+        Some("Failed") => Action::await_change(),
+        _ => Action::requeue(PROGRESS),
+    })
+}
+
+/// Reads every `configMapKeyRef` module and checks it against the policy's sha256.
+async fn policy_modules(
+    policies: &[PolicyRef],
+    ns: &str,
+    ctx: &Context,
+    problems: &mut Vec<FieldError>,
+) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let mut modules = BTreeMap::new();
+    for (i, p) in policies.iter().enumerate() {
+        let path = format!("spec.policies[{i}].module");
+        let Some(source) = &p.module.config_map_key_ref else {
+            if p.module.file.is_some() {
+                problems.push(FieldError {
+                    path: format!("{path}.file"),
+                    message: "module.file is for standalone gateways; in a cluster put the module in a ConfigMap and use configMapKeyRef".into(),
+                });
+            }
+            continue;
+        };
+        let problem = match config_maps.get_opt(&source.name).await? {
+            None => Some(format!(
+                "ConfigMap {:?} not found in namespace {ns:?}",
+                source.name
+            )),
+            Some(cm) => match module_bytes(&cm, &source.key) {
+                None => Some(format!(
+                    "ConfigMap {:?} has no key {:?} (modules belong in binaryData)",
+                    source.name, source.key
+                )),
+                Some(bytes) => {
+                    let digest = hex(&Sha256::digest(&bytes));
+                    if digest.eq_ignore_ascii_case(&p.sha256) {
+                        modules.insert(p.name.clone(), bytes);
+                        None
+                    } else {
+                        Some(format!(
+                            "module {}/{} has sha256 {digest}, but the policy pins {}",
+                            source.name, source.key, p.sha256
+                        ))
+                    }
+                }
+            },
+        };
+        if let Some(message) = problem {
+            problems.push(FieldError {
+                path: format!("{path}.configMapKeyRef"),
+                message,
+            });
+        }
+    }
+    Ok(modules)
+}
+
+/// A ConfigMap key's bytes: `binaryData` first, then `data`.
+fn module_bytes(cm: &ConfigMap, key: &str) -> Option<Vec<u8>> {
+    if let Some(b) = cm.binary_data.as_ref().and_then(|b| b.get(key)) {
+        return Some(b.0.clone());
+    }
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|s| s.clone().into_bytes())
+}
+
+/// Each backend's address and whether it can serve: an InferenceService must exist and be
+/// Ready; a provider's credentials Secret must exist.
+async fn backend_statuses(
+    router: &ModelRouter,
+    ns: &str,
+    ctx: &Context,
+) -> Result<Vec<BackendStatus>, Error> {
+    let services: Api<InferenceService> = Api::namespaced(ctx.client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = Vec::with_capacity(router.spec.backends.len());
+    for b in &router.spec.backends {
+        let address = backend_url(b, ns, ctx.settings.router.default_litellm_url.as_deref()).ok();
+        let problem = if let Some(r) = &b.inference_service_ref {
+            match services.get_opt(&r.name).await? {
+                None => Some(format!("InferenceService {:?} not found", r.name)),
+                Some(isvc) => match isvc.status.and_then(|s| s.phase) {
+                    Some(phase) if phase == "Ready" => None,
+                    phase => Some(format!(
+                        "InferenceService {:?} is {}",
+                        r.name,
+                        phase.as_deref().unwrap_or("not ready yet")
+                    )),
+                },
+            }
+        } else if let Some(secret) = b
+            .external
+            .as_ref()
+            .and_then(|e| e.credentials_secret_ref.as_ref())
+        {
+            match secrets.get_metadata_opt(&secret.name).await? {
+                None => Some(format!("Secret {:?} not found", secret.name)),
+                Some(_) => None,
+            }
+        } else {
+            None
+        };
+        out.push(BackendStatus {
+            name: b.name.clone(),
+            tier: Some(b.effective_tier()),
+            address,
+            healthy: problem.is_none(),
+            message: problem,
+            last_probe_time: None,
+        });
+    }
+    Ok(out)
+}
+
+/// The routers in `routers` that a change to the InferenceService `name` in `ns` affects.
+pub fn routers_using_service<'a>(
+    routers: impl IntoIterator<Item = &'a ModelRouter>,
+    ns: &str,
+    name: &str,
+) -> Vec<kube::runtime::reflector::ObjectRef<ModelRouter>> {
+    routers
+        .into_iter()
+        .filter(|r| namespace_of(*r) == ns)
+        .filter(|r| {
+            r.spec.backends.iter().any(|b| {
+                b.inference_service_ref
+                    .as_ref()
+                    .is_some_and(|i| i.name == name)
+            })
+        })
+        .map(kube::runtime::reflector::ObjectRef::from)
+        .collect()
+}
+
+/// The routers a change to the Secret or ConfigMap `name` in `ns` affects (credentials or
+/// policy modules).
+pub fn routers_using_object<'a>(
+    routers: impl IntoIterator<Item = &'a ModelRouter>,
+    ns: &str,
+    name: &str,
+) -> Vec<kube::runtime::reflector::ObjectRef<ModelRouter>> {
+    routers
+        .into_iter()
+        .filter(|r| namespace_of(*r) == ns)
+        .filter(|r| {
+            let secret = r.spec.backends.iter().any(|b| {
+                b.external
+                    .as_ref()
+                    .and_then(|e| e.credentials_secret_ref.as_ref())
+                    .is_some_and(|s| s.name == name)
+            });
+            let module = r.spec.policies.iter().any(|p| {
+                p.module
+                    .config_map_key_ref
+                    .as_ref()
+                    .is_some_and(|c| c.name == name)
+            });
+            secret || module
+        })
+        .map(kube::runtime::reflector::ObjectRef::from)
+        .collect()
+}
