@@ -22,7 +22,11 @@ const GATEWAY_IMAGE: &str = concat!(
 );
 
 #[derive(Parser, Debug)]
-#[command(name = "llmkube-controller", version, about)]
+#[command(
+    name = "llmkube-controller",
+    version,
+    about = "The LLMKube operator: reconciles Model, InferenceService and ModelRouter (inference.llmkube.dev/v1alpha1)"
+)]
 struct Args {
     /// Serve /metrics here.
     #[arg(
