@@ -1,16 +1,20 @@
 //! `llmkube-gateway`: an OpenAI-compatible gateway that routes each request by `ModelRouter`
 //! rules and streams the answer back from local inference servers or external providers.
 //!
-//! [`start`] runs a gateway from a ModelRouter YAML file (standalone mode) and returns a
-//! handle; the `llmkube-gateway` binary is a thin CLI around it.
+//! [`start`] runs a gateway from a ModelRouter YAML file (standalone mode) or from its
+//! ConfigMap through the Kubernetes API (Kubernetes mode) and returns a handle; the
+//! `llmkube-gateway` binary is a thin CLI around it.
 
 pub mod audit;
 pub mod backend;
 pub mod body;
+pub mod bundle;
 pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod inbound;
+#[cfg(feature = "kubernetes")]
+pub mod kube_source;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
@@ -39,11 +43,21 @@ pub use backend::ResolveOptions;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
+/// Where the router comes from.
+#[derive(Debug, Clone)]
+pub enum RouterSource {
+    /// A ModelRouter YAML file (a single object or a multi-document file).
+    File(PathBuf),
+    /// The gateway's ConfigMap, read and watched through the Kubernetes API.
+    #[cfg(feature = "kubernetes")]
+    ConfigMap(kube_source::ConfigMapSource),
+}
+
 /// How to run a gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// ModelRouter YAML file (a single object or a multi-document file).
-    pub router_file: PathBuf,
+    /// Where the router comes from.
+    pub source: RouterSource,
     /// Which ModelRouter of the file, when it holds several.
     pub router_name: Option<String>,
     /// API listener (port 0 picks a free one).
@@ -72,8 +86,13 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// Defaults for a router file: loopback on a free port, watching the file.
     pub fn new(router_file: impl Into<PathBuf>) -> Self {
+        Self::with_source(RouterSource::File(router_file.into()))
+    }
+
+    /// Defaults for any source: loopback on a free port, watching for changes.
+    pub fn with_source(source: RouterSource) -> Self {
         GatewayConfig {
-            router_file: router_file.into(),
+            source,
             router_name: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_listen: None,
@@ -137,12 +156,18 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         engine: policy::PolicyEngine::new(config.policy.clone())?,
         policy_dir: config.policy_dir.clone(),
     };
-    let (snapshot, hash) = reload::load_snapshot(
-        &config.router_file,
-        config.router_name.as_deref(),
-        &parts,
-        None,
-    )?;
+    let bundle = match &config.source {
+        RouterSource::File(path) => {
+            bundle::RouterBundle::read(path).map_err(|source| reload::ReloadError::Read {
+                path: path.display().to_string(),
+                source,
+            })?
+        }
+        #[cfg(feature = "kubernetes")]
+        RouterSource::ConfigMap(cm) => cm.fetch().await?,
+    };
+    let snapshot = reload::build_snapshot(&bundle, config.router_name.as_deref(), &parts, None)?;
+    let hash = bundle.content_hash();
     let client = upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
@@ -190,13 +215,17 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             Duration::from_secs(1),
         )));
     }
-    let watcher = config.watch.then(|| {
-        reload::spawn_watcher(
+    let watcher = config.watch.then(|| match &config.source {
+        RouterSource::File(path) => reload::spawn_watcher(
             Arc::clone(&state),
-            config.router_file.clone(),
+            path.clone(),
             config.router_name.clone(),
             hash,
-        )
+        ),
+        #[cfg(feature = "kubernetes")]
+        RouterSource::ConfigMap(cm) => {
+            cm.spawn_watcher(Arc::clone(&state), config.router_name.clone(), hash)
+        }
     });
     let snap = state.router.load();
     tracing::info!(
@@ -231,15 +260,24 @@ impl RunningGateway {
     }
 
     /// Re-reads the router file now (what the watcher does on change). Returns whether the
-    /// router changed.
+    /// router changed; always `false` for a ConfigMap source, which is watched.
     pub fn reload_now(&self) -> Result<bool, reload::ReloadError> {
         let mut hash = self.last_hash.lock().unwrap_or_else(|e| e.into_inner());
-        reload::reload(
-            &self.state,
-            &self.config.router_file,
-            self.config.router_name.as_deref(),
-            &mut hash,
-        )
+        match &self.config.source {
+            RouterSource::File(path) => reload::reload(
+                &self.state,
+                path,
+                self.config.router_name.as_deref(),
+                &mut hash,
+            ),
+            #[cfg(feature = "kubernetes")]
+            RouterSource::ConfigMap(_) => Ok(false),
+        }
+    }
+
+    /// The name of the router being served right now.
+    pub fn router_name(&self) -> String {
+        self.state.router.load().name.to_string()
     }
 
     /// Stops accepting, lets requests in flight finish within the grace period, and returns.

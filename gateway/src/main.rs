@@ -1,4 +1,5 @@
-//! `llmkube-gateway`: run the gateway from a ModelRouter YAML file.
+//! `llmkube-gateway`: run the gateway from a ModelRouter YAML file, or from its ConfigMap
+//! through the Kubernetes API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use llmkube_gateway::policy::EngineSettings;
-use llmkube_gateway::{GatewayConfig, ResolveOptions, start};
+use llmkube_gateway::{GatewayConfig, ResolveOptions, RouterSource, start};
 use llmkube_operator::duration::parse_duration;
 
 /// OpenAI-compatible policy-routing gateway for LLMKube.
@@ -19,6 +20,13 @@ struct Args {
     /// ModelRouter YAML file (one object or a multi-document file); hot-reloaded on change.
     #[arg(long, env = "LLMKUBE_ROUTER_FILE")]
     router: Option<PathBuf>,
+    /// Kubernetes mode: serve the router in this ConfigMap (written by llmkube-controller),
+    /// watched through the API and hot-swapped on change.
+    #[arg(long, env = "LLMKUBE_CONFIG_MAP", conflicts_with = "router")]
+    config_map: Option<String>,
+    /// Namespace of --config-map (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
     /// Which ModelRouter of the file to serve, when it holds several.
     #[arg(long, env = "LLMKUBE_ROUTER_NAME")]
     router_name: Option<String>,
@@ -170,12 +178,24 @@ fn policy_test(
 }
 
 async fn run(args: Args) -> ExitCode {
-    let Some(router_file) = args.router else {
-        eprintln!("llmkube-gateway: --router (or LLMKUBE_ROUTER_FILE) is required");
-        return ExitCode::FAILURE;
+    let source = match (args.router, args.config_map) {
+        (Some(file), _) => RouterSource::File(file),
+        (None, Some(name)) => match config_map_source(name, args.namespace).await {
+            Ok(source) => source,
+            Err(e) => {
+                eprintln!("llmkube-gateway: cannot reach the Kubernetes API: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => {
+            eprintln!(
+                "llmkube-gateway: --router (or LLMKUBE_ROUTER_FILE) or --config-map is required"
+            );
+            return ExitCode::FAILURE;
+        }
     };
     let config = GatewayConfig {
-        router_file,
+        source,
         router_name: args.router_name,
         listen: args.listen,
         metrics_listen: args.metrics_listen,
@@ -208,6 +228,27 @@ async fn run(args: Args) -> ExitCode {
     tracing::info!("shutting down: no new connections; waiting for requests in flight");
     gateway.shutdown().await;
     ExitCode::SUCCESS
+}
+
+#[cfg(feature = "kubernetes")]
+async fn config_map_source(
+    name: String,
+    namespace: Option<String>,
+) -> Result<RouterSource, kube::Error> {
+    let client = kube::Client::try_default().await?;
+    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+    Ok(RouterSource::ConfigMap(
+        llmkube_gateway::kube_source::ConfigMapSource {
+            client,
+            namespace,
+            name,
+        },
+    ))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn config_map_source(_: String, _: Option<String>) -> Result<RouterSource, String> {
+    Err("this gateway was built without the kubernetes feature".into())
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,6 @@
 //! symlink swap); SIGHUP makes it re-read the file. A new version is validated and fully prepared before
 //! the atomic swap; an invalid one is logged with every problem and the old router keeps serving.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backend::ResolveOptions;
+use crate::bundle::RouterBundle;
 use crate::metrics::ReloadLabels;
 use crate::snapshot::{BuildContext, BuildError, RouterSnapshot};
 
@@ -50,6 +50,14 @@ pub enum ReloadError {
         /// What is wrong.
         source: LoadError,
     },
+    /// The router could not be fetched from its source (e.g. the Kubernetes API).
+    #[error("{origin}: {message}")]
+    Source {
+        /// Where from.
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Valid, but could not be prepared.
     #[error("{path}: {source}")]
     Build {
@@ -67,58 +75,57 @@ pub fn load_snapshot(
     parts: &SnapshotParts,
     previous: Option<&RouterSnapshot>,
 ) -> Result<(RouterSnapshot, u64), ReloadError> {
-    let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ReloadError::Read {
-        path: display.clone(),
+    let bundle = RouterBundle::read(path).map_err(|source| ReloadError::Read {
+        path: path.display().to_string(),
         source,
     })?;
-    let manifest = load_router(&text, name).map_err(|source| ReloadError::Load {
-        path: display.clone(),
+    let snapshot = build_snapshot(&bundle, name, parts, previous)?;
+    Ok((snapshot, bundle.content_hash()))
+}
+
+/// Validates and prepares the router in `bundle`.
+pub fn build_snapshot(
+    bundle: &RouterBundle,
+    name: Option<&str>,
+    parts: &SnapshotParts,
+    previous: Option<&RouterSnapshot>,
+) -> Result<RouterSnapshot, ReloadError> {
+    let manifest = load_router(&bundle.text, name).map_err(|source| ReloadError::Load {
+        path: bundle.origin.clone(),
         source,
     })?;
-    let router_dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let cx = BuildContext {
         resolve: &parts.resolve,
         audit_dropped: &parts.audit_dropped,
         engine: &parts.engine,
-        router_dir,
+        bundle,
         policy_dir: parts.policy_dir.as_deref(),
     };
     let snapshot =
         RouterSnapshot::build(&manifest, &cx, previous).map_err(|source| ReloadError::Build {
-            path: display,
+            path: bundle.origin.clone(),
             source,
         })?;
     parts.engine.retain_modules(&snapshot.policies.digests());
-    Ok((snapshot, content_hash(&text)))
+    Ok(snapshot)
 }
 
-fn content_hash(text: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
-}
-
-/// Reloads `path` into `state` unless its content is unchanged. Returns whether it swapped.
-pub fn reload(
+/// Swaps in `bundle` unless its content is unchanged since `last_hash`; counts the outcome.
+/// Returns whether it swapped. On error the previous router keeps serving.
+pub fn swap_in(
     state: &AppState,
-    path: &Path,
+    bundle: &RouterBundle,
     name: Option<&str>,
     last_hash: &mut u64,
 ) -> Result<bool, ReloadError> {
-    if let Ok(text) = std::fs::read_to_string(path)
-        && content_hash(&text) == *last_hash
-    {
+    let hash = bundle.content_hash();
+    if hash == *last_hash {
         return Ok(false);
     }
     let current = state.router.load_full();
-    let result = load_snapshot(path, name, &state.parts, Some(&current));
     let label = |result| ReloadLabels { result };
-    match result {
-        Ok((snapshot, hash)) => {
+    match build_snapshot(bundle, name, &state.parts, Some(&current)) {
+        Ok(snapshot) => {
             state.router.store(Arc::new(snapshot));
             *last_hash = hash;
             state.metrics.reloads.get_or_create(&label("ok")).inc();
@@ -133,6 +140,20 @@ pub fn reload(
             Err(e)
         }
     }
+}
+
+/// Re-reads `path` into `state` unless its content is unchanged. Returns whether it swapped.
+pub fn reload(
+    state: &AppState,
+    path: &Path,
+    name: Option<&str>,
+    last_hash: &mut u64,
+) -> Result<bool, ReloadError> {
+    let bundle = RouterBundle::read(path).map_err(|source| ReloadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    swap_in(state, &bundle, name, last_hash)
 }
 
 /// Starts watching `path` (and SIGHUP) and reloads on change until the task is aborted.

@@ -21,6 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::audit::{AuditTarget, AuditWriter};
 use crate::backend::{BackendTarget, ResolveOptions, resolve_backends};
+use crate::bundle::RouterBundle;
 use crate::health::BackendHealth;
 use crate::metrics::Label;
 use crate::policy::pipeline::{ActivePolicy, PolicySet};
@@ -37,8 +38,8 @@ pub struct BuildContext<'a> {
     pub audit_dropped: &'a Counter,
     /// The policy engine.
     pub engine: &'a Arc<PolicyEngine>,
-    /// Directory of the router file (relative policy paths start there).
-    pub router_dir: &'a Path,
+    /// The router's files (policy modules, precompiled rules).
+    pub bundle: &'a RouterBundle,
     /// Directory of built-in policies (the PII detector).
     pub policy_dir: Option<&'a Path>,
 }
@@ -244,11 +245,24 @@ fn load_policies(
 ) -> Result<PolicySet, Vec<FieldError>> {
     let mut errors = Vec::new();
     let compiled = compile_table(table);
+    let (wasm, sha256) = match cx.bundle.precompiled_rules() {
+        Some((wasm, sha256)) => {
+            if sha256 != compiled.sha256 {
+                tracing::warn!(
+                    controller = sha256,
+                    gateway = %compiled.sha256,
+                    "the controller compiled these rules to another module than this gateway would (different versions); serving the controller's"
+                );
+            }
+            (wasm, sha256)
+        }
+        None => (&compiled.wasm[..], compiled.sha256.as_str()),
+    };
     let rules = PolicyModule::load(
         cx.engine,
         MODULE_NAME,
-        &compiled.wasm,
-        Some(&compiled.sha256),
+        wasm,
+        Some(sha256),
         &serde_json::Value::Null,
     )
     .map_err(|e| {
@@ -261,10 +275,7 @@ fn load_policies(
     for (i, p) in spec.policies.iter().enumerate() {
         let path = format!("spec.policies[{i}]");
         let bytes = match (&p.module.file, &p.module.config_map_key_ref) {
-            (Some(file), _) => {
-                let full = cx.router_dir.join(file);
-                std::fs::read(&full).map_err(|e| format!("cannot read module {}: {e}", full.display()))
-            }
+            (Some(file), _) => cx.bundle.module(file),
             _ => Err("configMapKeyRef is resolved by the controller in Kubernetes mode; standalone mode needs module.file".into()),
         };
         let loaded = bytes.and_then(|bytes| {

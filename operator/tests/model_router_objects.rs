@@ -164,7 +164,19 @@ fn the_gateway_pod_is_hardened_and_reads_credentials_from_mounted_secrets() {
     );
     assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
     assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
-    assert!(c.env.is_none(), "no credentials in the environment");
+    let env = c.env.clone().unwrap();
+    assert_eq!(env.len(), 1, "no credentials in the environment");
+    assert_eq!(
+        env[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "metadata.namespace"
+    );
     let mounts = c.volume_mounts.clone().unwrap();
     assert!(mounts.iter().any(
         |m| m.mount_path == "/var/run/secrets/llmkube/litellm-key" && m.read_only == Some(true)
@@ -174,7 +186,8 @@ fn the_gateway_pod_is_hardened_and_reads_credentials_from_mounted_secrets() {
             .clone()
             .unwrap()
             .windows(2)
-            .any(|w| w == ["--router", "/etc/llmkube/router/router.yaml"])
+            .any(|w| w == ["--config-map", "secure-router-router-proxy"]),
+        "watches its ConfigMap through the API: no kubelet sync delay"
     );
     assert_eq!(
         pod.service_account_name.as_deref(),

@@ -2,6 +2,8 @@
 
 mod dispatch;
 mod errors;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod lifecycle;
 mod observability;
 mod openai_sdk;

@@ -2,8 +2,9 @@
 //!
 //! Every object is named `<router>-router-proxy` and carries the original's labels. The
 //! ConfigMap holds the router manifest and the rules compiled to WebAssembly (with their
-//! digest); rule changes only rewrite it, and the gateway hot-swaps them without a restart, so
-//! nothing in the pod template depends on it. Provider credentials are mounted from their
+//! digest); rule changes only rewrite it, and the gateway, which watches it through the API
+//! (`--config-map`), hot-swaps them without a restart, so nothing in the pod template depends
+//! on it. Provider credentials are mounted from their
 //! Secrets in the layout the gateway's `--credentials-dir` reads, not passed as environment
 //! variables.
 
@@ -12,8 +13,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
-    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    Capabilities, ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    LocalObjectReference, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
     ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
@@ -30,8 +31,6 @@ use crate::crd::model_router::{
 use crate::manifest::{ManifestMeta, RouterManifest};
 use crate::validate::ValidationErrors;
 
-/// Where the gateway finds its router file (the ConfigMap's mount).
-pub const ROUTER_DIR: &str = "/etc/llmkube/router";
 /// Where provider Secrets are mounted (`--credentials-dir`).
 pub const CREDENTIALS_DIR: &str = "/var/run/secrets/llmkube";
 /// Non-root user of the gateway container (distroless `nonroot`).
@@ -250,20 +249,8 @@ pub fn service(router: &ModelRouter) -> Service {
 pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
     let proxy = router.spec.proxy.clone().unwrap_or_default();
     let name = object_name(router);
-    let mut volumes = vec![Volume {
-        name: "router".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: name.clone(),
-            ..ConfigMapVolumeSource::default()
-        }),
-        ..Volume::default()
-    }];
-    let mut mounts = vec![VolumeMount {
-        name: "router".into(),
-        mount_path: ROUTER_DIR.into(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    }];
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
     let mut secrets: Vec<&str> = router
         .spec
         .backends
@@ -337,8 +324,8 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
                 .unwrap_or_else(|| settings.gateway_image.clone()),
         ),
         args: Some(vec![
-            "--router".into(),
-            format!("{ROUTER_DIR}/router.yaml"),
+            "--config-map".into(),
+            name.clone(),
             "--listen".into(),
             "0.0.0.0:8080".into(),
             "--metrics-listen".into(),
@@ -363,7 +350,19 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/health", 10)),
         resources,
-        volume_mounts: Some(mounts),
+        // The namespace of its ConfigMap; nothing secret is in the environment.
+        env: Some(vec![EnvVar {
+            name: "POD_NAMESPACE".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "metadata.namespace".into(),
+                }),
+                ..EnvVarSource::default()
+            }),
+        }]),
+        volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(GATEWAY_UID),
@@ -398,7 +397,7 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
                 spec: Some(PodSpec {
                     service_account_name: Some(name),
                     containers: vec![container],
-                    volumes: Some(volumes),
+                    volumes: Some(volumes).filter(|v| !v.is_empty()),
                     node_selector: Some(proxy.node_selector.clone()).filter(|n| !n.is_empty()),
                     image_pull_secrets: Some(pull_secrets).filter(|p| !p.is_empty()),
                     security_context: Some(PodSecurityContext {
