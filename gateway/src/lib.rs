@@ -157,12 +157,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         policy_dir: config.policy_dir.clone(),
     };
     let bundle = match &config.source {
-        RouterSource::File(path) => {
-            bundle::RouterBundle::read(path).map_err(|source| reload::ReloadError::Read {
-                path: path.display().to_string(),
-                source,
-            })?
-        }
+        RouterSource::File(path) => reload::read_bundle(path)?,
         #[cfg(feature = "kubernetes")]
         RouterSource::ConfigMap(cm) => cm.fetch().await?,
     };

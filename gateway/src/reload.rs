@@ -75,12 +75,17 @@ pub fn load_snapshot(
     parts: &SnapshotParts,
     previous: Option<&RouterSnapshot>,
 ) -> Result<(RouterSnapshot, u64), ReloadError> {
-    let bundle = RouterBundle::read(path).map_err(|source| ReloadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bundle = read_bundle(path)?;
     let snapshot = build_snapshot(&bundle, name, parts, previous)?;
     Ok((snapshot, bundle.content_hash()))
+}
+
+/// Reads the router file at `path` as a bundle.
+pub fn read_bundle(path: &Path) -> Result<RouterBundle, ReloadError> {
+    RouterBundle::read(path).map_err(|source| ReloadError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Validates and prepares the router in `bundle`.
@@ -149,10 +154,7 @@ pub fn reload(
     name: Option<&str>,
     last_hash: &mut u64,
 ) -> Result<bool, ReloadError> {
-    let bundle = RouterBundle::read(path).map_err(|source| ReloadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bundle = read_bundle(path)?;
     swap_in(state, &bundle, name, last_hash)
 }
 

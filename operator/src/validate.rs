@@ -85,7 +85,82 @@ pub fn validate_spec(spec: &ModelRouterSpec) -> Result<(), ValidationErrors> {
     check_policy(spec, &mut c);
     check_policies(spec, &mut c);
     check_proxy(spec, &mut c);
+    check_bounds(spec, &mut c);
     c.finish()
+}
+
+/// Size limits, the same as the CRD schema's (the API server needs them to bound the cost of
+/// the CEL gate; the gateway applies them in standalone mode too).
+pub const MAX_BACKENDS: usize = 64;
+/// Most rules per router.
+pub const MAX_RULES: usize = 64;
+/// Most backends per route.
+pub const MAX_ROUTE_BACKENDS: usize = 16;
+/// Most classification values per list.
+pub const MAX_CLASSIFICATIONS: usize = 16;
+/// Longest classification value.
+pub const MAX_CLASSIFICATION_LEN: usize = 63;
+
+fn check_bounds(spec: &ModelRouterSpec, c: &mut Collector) {
+    let mut at_most = |path: String, len: usize, max: usize| {
+        if len > max {
+            c.push(path, format!("has {len} items; at most {max} are allowed"));
+        }
+    };
+    at_most("spec.backends".into(), spec.backends.len(), MAX_BACKENDS);
+    at_most("spec.rules".into(), spec.rules.len(), MAX_RULES);
+    for (i, r) in spec.rules.iter().enumerate() {
+        let path = format!("spec.rules[{i}]");
+        at_most(
+            format!("{path}.route.backends"),
+            r.route.backends.len(),
+            MAX_ROUTE_BACKENDS,
+        );
+        if let Some(m) = &r.match_ {
+            at_most(
+                format!("{path}.match.dataClassification"),
+                m.data_classification.len(),
+                MAX_CLASSIFICATIONS,
+            );
+        }
+    }
+    let sensitive = spec
+        .policy
+        .as_ref()
+        .and_then(|p| p.classification.as_ref())
+        .and_then(|c| c.sensitive_classifications.as_ref());
+    if let Some(list) = sensitive {
+        at_most(
+            "spec.policy.classification.sensitiveClassifications".into(),
+            list.len(),
+            MAX_CLASSIFICATIONS,
+        );
+    }
+    let values = spec
+        .rules
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.match_.iter().flat_map(move |m| {
+                m.data_classification.iter().enumerate().map(move |(j, v)| {
+                    (format!("spec.rules[{i}].match.dataClassification[{j}]"), v)
+                })
+            })
+        })
+        .chain(sensitive.into_iter().flatten().enumerate().map(|(j, v)| {
+            (
+                format!("spec.policy.classification.sensitiveClassifications[{j}]"),
+                v,
+            )
+        }));
+    for (path, v) in values {
+        if v.len() > MAX_CLASSIFICATION_LEN {
+            c.push(
+                path,
+                format!("is longer than {MAX_CLASSIFICATION_LEN} characters"),
+            );
+        }
+    }
 }
 
 fn check_backends<'a>(spec: &'a ModelRouterSpec, c: &mut Collector) -> HashMap<&'a str, usize> {

@@ -1,7 +1,8 @@
 //! Apply-time validation and manifest loading, as a user applying YAML would see them.
 
-use llmkube_operator::crd::model_router::Tier;
+use llmkube_operator::crd::model_router::{ModelRouterSpec, Tier};
 use llmkube_operator::manifest::{LoadError, load_router};
+use llmkube_operator::validate::validate_spec;
 
 fn errors(yaml: &str) -> Vec<String> {
     match load_router(yaml, None) {
@@ -157,4 +158,33 @@ fn multi_document_files_pick_the_router() {
         load_router(": : :", None),
         Err(LoadError::Yaml(_))
     ));
+}
+
+#[test]
+fn sizes_are_bounded_like_the_crd_schema() {
+    let mut spec: ModelRouterSpec = serde_yaml_ng::from_str(
+        "backends: [{name: a, inferenceServiceRef: {name: a}}]\nrules: []\n",
+    )
+    .unwrap();
+    let rule: llmkube_operator::crd::model_router::Rule = serde_yaml_ng::from_str(
+        "{name: r, match: {dataClassification: [public]}, route: {backends: [a]}}",
+    )
+    .unwrap();
+    spec.rules = (0..65)
+        .map(|i| {
+            let mut r = rule.clone();
+            r.name = format!("r{i}");
+            r
+        })
+        .collect();
+    spec.rules[0].match_.as_mut().unwrap().data_classification = vec!["x".repeat(64)];
+    let errors = validate_spec(&spec).unwrap_err().to_string();
+    assert!(
+        errors.contains("spec.rules: has 65 items; at most 64 are allowed"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("spec.rules[0].match.dataClassification[0]: is longer than 63 characters"),
+        "{errors}"
+    );
 }

@@ -1,5 +1,6 @@
 //! Custom resource types of `inference.llmkube.dev/v1alpha1`.
 
+pub mod cel;
 pub mod condition;
 #[cfg(feature = "controller")]
 pub mod inference_service;

@@ -27,14 +27,18 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::model_router_rules)]
 pub struct ModelRouterSpec {
     /// Backends requests can be sent to: in-cluster InferenceServices or external providers.
+    #[schemars(length(min = 1, max = 64))]
     pub backends: Vec<Backend>,
     /// Routing rules, evaluated in order; the first whose `match` fits the request wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub rules: Vec<Rule>,
     /// Backend name used when no rule matched (and, with `BackendNameMatch`, no backend name did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub default_route: Option<String>,
     /// `Static` (default): unmatched requests go to `defaultRoute`. `BackendNameMatch`: first a
     /// backend whose `displayName` (else `name`) equals the request's `model`.
@@ -109,8 +113,10 @@ pub enum FailureMode {
 /// One place a request can be served.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::backend_rules)]
 pub struct Backend {
     /// Unique name (`^[a-z0-9][a-z0-9-]{0,62}$`), referenced by rules and `defaultRoute`.
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// Public model id of this backend in `/v1/models` and for `BackendNameMatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,6 +308,7 @@ pub struct Rule {
 pub struct RuleMatch {
     /// Matches when the request carries any of these classifications.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 63)))]
     pub data_classification: Vec<String>,
     /// Matches the `x-llmkube-task-complexity` header (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,6 +335,7 @@ pub struct RuleMatch {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RouteSpec {
     /// Backend names, in preference order.
+    #[schemars(length(min = 1, max = 16), inner(length(max = 63)))]
     pub backends: Vec<String>,
     /// How the backends are used (default `primary-fallback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,6 +441,7 @@ pub struct ClassificationSpec {
     pub header_key: Option<String>,
     /// Classifications that must never leave the local tier (default `["pii", "phi"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), inner(length(max = 63)))]
     pub sensitive_classifications: Option<Vec<String>>,
 }
 
