@@ -1,0 +1,100 @@
+//! The seed's manifests in `examples/seed/` parse strictly (no unknown fields), validate, and
+//! lead to the objects the seed promises.
+#![cfg(feature = "controller")]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use llmkube_operator::crd::inference_service::InferenceService;
+use llmkube_operator::crd::model::Model;
+use llmkube_operator::manifest::load_router;
+use llmkube_operator::reconcile::inference_service::{Settings, deployment, service};
+use llmkube_operator::reconcile::model::{Source, parse_source};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Every YAML document of every file in examples/seed, with its file name.
+fn documents() -> Vec<(String, serde_yaml_ng::Value, String)> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/seed"));
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    files.sort_by_key(|f| f.file_name());
+    for f in files {
+        let name = f.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = serde_yaml_ng::Value::deserialize(doc).unwrap();
+            out.push((name.clone(), value, text.clone()));
+        }
+    }
+    out
+}
+
+/// Deserialises `value`, failing on any field the type does not know.
+fn strict<T: DeserializeOwned>(file: &str, value: &serde_yaml_ng::Value) -> T {
+    let mut unknown = Vec::new();
+    let parsed: T =
+        serde_ignored::deserialize(value.clone(), |path| unknown.push(path.to_string()))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+    // The kube derive reads apiVersion and kind outside serde's view.
+    unknown.retain(|p| p != "apiVersion" && p != "kind");
+    assert!(unknown.is_empty(), "{file}: unknown fields {unknown:?}");
+    parsed
+}
+
+#[test]
+fn the_seed_manifests_parse_validate_and_build() {
+    let mut models = BTreeMap::new();
+    let mut services = Vec::new();
+    let mut kinds = Vec::new();
+    for (file, value, text) in documents() {
+        let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+        kinds.push(kind.clone());
+        match kind.as_str() {
+            "Model" => {
+                let m: Model = strict(&file, &value);
+                let source = parse_source(&m.spec).unwrap_or_else(|e| panic!("{file}: {e}"));
+                if let Some(sha) = &m.spec.sha256 {
+                    assert!(
+                        sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "{file}"
+                    );
+                }
+                if file == "model-hf-repo.yaml" {
+                    assert!(matches!(source, Source::HfRepo(_)));
+                }
+                models.insert(m.metadata.name.clone().unwrap(), m);
+            }
+            "InferenceService" => {
+                let isvc: InferenceService = strict(&file, &value);
+                services.push((file, isvc));
+            }
+            "ModelRouter" => {
+                load_router(&text, None).unwrap_or_else(|e| panic!("{file}: {e}"));
+            }
+            "PersistentVolumeClaim" => {
+                let _: PersistentVolumeClaim = strict(&file, &value);
+            }
+            other => panic!("{file}: unexpected kind {other}"),
+        }
+    }
+    for (file, isvc) in services {
+        let model = models
+            .get(&isvc.spec.model_ref)
+            .unwrap_or_else(|| panic!("{file}: no example Model {:?}", isvc.spec.model_ref));
+        deployment(&isvc, model, &Settings::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        service(&isvc, &Settings::default()).unwrap();
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "InferenceService",
+            "Model",
+            "ModelRouter",
+            "PersistentVolumeClaim"
+        ]
+    );
+}
