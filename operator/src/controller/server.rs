@@ -21,15 +21,17 @@ pub struct Health {
     pub ready: AtomicBool,
 }
 
-/// Binds `addr` and serves probes and metrics until the task is dropped.
+/// Binds `addr` and serves probes and metrics until the task is aborted. Returns the bound
+/// address (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -46,7 +48,8 @@ pub async fn serve(
                     .await;
             });
         }
-    }))
+    });
+    Ok((addr, task))
 }
 
 fn respond(path: &str, health: &Health, metrics: &Metrics) -> Response<Full<Bytes>> {
