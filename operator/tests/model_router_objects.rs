@@ -25,6 +25,7 @@ fn settings() -> Settings {
         gateway_image: "registry.internal.corp/llmkube/llmkube-gateway:0.1.0".into(),
         image_pull_secrets: vec!["internal-registry-creds".into()],
         default_litellm_url: Some("http://litellm.ai-gateway.svc:4000".into()),
+        fixed_uid: true,
     }
 }
 
@@ -285,4 +286,22 @@ fn status_lists_every_problem_and_follows_the_gateway() {
         (Some("Ready"), Some(1), Some(3))
     );
     assert!(ready.conditions.iter().all(|c| c.status == "True"));
+}
+
+#[test]
+fn openshift_mode_leaves_the_uid_to_the_restricted_scc() {
+    let settings = Settings {
+        fixed_uid: false,
+        ..settings()
+    };
+    let pod = deployment(&seed(), &settings)
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let sc = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!((sc.run_as_user, sc.run_as_non_root), (None, Some(true)));
+    let psc = pod.security_context.unwrap();
+    assert_eq!((psc.run_as_user, psc.fs_group), (None, None));
 }

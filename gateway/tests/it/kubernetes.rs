@@ -157,6 +157,7 @@ fn controller_config_map(spec: &str, modules: &[(&str, Vec<u8>)]) -> ConfigMap {
         gateway_image: "gw".into(),
         image_pull_secrets: vec![],
         default_litellm_url: None,
+        fixed_uid: true,
     };
     let rules = compile(&router.spec).unwrap();
     let modules = modules

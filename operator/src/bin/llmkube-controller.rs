@@ -80,6 +80,9 @@ struct Args {
         value_delimiter = ','
     )]
     image_pull_secrets: Vec<String>,
+    /// Do not pin gateway pods to uid 65532 (OpenShift restricted-v2 assigns one).
+    #[arg(long, env = "LLMKUBE_NO_FIXED_UID")]
+    no_fixed_uid: bool,
     /// Print the CustomResourceDefinitions as YAML and exit.
     #[arg(long)]
     print_crds: bool,
@@ -103,6 +106,7 @@ impl Args {
                 gateway_image: self.router_proxy_image.clone(),
                 image_pull_secrets: self.image_pull_secrets.clone(),
                 default_litellm_url: self.default_litellm_url.clone(),
+                fixed_uid: !self.no_fixed_uid,
             },
         }
     }

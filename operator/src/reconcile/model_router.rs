@@ -45,6 +45,9 @@ pub struct Settings {
     pub image_pull_secrets: Vec<String>,
     /// `--default-litellm-url`: the address of litellm backends without `external.url`.
     pub default_litellm_url: Option<String>,
+    /// Run gateway pods as uid 65532. Off for OpenShift's restricted-v2 SCC, which assigns a
+    /// uid from the namespace's range and refuses fixed ones (`--no-fixed-uid`).
+    pub fixed_uid: bool,
 }
 
 /// `<router>-router-proxy`.
@@ -365,7 +368,7 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
         volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
-            run_as_user: Some(GATEWAY_UID),
+            run_as_user: settings.fixed_uid.then_some(GATEWAY_UID),
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
