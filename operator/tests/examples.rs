@@ -86,7 +86,10 @@ fn the_seed_manifests_parse_validate_and_build() {
         deployment(&isvc, model, &Settings::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
         service(&isvc, &Settings::default()).unwrap();
     }
-    for router in ["custom-policy/cluster-router.yaml", "quickstart/router.yaml"] {
+    for router in [
+        "custom-policy/cluster-router.yaml",
+        "quickstart/router.yaml",
+    ] {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/").to_owned() + router;
         let text = std::fs::read_to_string(&path).unwrap();
         load_router(&text, None).unwrap_or_else(|e| panic!("{router}: {e}"));

@@ -347,3 +347,15 @@ fn read_port(stdout: std::process::ChildStdout) -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
+
+#[test]
+fn the_air_gapped_troubleshooting_table_quotes_the_real_messages() {
+    let doc = include_str!("../../docs/air-gapped.md");
+    for code in [23, 60, 7, 6, 22] {
+        let message = explain_init_failure(code, "");
+        assert!(
+            doc.contains(&message),
+            "docs/air-gapped.md lacks: {message}"
+        );
+    }
+}
