@@ -28,11 +28,28 @@ struct Args {
     /// Status code of every answer.
     #[arg(long, default_value_t = 200)]
     status: u16,
+    /// Runtime worker threads (default: one per core; 1 runs on a single thread).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    let runtime = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
     let behavior = Behavior {
         status: args.status,
         header_delay: Duration::from_millis(args.delay_ms),

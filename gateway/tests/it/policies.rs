@@ -418,10 +418,23 @@ async fn the_custom_policy_example_router_runs_with_its_pinned_module() {
     let local = llmkube_mock_upstream::MockUpstream::start("local-llama")
         .await
         .unwrap();
-    let router = PathBuf::from(concat!(
+    // The example names the module under ./target; follow CARGO_TARGET_DIR if it is set.
+    let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/custom-policy/router.yaml"
-    ));
+    ))
+    .unwrap();
+    let module = wasm_dir().join("llmkube_tenant_allowlist.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let router = dir.path().join("router.yaml");
+    std::fs::write(
+        &router,
+        example.replace(
+            "../../target/wasm32-unknown-unknown/release/llmkube_tenant_allowlist.wasm",
+            &module.display().to_string(),
+        ),
+    )
+    .unwrap();
     let mut config = llmkube_gateway::GatewayConfig::new(router);
     config.watch = false;
     config

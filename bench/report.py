@@ -1,0 +1,157 @@
+"""Renders bench/RESULTS.md from bench/out/raw.json (see run.py). `python3 bench/report.py`
+re-renders without measuring again."""
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+
+
+def med(runs, *path):
+    values = []
+    for r in runs:
+        v = r
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        if v is not None:
+            values.append(v)
+    return statistics.median(values) if values else None
+
+
+def us(v):
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f} ms" if v >= 10_000 else f"{v:.0f} µs"
+
+
+def signed_us(v):
+    if v is None:
+        return "-"
+    return ("+" if v >= 0 else "-") + us(abs(v))
+
+
+def ratio(a, b):
+    return "-" if not a or not b else f"{a / b:.2f}x"
+
+
+def mib(kib):
+    return "-" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def render(raw):
+    res = {r["name"]: r for r in raw["results"]}
+    direct, nginx, litellm = res.get("direct"), res.get("nginx"), res.get("litellm")
+    a = raw["args"]
+    m, v = raw["machine"], raw["versions"]
+    lines = []
+    w = lines.append
+    w("# Benchmarks: LLMKube gateway against direct, nginx, LiteLLM and Portkey\n")
+    w(f"Produced by `python3 bench/run.py` in {raw['elapsed_s'] / 60:.1f} min (setup included); raw runs in "
+      "`bench/out/raw.json`. Every number comes from this one run.\n")
+    w("## Method\n")
+    w(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}.")
+    w("- One mock OpenAI upstream (`bench/mock-upstream`, one thread): JSON answers with a `usage` block; "
+      "SSE answers of 16 chunks. A second, slow mock (40 chunks, 200 ms apart) feeds the memory scenario.")
+    w("- Load: `bench/driver` (`llmkube-bench`, one thread, HDR histograms, µs). Closed loop: 16 clients, "
+      "each sending its next request when the last one ends. Open loop: a fixed "
+      f"{a['rate']} requests/s, latency counted from the scheduled start (no coordinated omission). "
+      "Streams: time to first body byte (first token) and gaps between chunks.")
+    w(f"- Pinning (`taskset`): the mock and the driver share core 0, the subject has core 1 to itself. "
+      f"Each scenario: {a['repeats']} runs of {a['duration']} s after a 1 s warm-up; tables show the median run. "
+      "The request is a chat completion with a 330-byte prompt.")
+    w("- Subjects: `direct` (the mock: the limit); `llmkube-plain` (backend-name routing); `llmkube-rules` "
+      "(8 compiled rules, the request matches the 7th); `llmkube-rules-pii` (the same plus the PII detector "
+      "scanning every prompt); all three write their audit line (to /dev/null). `nginx` (`proxy_pass`, "
+      "buffering off, upstream keep-alive, 1 worker); `litellm` (proxy, 1 worker, logging off); `portkey` "
+      "(Node gateway, the mock as a custom OpenAI host).")
+    w(f"- Memory: resident set of the subject's process tree after warm-up (idle) and at the peak while "
+      f"it holds {a['streams']} concurrent streams.")
+    w("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".\n")
+
+    w("## Non-streaming, closed loop, 16 clients\n")
+    w("| subject | req/s | vs direct | vs nginx | p50 | p99 | p50 added | p99 added | errors |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    base50 = med(direct["closed"], "latency_us", "p50") if direct else None
+    base99 = med(direct["closed"], "latency_us", "p99") if direct else None
+    rps_direct = med(direct["closed"], "rps") if direct else None
+    rps_nginx = med(nginx["closed"], "rps") if nginx else None
+    for name, r in res.items():
+        rps = med(r["closed"], "rps")
+        p50, p99 = med(r["closed"], "latency_us", "p50"), med(r["closed"], "latency_us", "p99")
+        added50 = None if base50 is None or p50 is None else p50 - base50
+        added99 = None if base99 is None or p99 is None else p99 - base99
+        errors = sum(x["errors"] for x in r["closed"])
+        w(f"| {name} | {rps:,.0f} | {ratio(rps, rps_direct)} | {ratio(rps, rps_nginx)} | {us(p50)} | {us(p99)} "
+          f"| {signed_us(added50) if name != 'direct' else '-'} | {signed_us(added99) if name != 'direct' else '-'} "
+          f"| {errors} |")
+
+    w(f"\n## Non-streaming, open loop, {a['rate']} requests/s\n")
+    w("| subject | p50 | p99 | p99.9 | p50 added | p99 added | errors |")
+    w("|---|---|---|---|---|---|---|")
+    o50 = med(direct["open"], "latency_us", "p50") if direct else None
+    o99 = med(direct["open"], "latency_us", "p99") if direct else None
+    for name, r in res.items():
+        p50, p99 = med(r["open"], "latency_us", "p50"), med(r["open"], "latency_us", "p99")
+        p999 = med(r["open"], "latency_us", "p999")
+        errors = sum(x["errors"] for x in r["open"])
+        add50 = None if o50 is None or p50 is None else p50 - o50
+        add99 = None if o99 is None or p99 is None else p99 - o99
+        w(f"| {name} | {us(p50)} | {us(p99)} | {us(p999)} | {signed_us(add50) if name != 'direct' else '-'} "
+          f"| {signed_us(add99) if name != 'direct' else '-'} | {errors} |")
+
+    w("\n## Streaming (SSE, 16 chunks), closed loop, 16 clients\n")
+    w("| subject | streams/s | vs nginx | first token p50 | first token p99 | added p50 | chunk gap p99 | errors |")
+    w("|---|---|---|---|---|---|---|---|")
+    t50 = med(direct["stream"], "ttft_us", "p50") if direct else None
+    s_nginx = med(nginx["stream"], "rps") if nginx else None
+    for name, r in res.items():
+        rps = med(r["stream"], "rps")
+        f50, f99 = med(r["stream"], "ttft_us", "p50"), med(r["stream"], "ttft_us", "p99")
+        g99 = med(r["stream"], "gap_us", "p99")
+        errors = sum(x["errors"] for x in r["stream"])
+        add = None if t50 is None or f50 is None else f50 - t50
+        w(f"| {name} | {rps:,.0f} | {ratio(rps, s_nginx)} | {us(f50)} | {us(f99)} "
+          f"| {signed_us(add) if name != 'direct' else '-'} | {us(g99)} | {errors} |")
+
+    w(f"\n## Memory\n")
+    w(f"| subject | idle | holding {a['streams']} streams | streams completed | errors |")
+    w("|---|---|---|---|---|")
+    for name, r in res.items():
+        s = r.get("streams") or {}
+        w(f"| {name} | {mib(r.get('idle_rss_kib'))} | {mib(r.get('streams_rss_kib'))} | {s.get('ok', '-')} "
+          f"| {s.get('errors', '-')} |")
+    w("\n(`direct` is the slow mock itself; nginx counts master and worker.)\n")
+
+    w("## Goals (reported, not asserted)\n")
+    g = res.get("llmkube-rules-pii")
+    if g and direct:
+        add50 = med(g["closed"], "latency_us", "p50") - base50
+        add99 = med(g["closed"], "latency_us", "p99") - base99
+        addt = med(g["stream"], "ttft_us", "p50") - t50
+        rps = med(g["closed"], "rps")
+        rows = [
+            ("added latency p50, rules + PII, c=16", "≤ 50 µs", signed_us(add50), add50 <= 50),
+            ("added latency p99, rules + PII, c=16", "≤ 250 µs", signed_us(add99), add99 <= 250),
+            ("added time to first token p50, rules + PII", "≤ 100 µs", signed_us(addt), addt <= 100),
+        ]
+        if rps_nginx:
+            rows.append(("throughput vs nginx, rules + PII", "≥ 0.9x", ratio(rps, rps_nginx), rps >= 0.9 * rps_nginx))
+        if litellm:
+            rl = med(litellm["closed"], "rps")
+            rows.append(("throughput vs LiteLLM, rules + PII", "≥ 10x", ratio(rps, rl), bool(rl) and rps >= 10 * rl))
+        w("| goal | target | measured | met |")
+        w("|---|---|---|---|")
+        for goal, target, got, ok in rows:
+            w(f"| {goal} | {target} | {got} | {'yes' if ok else 'no'} |")
+    profile = BENCH / "profile.md"
+    if profile.exists():
+        w("\n" + profile.read_text().strip())
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raw = json.loads((BENCH / "out" / "raw.json").read_text())
+    (BENCH / "RESULTS.md").write_text(render(raw))
+    print("wrote bench/RESULTS.md", file=sys.stderr)

@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""One command for the whole comparison: `python3 bench/run.py` (add `--quick` for a smoke run).
+
+Sets up what is missing (nginx from Debian; LiteLLM from PyPI into bench/out/venv; the Portkey
+gateway from npm into bench/out/portkey; release builds of the gateway, the mock upstream, the
+load driver and the PII detector), then measures every subject against the same mock upstream:
+
+  direct        the mock itself: the physical limit
+  llmkube-*     the gateway with plain routing, with compiled rules, with rules + PII detector
+  nginx         proxy_pass with buffering off: the raw-proxy baseline
+  litellm       LiteLLM proxy, the mock as an OpenAI-compatible provider, logging off
+  portkey       the Portkey gateway, the mock as a custom OpenAI host
+
+The mock and the load driver share core 0; the subject under test has core 1 to itself
+(taskset). Each scenario runs --repeats times; RESULTS.md reports medians and ratios, raw runs
+go to bench/out/raw.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+REL = ROOT / "target" / "release"
+WASM = ROOT / "target" / "wasm32-unknown-unknown" / "release"
+LITELLM_VERSION = "1.108.0"
+PORTKEY_VERSION = "1.15.2"
+FAST, SLOW = 18000, 18001
+DRIVER_CORE, SUBJECT_CORE = "0", "1"
+PROMPT = (
+    "You are a helpful assistant for the platform team. Summarise the following change request in two "
+    "sentences and list any risk you see: upgrade the inference nodes to the new driver, drain one "
+    "node at a time, keep the router serving, and roll back if the error rate rises above one percent."
+)
+
+
+def log(msg):
+    print(f"[bench] {msg}", flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, **kw)
+
+
+# ---------------------------------------------------------------- setup
+
+def setup():
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not shutil.which("nginx"):
+        log("installing nginx (Debian)")
+        sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null")
+    venv = OUT / "venv"
+    if not (venv / "bin" / "litellm").exists():
+        log(f"installing LiteLLM {LITELLM_VERSION} (PyPI)")
+        sh([sys.executable, "-m", "venv", str(venv)])
+        sh([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "uv"])
+        # litellm pins certifi>=2026.10.19, newer than the package index here has; any
+        # recent certifi works for loopback HTTP, so override it.
+        (OUT / "overrides.txt").write_text("certifi>=2024\n")
+        sh([str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+            f"litellm[proxy]=={LITELLM_VERSION}", "--override", str(OUT / "overrides.txt")])
+    portkey = OUT / "portkey"
+    if not (portkey / "node_modules" / "@portkey-ai" / "gateway").exists():
+        log(f"installing the Portkey gateway {PORTKEY_VERSION} (npm)")
+        portkey.mkdir(exist_ok=True)
+        sh(["npm", "install", "--no-audit", "--no-fund", "-s", f"@portkey-ai/gateway@{PORTKEY_VERSION}"],
+           cwd=portkey)
+    log("building release binaries and the PII detector")
+    sh("cargo build -q --release --locked --target wasm32-unknown-unknown -p llmkube-pii-detector", cwd=ROOT)
+    sh("cargo build -q --release --locked -p llmkube-gateway -p llmkube-mock-upstream -p llmkube-bench",
+       cwd=ROOT)
+
+
+# ---------------------------------------------------------------- processes
+
+def raise_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+
+
+def spawn(cmd, core, name, env=None, cwd=None):
+    logf = open(OUT / f"{name}.log", "w")
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.Popen(["taskset", "-c", core, *cmd], stdout=logf, stderr=subprocess.STDOUT,
+                            env=e, cwd=cwd, preexec_fn=raise_nofile, start_new_session=True)
+
+
+def stop(p):
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def wait_port(port, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"subject exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def tree_rss_kib(pid):
+    """Resident memory of a process and all its descendants."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+# ---------------------------------------------------------------- subjects
+
+ROUTER_HEAD = """apiVersion: inference.llmkube.dev/v1alpha1
+kind: ModelRouter
+metadata: {name: bench, namespace: bench}
+spec:
+  backends:
+    - {name: fast, displayName: mock, inferenceServiceRef: {name: fast}}
+    - {name: slow, displayName: slow, inferenceServiceRef: {name: slow}}
+  defaultRoute: fast
+  defaultRouteStrategy: BackendNameMatch
+"""
+RULES = """  rules:
+    - {name: pii-local, match: {dataClassification: [pii]}, route: {backends: [fast]}, failClosed: true}
+    - {name: phi-local, match: {dataClassification: [phi]}, route: {backends: [fast]}, failClosed: true}
+    - {name: code, match: {taskComplexity: code}, route: {backends: [fast]}}
+    - {name: research, match: {headers: {x-team: research}}, route: {backends: [fast]}}
+    - {name: frontier, match: {models: ["gpt-4*", "claude-*"]}, route: {backends: [fast]}}
+    - {name: gold, match: {models: ["llama-*"], headers: {x-tier: gold}}, route: {backends: [fast]}}
+    - {name: mock, match: {models: [mock]}, route: {backends: [fast, slow]}}
+    - {name: slow, match: {models: [slow]}, route: {backends: [slow]}}
+"""
+
+
+def llmkube_subject(name, rules, pii):
+    spec = ROUTER_HEAD + (RULES if rules else "")
+    policy = "  policy:\n    auditLog: {sink: file, filePath: /dev/null}\n"
+    if pii:
+        policy += "    classification: {mode: detector}\n"
+    path = OUT / f"{name}.yaml"
+    path.write_text(spec + policy)
+    port = 18100
+    cmd = [str(REL / "llmkube-gateway"), "--router", str(path), "--listen", f"127.0.0.1:{port}",
+           "--backend-address", f"fast=http://127.0.0.1:{FAST}", "--backend-address",
+           f"slow=http://127.0.0.1:{SLOW}", "--policy-dir", str(WASM), "--no-watch"]
+    return dict(name=name, cmd=cmd, port=port, url=f"http://127.0.0.1:{port}/v1/chat/completions",
+                slow_url=None, env={"LLMKUBE_LOG": "warn"}, headers=[])
+
+
+def nginx_subject():
+    prefix = OUT / "nginx"
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    port = 18200
+    conf.write_text(f"""worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/tmp/body;
+  proxy_temp_path {prefix}/tmp/proxy;
+  fastcgi_temp_path {prefix}/tmp/fastcgi;
+  uwsgi_temp_path {prefix}/tmp/uwsgi;
+  scgi_temp_path {prefix}/tmp/scgi;
+  upstream fast {{ server 127.0.0.1:{FAST}; keepalive 256; }}
+  upstream slow {{ server 127.0.0.1:{SLOW}; keepalive 1024; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_buffering off;
+    proxy_request_buffering off;
+    location /slow/ {{ proxy_pass http://slow/; }}
+    location / {{ proxy_pass http://fast; }}
+  }}
+}}
+""")
+    return dict(name="nginx", cmd=["nginx", "-p", str(prefix), "-c", str(conf)], port=port,
+                url=f"http://127.0.0.1:{port}/v1/chat/completions",
+                slow_url=f"http://127.0.0.1:{port}/slow/v1/chat/completions", env={}, headers=[])
+
+
+def litellm_subject():
+    cfg = OUT / "litellm.yaml"
+    cfg.write_text(f"""model_list:
+  - model_name: mock
+    litellm_params: {{model: openai/mock, api_base: "http://127.0.0.1:{FAST}/v1", api_key: sk-bench}}
+  - model_name: slow
+    litellm_params: {{model: openai/slow, api_base: "http://127.0.0.1:{SLOW}/v1", api_key: sk-bench}}
+litellm_settings:
+  telemetry: false
+  turn_off_message_logging: true
+  set_verbose: false
+general_settings:
+  disable_spend_logs: true
+""")
+    port = 18400
+    return dict(name="litellm", cmd=[str(OUT / "venv" / "bin" / "litellm"), "--config", str(cfg), "--host",
+                                     "127.0.0.1", "--port", str(port), "--num_workers", "1"],
+                port=port, url=f"http://127.0.0.1:{port}/v1/chat/completions", slow_url=None,
+                env={"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                     "LITELLM_TELEMETRY": "False"}, headers=[])
+
+
+def portkey_subject():
+    port = 18300
+    script = OUT / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+    headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: http://127.0.0.1:{FAST}/v1",
+               "authorization: Bearer sk-bench"]
+    return dict(name="portkey", cmd=["node", str(script), f"--port={port}", "--headless"], port=port,
+                url=f"http://127.0.0.1:{port}/v1/chat/completions", slow_url=None, env={},
+                headers=headers,
+                slow_headers=[h.replace(str(FAST), str(SLOW)) for h in headers])
+
+
+def direct_subject():
+    return dict(name="direct", cmd=None, port=FAST, url=f"http://127.0.0.1:{FAST}/v1/chat/completions",
+                slow_url=f"http://127.0.0.1:{SLOW}/v1/chat/completions", env={}, headers=[])
+
+
+# ---------------------------------------------------------------- measuring
+
+def drive(subject, *, stream=False, concurrency=16, rate=None, duration=5, warmup=1, model="mock",
+          url=None, headers=None):
+    cmd = ["taskset", "-c", DRIVER_CORE, str(REL / "llmkube-bench"), "--url", url or subject["url"],
+           "--duration", f"{duration}s", "--warmup", f"{warmup}s", "--concurrency", str(concurrency),
+           "--model", model, "--prompt", PROMPT, "--label", subject["name"]]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    if stream:
+        cmd.append("--stream")
+    for h in headers if headers is not None else subject["headers"]:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, preexec_fn=raise_nofile)
+    return json.loads(out.stdout)
+
+
+def measure(subject, args):
+    proc = None
+    if subject["cmd"]:
+        proc = spawn(subject["cmd"], SUBJECT_CORE, subject["name"], env=subject["env"])
+        wait_port(subject["port"], proc)
+    pid = proc.pid if proc else MOCK_PIDS[0]
+    runs = {"name": subject["name"], "closed": [], "open": [], "stream": []}
+    try:
+        drive(subject, duration=1, warmup=0)  # warm caches and connection pools
+        time.sleep(0.5)
+        runs["idle_rss_kib"] = tree_rss_kib(pid)
+        for i in range(args.repeats):
+            runs["closed"].append(drive(subject, concurrency=16, duration=args.duration))
+            runs["open"].append(drive(subject, rate=args.rate, duration=args.duration))
+            runs["stream"].append(drive(subject, stream=True, concurrency=16, duration=args.duration))
+        # For `direct`, the streams come from (and are held by) the slow mock.
+        stream_pid = pid if proc else MOCK_PIDS[1]
+        runs["streams_rss_kib"], runs["streams"] = hold_streams(subject, stream_pid, args)
+    finally:
+        if proc:
+            stop(proc)
+    return runs
+
+
+def hold_streams(subject, pid, args):
+    """RSS while the subject holds 1,000 concurrent streams from the slow mock."""
+    url = subject.get("slow_url") or subject["url"]
+    headers = subject.get("slow_headers", subject["headers"])
+    model = "slow"
+    cmd = ["taskset", "-c", DRIVER_CORE, str(REL / "llmkube-bench"), "--url", url, "--duration",
+           "6s", "--warmup", "0s", "--concurrency", str(args.streams), "--stream", "--model", model,
+           "--label", subject["name"]]
+    for h in headers:
+        cmd += ["-H", h]
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
+    peak = 0
+    for _ in range(50):
+        time.sleep(0.1)
+        peak = max(peak, tree_rss_kib(pid))
+    time.sleep(2)
+    peak = max(peak, tree_rss_kib(pid))
+    out, _ = driver.communicate(timeout=120)
+    return peak, json.loads(out)
+
+
+MOCK_PIDS = []
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 repeat of 2 s: a smoke run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measured run")
+    ap.add_argument("--rate", type=int, default=500, help="open-loop requests per second")
+    ap.add_argument("--streams", type=int, default=1000, help="concurrent streams for the memory scenario")
+    ap.add_argument("--only", nargs="*", help="subjects to run (default: all)")
+    ap.add_argument("--no-setup", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeats, args.duration = 1, 2
+    started = time.time()
+    if not args.no_setup:
+        setup()
+    subjects = [direct_subject(), llmkube_subject("llmkube-plain", False, False),
+                llmkube_subject("llmkube-rules", True, False), llmkube_subject("llmkube-rules-pii", True, True),
+                nginx_subject(), litellm_subject(), portkey_subject()]
+    if args.only:
+        subjects = [s for s in subjects if s["name"] in args.only]
+    mocks = [spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{FAST}", "--chunks", "16",
+                    "--threads", "1"], DRIVER_CORE, "mock-fast"),
+             spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{SLOW}", "--chunks", "40",
+                    "--gap-ms", "200", "--threads", "1"], DRIVER_CORE, "mock-slow")]
+    MOCK_PIDS.extend(m.pid for m in mocks)
+    results = []
+    try:
+        for m, port in zip(mocks, (FAST, SLOW)):
+            wait_port(port, m)
+        for s in subjects:
+            log(f"measuring {s['name']}")
+            results.append(measure(s, args))
+    finally:
+        for m in mocks:
+            stop(m)
+    elapsed = time.time() - started
+    raw = {"machine": machine(), "versions": versions(), "args": vars(args), "elapsed_s": round(elapsed),
+           "results": results}
+    (OUT / "raw.json").write_text(json.dumps(raw, indent=1))
+    report = __import__("report")
+    (BENCH / "RESULTS.md").write_text(report.render(raw))
+    log(f"wrote bench/RESULTS.md and bench/out/raw.json in {elapsed / 60:.1f} min")
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "kernel": platform.release(),
+            "os": platform.platform()}
+
+
+def versions():
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip() or \
+                subprocess.run(cmd, capture_output=True, text=True, timeout=60).stderr.strip()
+        except Exception as e:  # noqa: BLE001 - a missing tool is reported, not fatal
+            return f"unknown ({e})"
+    return {
+        "rustc": out(["rustc", "--version"]),
+        "llmkube-gateway": out([str(REL / "llmkube-gateway"), "--version"]),
+        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
+        "litellm": LITELLM_VERSION,
+        "portkey": PORTKEY_VERSION,
+        "node": out(["node", "--version"]),
+        "python": platform.python_version(),
+    }
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BENCH))
+    main()
