@@ -61,7 +61,8 @@ bold "Building llmkube-gateway, the mock backends and the PII detector policy (f
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 cargo build -q -p llmkube-gateway -p llmkube-mock-upstream
 cargo build -q --release --target wasm32-unknown-unknown -p llmkube-pii-detector
-BIN=target/debug
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET/debug
 
 "$BIN/llmkube-mock-upstream" --listen "127.0.0.1:${LOCAL_PORT}" --name local-llama 2>"$LOG_DIR/local.log" &
 LOCAL_PID=$!
@@ -76,7 +77,7 @@ if [ "$CLOUD_PORT" != 18082 ]; then
 fi
 "$BIN/llmkube-gateway" --router "$ROUTER" --listen "127.0.0.1:${GATEWAY_PORT}" \
     --backend-address "local-llama=http://127.0.0.1:${LOCAL_PORT}" \
-    --policy-dir target/wasm32-unknown-unknown/release \
+    --policy-dir "$TARGET/wasm32-unknown-unknown/release" \
     >"$LOG_DIR/audit.log" 2>"$LOG_DIR/gateway.log" &
 PIDS+=($!)
 wait_for "$GW/readyz"
