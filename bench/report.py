@@ -1,4 +1,4 @@
-"""Renders bench/RESULTS.md from bench/out/raw.json (see run.py). `python3 bench/report.py`
+"""Renders bench/RESULTS.md from bench/results.json (see run.py). `python3 bench/report.py`
 re-renders without measuring again."""
 
 import json
@@ -41,22 +41,26 @@ def mib(kib):
 
 
 def render(raw):
-    res = {r["name"]: r for r in raw["results"]}
+    failed = [r for r in raw["results"] if "error" in r]
+    res = {r["name"]: r for r in raw["results"] if "error" not in r}
     direct, nginx, litellm = res.get("direct"), res.get("nginx"), res.get("litellm")
     a = raw["args"]
     m, v = raw["machine"], raw["versions"]
     lines = []
     w = lines.append
     w("# Benchmarks: LLMKube gateway against direct, nginx, LiteLLM and Portkey\n")
-    w(f"Produced by `python3 bench/run.py` in {raw['elapsed_s'] / 60:.1f} min (setup included); raw runs in "
-      "`bench/out/raw.json`. Every number comes from this one run.\n")
+    setup = "tools already installed" if a.get("no_setup") else "setup included"
+    w(f"Produced by `python3 bench/run.py` in {raw['elapsed_s'] / 60:.1f} min ({setup}); every run, raw, in "
+      "`bench/results.json`. Every number comes from this one run.\n")
     w("## Method\n")
     w(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}.")
     w("- One mock OpenAI upstream (`bench/mock-upstream`, one thread): JSON answers with a `usage` block; "
       "SSE answers of 16 chunks. A second, slow mock (40 chunks, 200 ms apart) feeds the memory scenario.")
     w("- Load: `bench/driver` (`llmkube-bench`, one thread, HDR histograms, µs). Closed loop: 16 clients, "
       "each sending its next request when the last one ends. Open loop: a fixed "
-      f"{a['rate']} requests/s, latency counted from the scheduled start (no coordinated omission). "
+      f"{a['rate']} requests/s, released on schedule whatever the answers do (no coordinated omission), "
+      "latency counted from each send; at this low load the cores idle between requests, so the "
+      "numbers include this VM's wake-up latency (visible in `direct`). "
       "Streams: time to first body byte (first token) and gaps between chunks.")
     w(f"- Pinning (`taskset`): the mock and the driver share core 0, the subject has core 1 to itself. "
       f"Each scenario: {a['repeats']} runs of {a['duration']} s after a 1 s warm-up; tables show the median run. "
@@ -70,6 +74,10 @@ def render(raw):
       f"it holds {a['streams']} concurrent streams.")
     w("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".\n")
 
+    for r in failed:
+        w(f"- **{r['name']} did not run**: {r['error']}")
+    if failed:
+        w("")
     w("## Non-streaming, closed loop, 16 clients\n")
     w("| subject | req/s | vs direct | vs nginx | p50 | p99 | p50 added | p99 added | errors |")
     w("|---|---|---|---|---|---|---|---|---|")
@@ -88,8 +96,10 @@ def render(raw):
           f"| {errors} |")
 
     w(f"\n## Non-streaming, open loop, {a['rate']} requests/s\n")
-    w("| subject | p50 | p99 | p99.9 | p50 added | p99 added | errors |")
-    w("|---|---|---|---|---|---|---|")
+    w(f"(A subject that sustains less than {2 * a['rate']} requests/s closed-loop is driven at half of "
+      "what it sustained; the rate column says so.)\n")
+    w("| subject | rate | p50 | p99 | p99.9 | p50 added | p99 added | errors |")
+    w("|---|---|---|---|---|---|---|---|")
     o50 = med(direct["open"], "latency_us", "p50") if direct else None
     o99 = med(direct["open"], "latency_us", "p99") if direct else None
     for name, r in res.items():
@@ -98,7 +108,8 @@ def render(raw):
         errors = sum(x["errors"] for x in r["open"])
         add50 = None if o50 is None or p50 is None else p50 - o50
         add99 = None if o99 is None or p99 is None else p99 - o99
-        w(f"| {name} | {us(p50)} | {us(p99)} | {us(p999)} | {signed_us(add50) if name != 'direct' else '-'} "
+        w(f"| {name} | {r.get('open_rate', a['rate'])}/s | {us(p50)} | {us(p99)} | {us(p999)} "
+          f"| {signed_us(add50) if name != 'direct' else '-'} "
           f"| {signed_us(add99) if name != 'direct' else '-'} | {errors} |")
 
     w("\n## Streaming (SSE, 16 chunks), closed loop, 16 clients\n")
@@ -115,6 +126,9 @@ def render(raw):
         w(f"| {name} | {rps:,.0f} | {ratio(rps, s_nginx)} | {us(f50)} | {us(f99)} "
           f"| {signed_us(add) if name != 'direct' else '-'} | {us(g99)} | {errors} |")
 
+    broken = [n for n, r in res.items() if r["stream"] and all(x["ok"] == 0 and x["errors"] > 0 for x in r["stream"])]
+    for n in broken:
+        w(f"\n{n}: every stream failed (its log is bench/out/{n}.log).")
     w(f"\n## Memory\n")
     w(f"| subject | idle | holding {a['streams']} streams | streams completed | errors |")
     w("|---|---|---|---|---|")
@@ -152,6 +166,6 @@ def render(raw):
 
 
 if __name__ == "__main__":
-    raw = json.loads((BENCH / "out" / "raw.json").read_text())
+    raw = json.loads((BENCH / "results.json").read_text())
     (BENCH / "RESULTS.md").write_text(render(raw))
     print("wrote bench/RESULTS.md", file=sys.stderr)

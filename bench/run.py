@@ -12,8 +12,8 @@ load driver and the PII detector), then measures every subject against the same 
   portkey       the Portkey gateway, the mock as a custom OpenAI host
 
 The mock and the load driver share core 0; the subject under test has core 1 to itself
-(taskset). Each scenario runs --repeats times; RESULTS.md reports medians and ratios, raw runs
-go to bench/out/raw.json.
+(taskset). Each scenario runs --repeats times; RESULTS.md reports medians and ratios, every raw
+run goes to bench/results.json beside it.
 """
 
 import argparse
@@ -86,7 +86,9 @@ def setup():
 # ---------------------------------------------------------------- processes
 
 def raise_nofile():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def spawn(cmd, core, name, env=None, cwd=None):
@@ -230,13 +232,15 @@ litellm_settings:
   set_verbose: false
 general_settings:
   disable_spend_logs: true
+  master_key: sk-bench-0123456789abcdef0123456789abcdef
 """)
     port = 18400
     return dict(name="litellm", cmd=[str(OUT / "venv" / "bin" / "litellm"), "--config", str(cfg), "--host",
                                      "127.0.0.1", "--port", str(port), "--num_workers", "1"],
                 port=port, url=f"http://127.0.0.1:{port}/v1/chat/completions", slow_url=None,
                 env={"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                     "LITELLM_TELEMETRY": "False"}, headers=[])
+                     "LITELLM_TELEMETRY": "False"},
+                headers=["authorization: Bearer sk-bench-0123456789abcdef0123456789abcdef"])
 
 
 def portkey_subject():
@@ -283,13 +287,18 @@ def measure(subject, args):
         drive(subject, duration=1, warmup=0)  # warm caches and connection pools
         time.sleep(0.5)
         runs["idle_rss_kib"] = tree_rss_kib(pid)
-        for i in range(args.repeats):
-            runs["closed"].append(drive(subject, concurrency=16, duration=args.duration))
-            runs["open"].append(drive(subject, rate=args.rate, duration=args.duration))
-            runs["stream"].append(drive(subject, stream=True, concurrency=16, duration=args.duration))
         # For `direct`, the streams come from (and are held by) the slow mock.
         stream_pid = pid if proc else MOCK_PIDS[1]
         runs["streams_rss_kib"], runs["streams"] = hold_streams(subject, stream_pid, args)
+        for i in range(args.repeats):
+            runs["closed"].append(drive(subject, concurrency=16, duration=args.duration))
+            runs["stream"].append(drive(subject, stream=True, concurrency=16, duration=args.duration))
+        # Open loop last, at the fixed rate, or at half of what the subject sustained closed-loop
+        # if that is less: latency of an overloaded server only measures its queue.
+        capacity = statistics.median(r["rps"] for r in runs["closed"])
+        runs["open_rate"] = int(min(args.rate, max(10, capacity // 2)))
+        for i in range(args.repeats):
+            runs["open"].append(drive(subject, rate=runs["open_rate"], duration=args.duration))
     finally:
         if proc:
             stop(proc)
@@ -351,17 +360,21 @@ def main():
             wait_port(port, m)
         for s in subjects:
             log(f"measuring {s['name']}")
-            results.append(measure(s, args))
+            try:
+                results.append(measure(s, args))
+            except (RuntimeError, subprocess.SubprocessError, json.JSONDecodeError) as e:
+                log(f"{s['name']} failed: {e} (see bench/out/{s['name']}.log)")
+                results.append({"name": s["name"], "error": str(e)})
     finally:
         for m in mocks:
             stop(m)
     elapsed = time.time() - started
     raw = {"machine": machine(), "versions": versions(), "args": vars(args), "elapsed_s": round(elapsed),
            "results": results}
-    (OUT / "raw.json").write_text(json.dumps(raw, indent=1))
+    (BENCH / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
     report = __import__("report")
     (BENCH / "RESULTS.md").write_text(report.render(raw))
-    log(f"wrote bench/RESULTS.md and bench/out/raw.json in {elapsed / 60:.1f} min")
+    log(f"wrote bench/RESULTS.md and bench/results.json in {elapsed / 60:.1f} min")
 
 
 def machine():

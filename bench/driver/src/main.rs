@@ -2,8 +2,10 @@
 //!
 //! Closed loop (`--concurrency N`: N clients, each sending its next request when the last one
 //! ends) or open loop (`--rate R`: requests start on a fixed schedule whatever the answers do,
-//! latency measured from the scheduled start, so a stall is not hidden by coordinated
-//! omission). With `--stream` it reads SSE answers frame by frame and records time to first
+//! so a slow answer never delays the next request and cannot hide itself: no coordinated
+//! omission). Open-loop latency is measured from the moment each request is sent; the timer
+//! that releases them has millisecond resolution, so requests due in the same millisecond
+//! leave together. With `--stream` it reads SSE answers frame by frame and records time to first
 //! byte of the body (first token) and the gaps between frames. Prints one JSON object with
 //! HDR-histogram percentiles in microseconds.
 

@@ -6,6 +6,11 @@
 //! it finds any. It never reports the values themselves: the audit annotation lists only the
 //! kinds found. The gateway runs it for `policy.classification.mode: detector` (every request)
 //! and `hybrid` (requests without a classification header).
+//!
+//! It declares `reuse`: the gateway keeps one instance per worker thread instead of a fresh
+//! one per request (about 1 µs instead of 10 µs). That is safe here because the detector keeps
+//! no state between requests (its buffers are freed after each evaluation) and its output never
+//! contains request content; custom policies get a fresh instance unless they declare it too.
 
 pub mod scan;
 
@@ -93,6 +98,7 @@ export_policy!(
     "version": "0.1.0",
     "description": "Adds classification pii when the prompt holds e-mail addresses, phone numbers, SSNs, card numbers, IBANs or configured terms",
     "needs": { "prompt": true },
+    "reuse": true,
     "configSchema": {
         "type": "object",
         "additionalProperties": false,
