@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+
+/// mimalloc: the request path allocates small, short-lived buffers on every worker thread;
+/// glibc's malloc showed up as about 5% of the gateway's CPU under load (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use llmkube_gateway::policy::EngineSettings;
 use llmkube_gateway::{GatewayConfig, ResolveOptions, RouterSource, start};
 use llmkube_operator::duration::parse_duration;
