@@ -10,6 +10,7 @@ use clap::Parser;
 
 /// mimalloc: the request path allocates small, short-lived buffers on every worker thread;
 /// glibc's malloc showed up as about 5% of the gateway's CPU under load (bench/RESULTS.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use llmkube_gateway::policy::EngineSettings;
