@@ -72,7 +72,11 @@ def render(raw):
       "(Node gateway, the mock as a custom OpenAI host).")
     w(f"- Memory: resident set of the subject's process tree after warm-up (idle) and at the peak while "
       f"it holds {a['streams']} concurrent streams.")
-    w("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".\n")
+    w("- Versions: " + "; ".join(f"{k}: {val}" for k, val in v.items()) + ".")
+    w("- Reading the numbers: at 16 clients the subject's core is saturated, so \"added\" latency there "
+      "is mostly queueing behind the subject's own CPU cost per request (throughput is the better "
+      "measure of that cost); the open-loop table shows latency at light load. Loopback TCP is "
+      "expensive on this VM: about 45% of the gateway's samples are kernel network code.\n")
 
     for r in failed:
         w(f"- **{r['name']} did not run**: {r['error']}")
