@@ -157,10 +157,17 @@ where
 
 async fn log<K: kube::Resource, E: std::fmt::Display>(
     kind: &str,
-    result: Result<(ObjectRef<K>, kube::runtime::controller::Action), E>,
+    result: Result<
+        (ObjectRef<K>, kube::runtime::controller::Action),
+        kube::runtime::controller::Error<E, watcher::Error>,
+    >,
 ) {
+    use kube::runtime::controller::Error as E2;
     match result {
         Ok((obj, _)) => tracing::debug!(kind, object = %obj.name, "reconciled"),
-        Err(e) => tracing::debug!(kind, "reconcile: {e}"),
+        // Already logged, with its retry delay, by the error policy.
+        Err(E2::ReconcilerFailed(..) | E2::ObjectNotFound(..)) => {}
+        // Watch failures (RBAC, API server away) retry with backoff; they must be visible.
+        Err(e) => tracing::warn!(kind, "{e}"),
     }
 }
