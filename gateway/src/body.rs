@@ -1,10 +1,8 @@
 //! Response bodies: small ones the gateway writes itself, and backend streams passed through
 //! frame by frame.
 //!
-//! A backend stream is never held back: a chunk is handed to hyper as soon as nothing more is
-//! ready. Chunks that are already there are merged first (up to 64 KiB): the connection task
-//! decodes one chunk per turn, so after each chunk the stream gives it one turn (no timer, no
-//! added wait) and then writes everything it got with one syscall instead of one per chunk. The wrapper enforces
+//! A backend stream is never buffered: every frame is handed to hyper as it arrives, so SSE
+//! chunks are flushed one by one and memory per stream stays at one frame. The wrapper enforces
 //! the idle timeout between chunks and the optional total cap; a stream cut after it started
 //! ends with an SSE `error` event and a clean close (a non-SSE body is aborted instead, the only
 //! honest signal left once headers are sent).
@@ -50,9 +48,6 @@ impl GatewayBody {
         let now = Instant::now();
         GatewayBody(Kind::Upstream(Box::new(UpstreamStream {
             body,
-            merged: bytes::BytesMut::new(),
-            yielded: false,
-            held: None,
             sse,
             idle_timeout,
             last_data: now,
@@ -64,17 +59,8 @@ impl GatewayBody {
     }
 }
 
-/// Most bytes merged into one write.
-const MERGE_LIMIT: usize = 64 << 10;
-
 struct UpstreamStream {
     body: Incoming,
-    /// Chunks received but not yet handed on.
-    merged: bytes::BytesMut,
-    /// Whether the connection task got its turn since the last chunk.
-    yielded: bool,
-    /// A frame or failure that arrived behind merged data, for the next poll.
-    held: Option<Held>,
     sse: bool,
     idle_timeout: Duration,
     last_data: Instant,
@@ -84,67 +70,11 @@ struct UpstreamStream {
     record: RequestRecord,
 }
 
-/// What came after merged data.
-enum Held {
-    Frame(Frame<Bytes>),
-    Error(BoxError),
-}
-
 impl UpstreamStream {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.held.take() {
-            Some(Held::Frame(frame)) => return Poll::Ready(Some(Ok(frame))),
-            Some(Held::Error(e)) => return Poll::Ready(Some(Err(e))),
-            None => {}
-        }
         if self.done {
             return Poll::Ready(None);
         }
-        loop {
-            match self.poll_inner(cx) {
-                Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
-                    let data = frame.into_data().unwrap_or_default();
-                    if self.merged.is_empty() && self.done {
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    self.merged.extend_from_slice(&data);
-                    self.yielded = false;
-                    if self.done || self.merged.len() >= MERGE_LIMIT {
-                        return self.flush();
-                    }
-                }
-                Poll::Pending if !self.merged.is_empty() => {
-                    if self.yielded {
-                        self.yielded = false;
-                        return self.flush();
-                    }
-                    // Let the connection task decode what it has already read, then merge.
-                    self.yielded = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                other if self.merged.is_empty() => return other,
-                // Trailers, the end or a failure behind merged data: the data goes first.
-                Poll::Ready(Some(Ok(frame))) => {
-                    self.held = Some(Held::Frame(frame));
-                    return self.flush();
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    self.held = Some(Held::Error(e));
-                    return self.flush();
-                }
-                Poll::Ready(None) | Poll::Pending => return self.flush(),
-            }
-        }
-    }
-
-    fn flush(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Poll::Ready(Some(Ok(Frame::data(self.merged.split().freeze()))))
-    }
-
-    /// One frame of the backend's body, under the timeouts. Data frames come back as data;
-    /// anything else (trailers, end, failure) as is.
-    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(deadline) = &mut self.deadline
             && deadline.as_mut().poll(cx).is_ready()
         {
@@ -244,9 +174,7 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             Kind::Full(bytes) => bytes.is_none(),
-            Kind::Upstream(stream) => {
-                stream.done && stream.merged.is_empty() && stream.held.is_none()
-            }
+            Kind::Upstream(stream) => stream.done,
         }
     }
 
