@@ -60,7 +60,8 @@ def setup():
     OUT.mkdir(parents=True, exist_ok=True)
     if not shutil.which("nginx"):
         log("installing nginx (Debian)")
-        sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null")
+        sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q nginx-light >/dev/null "
+           "|| { apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; }")
     venv = OUT / "venv"
     if not (venv / "bin" / "litellm").exists():
         log(f"installing LiteLLM {LITELLM_VERSION} (PyPI)")
