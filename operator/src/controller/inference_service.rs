@@ -2,7 +2,6 @@
 //! Ready, read the pods for download failures and GPU shortage, write status and Events.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -20,14 +19,7 @@ use crate::reconcile::inference_service::{
 
 /// Reconciles one InferenceService.
 pub async fn reconcile(isvc: Arc<InferenceService>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = run(&isvc, &ctx).await;
-    ctx.metrics
-        .observe("InferenceService", result.is_ok(), started.elapsed());
-    if result.is_ok() {
-        ctx.backoff.succeeded(&super::key(isvc.as_ref()));
-    }
-    result
+    super::instrumented("InferenceService", isvc.as_ref(), &ctx, run(&isvc, &ctx)).await
 }
 
 async fn run(isvc: &InferenceService, ctx: &Context) -> Result<Action, Error> {

@@ -109,6 +109,23 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(delay)
 }
 
+/// Runs one reconcile of `obj` (`reconcile`): counts and times it by `kind`, and forgets the
+/// object's backoff when it succeeds.
+pub async fn instrumented<K: Resource<DynamicType = ()>>(
+    kind: &'static str,
+    obj: &K,
+    ctx: &Context,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    ctx.metrics.observe(kind, result.is_ok(), started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key(obj));
+    }
+    result
+}
+
 /// The namespace of a namespaced object (`default` if unset, as the API server would).
 pub fn namespace_of<K: Resource>(obj: &K) -> String {
     obj.meta()

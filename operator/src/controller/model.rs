@@ -1,7 +1,6 @@
 //! Reconciling a `Model`: look at its PVC or at the model-downloader's verdict, write status.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,14 +16,7 @@ use crate::reconcile::model::{Observation, Source, download_report, parse_source
 
 /// Reconciles one Model.
 pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = run(&model, &ctx).await;
-    ctx.metrics
-        .observe("Model", result.is_ok(), started.elapsed());
-    if result.is_ok() {
-        ctx.backoff.succeeded(&super::key(model.as_ref()));
-    }
-    result
+    super::instrumented("Model", model.as_ref(), &ctx, run(&model, &ctx)).await
 }
 
 async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {

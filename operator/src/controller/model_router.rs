@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use sha2::{Digest, Sha256};
 
 use super::{Context, Error, PROGRESS, RESYNC, namespace_of, now, write};
@@ -26,14 +26,7 @@ use crate::validate::{FieldError, ValidationErrors, validate_spec};
 
 /// Reconciles one ModelRouter.
 pub async fn reconcile(router: Arc<ModelRouter>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = run(&router, &ctx).await;
-    ctx.metrics
-        .observe("ModelRouter", result.is_ok(), started.elapsed());
-    if result.is_ok() {
-        ctx.backoff.succeeded(&super::key(router.as_ref()));
-    }
-    result
+    super::instrumented("ModelRouter", router.as_ref(), &ctx, run(&router, &ctx)).await
 }
 
 async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
@@ -223,19 +216,14 @@ pub fn routers_using_service<'a>(
     routers: impl IntoIterator<Item = &'a ModelRouter>,
     ns: &str,
     name: &str,
-) -> Vec<kube::runtime::reflector::ObjectRef<ModelRouter>> {
-    routers
-        .into_iter()
-        .filter(|r| namespace_of(*r) == ns)
-        .filter(|r| {
-            r.spec.backends.iter().any(|b| {
-                b.inference_service_ref
-                    .as_ref()
-                    .is_some_and(|i| i.name == name)
-            })
+) -> Vec<ObjectRef<ModelRouter>> {
+    routers_in(routers, ns, |r| {
+        r.spec.backends.iter().any(|b| {
+            b.inference_service_ref
+                .as_ref()
+                .is_some_and(|i| i.name == name)
         })
-        .map(kube::runtime::reflector::ObjectRef::from)
-        .collect()
+    })
 }
 
 /// The routers a change to the Secret or ConfigMap `name` in `ns` affects (credentials or
@@ -244,25 +232,32 @@ pub fn routers_using_object<'a>(
     routers: impl IntoIterator<Item = &'a ModelRouter>,
     ns: &str,
     name: &str,
-) -> Vec<kube::runtime::reflector::ObjectRef<ModelRouter>> {
+) -> Vec<ObjectRef<ModelRouter>> {
+    routers_in(routers, ns, |r| {
+        let secret = r.spec.backends.iter().any(|b| {
+            b.external
+                .as_ref()
+                .and_then(|e| e.credentials_secret_ref.as_ref())
+                .is_some_and(|s| s.name == name)
+        });
+        let module = r.spec.policies.iter().any(|p| {
+            p.module
+                .config_map_key_ref
+                .as_ref()
+                .is_some_and(|c| c.name == name)
+        });
+        secret || module
+    })
+}
+
+fn routers_in<'a>(
+    routers: impl IntoIterator<Item = &'a ModelRouter>,
+    ns: &str,
+    uses: impl Fn(&ModelRouter) -> bool,
+) -> Vec<ObjectRef<ModelRouter>> {
     routers
         .into_iter()
-        .filter(|r| namespace_of(*r) == ns)
-        .filter(|r| {
-            let secret = r.spec.backends.iter().any(|b| {
-                b.external
-                    .as_ref()
-                    .and_then(|e| e.credentials_secret_ref.as_ref())
-                    .is_some_and(|s| s.name == name)
-            });
-            let module = r.spec.policies.iter().any(|p| {
-                p.module
-                    .config_map_key_ref
-                    .as_ref()
-                    .is_some_and(|c| c.name == name)
-            });
-            secret || module
-        })
-        .map(kube::runtime::reflector::ObjectRef::from)
+        .filter(|r| namespace_of(*r) == ns && uses(r))
+        .map(ObjectRef::from)
         .collect()
 }

@@ -530,11 +530,11 @@ pub struct Observation {
 /// What the pods of an InferenceService say: a failed model-downloader (exit code and
 /// termination message; the newest failure wins) and whether scheduling waits for GPUs.
 pub fn observe_pods(pods: &[Pod]) -> (Option<(i32, String)>, bool) {
-    let mut failure: Option<(String, i32, String)> = None;
-    let mut waiting_for_gpu = false;
-    for pod in pods {
-        let Some(status) = &pod.status else { continue };
-        waiting_for_gpu |= status.conditions.iter().flatten().any(|c| {
+    let waiting_for_gpu = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| {
             c.type_ == "PodScheduled"
                 && c.status == "False"
                 && c.reason.as_deref() == Some("Unschedulable")
@@ -542,35 +542,8 @@ pub fn observe_pods(pods: &[Pod]) -> (Option<(i32, String)>, bool) {
                     .as_deref()
                     .is_some_and(|m| m.contains("nvidia.com/gpu"))
         });
-        let downloader = status
-            .init_container_statuses
-            .iter()
-            .flatten()
-            .filter(|c| c.name == "model-downloader");
-        for c in downloader {
-            // A crash-looping init container is `waiting`; its failure is in `lastState`.
-            let states = [c.state.as_ref(), c.last_state.as_ref()];
-            let Some(t) = states
-                .into_iter()
-                .flatten()
-                .find_map(|s| s.terminated.as_ref())
-            else {
-                continue;
-            };
-            if t.exit_code == 0 {
-                continue;
-            }
-            let at = t
-                .finished_at
-                .as_ref()
-                .map(|f| f.0.to_string())
-                .unwrap_or_default();
-            if failure.as_ref().is_none_or(|(seen, ..)| at > *seen) {
-                failure = Some((at, t.exit_code, t.message.clone().unwrap_or_default()));
-            }
-        }
-    }
-    (failure.map(|(_, code, msg)| (code, msg)), waiting_for_gpu)
+    let failure = super::model::newest_downloader_exit(pods, |code| code != 0);
+    (failure, waiting_for_gpu)
 }
 
 /// The status an InferenceService should have.
