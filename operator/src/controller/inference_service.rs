@@ -9,8 +9,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
-use super::{Context, Error, PROGRESS, RESYNC, namespace_of, now, write};
-use crate::crd::condition::settle_transitions;
+use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
 use crate::crd::inference_service::InferenceService;
 use crate::crd::model::Model;
 use crate::reconcile::inference_service::{
@@ -53,14 +52,8 @@ async fn run(isvc: &InferenceService, ctx: &Context) -> Result<Action, Error> {
 
     let mut next = status(isvc, &obs);
     let current = isvc.status.as_ref();
-    settle_transitions(
-        current.map_or(&[][..], |s| &s.conditions),
-        &mut next.conditions,
-        &now(),
-    );
-    if current != Some(&next) {
+    if write::status(&ctx.client, isvc, current, &mut next).await? {
         announce_failure(isvc, current, &next, ctx).await;
-        write::status(&ctx.client, isvc, current, &next).await?;
     }
     Ok(match next.phase.as_deref() {
         Some("Ready") => Action::requeue(RESYNC),

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::{Context, Error, PROGRESS, RESYNC, namespace_of, now};
-use crate::crd::condition::settle_transitions;
+use super::{Context, Error, PROGRESS, RESYNC, namespace_of};
 use crate::crd::model::Model;
 use crate::reconcile::inference_service::MODEL_LABEL;
 use crate::reconcile::model::{Observation, Source, download_report, parse_source, status};
@@ -42,18 +40,7 @@ async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
         Ok(Source::HfRepo(_)) | Err(_) => {}
     }
     let mut next = status(&model.spec, &ns, &obs);
-    let current = model.status.as_ref();
-    settle_transitions(
-        current.map_or(&[][..], |s| &s.conditions),
-        &mut next.conditions,
-        &now(),
-    );
-    // Compared with the time of the last write carried over: only a real change is written.
-    next.last_updated = current.and_then(|s| s.last_updated.clone());
-    if current != Some(&next) {
-        next.last_updated = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-        super::write::status(&ctx.client, model, None, &next).await?;
-    }
+    super::write::status(&ctx.client, model, model.status.as_ref(), &mut next).await?;
     Ok(match next.phase.as_deref() {
         Some("Pending") => Action::requeue(PROGRESS),
         _ => Action::requeue(RESYNC),

@@ -13,9 +13,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use sha2::{Digest, Sha256};
 
-use super::{Context, Error, PROGRESS, RESYNC, namespace_of, now, write};
+use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
 use crate::compiler::{compile, hex};
-use crate::crd::condition::settle_transitions;
 use crate::crd::inference_service::InferenceService;
 use crate::crd::model_router::{BackendStatus, ModelRouter, PolicyRef};
 use crate::defaults::backend_url;
@@ -80,17 +79,7 @@ async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
         tracing::info!(router = %super::key(router), "refused: {}", e.to_string().replace('\n', "; "));
     }
     let mut next = status(router, &validation, &obs);
-    let current = router.status.as_ref();
-    settle_transitions(
-        current.map_or(&[][..], |s| &s.conditions),
-        &mut next.conditions,
-        &now(),
-    );
-    next.last_updated = current.and_then(|s| s.last_updated.clone());
-    if current != Some(&next) {
-        next.last_updated = Some(now());
-        write::status(&ctx.client, router, None, &next).await?;
-    }
+    write::status(&ctx.client, router, router.status.as_ref(), &mut next).await?;
     Ok(match next.phase.as_deref() {
         Some("Ready") => Action::requeue(RESYNC),
         Some("Failed") => Action::await_change(),

@@ -7,10 +7,16 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::crd::condition::{Condition, settle_transitions};
+use crate::crd::inference_service::InferenceServiceStatus;
+use crate::crd::model::ModelStatus;
+use crate::crd::model_router::ModelRouterStatus;
 
 /// The field manager of every write.
 pub const MANAGER: &str = "llmkube-controller";
@@ -36,29 +42,86 @@ where
     .await
 }
 
-/// Server-side applies `status` to `obj`'s status subresource, unless it equals `current`.
-/// Returns whether it wrote.
+/// A status the controller writes.
+pub trait Status: Serialize + PartialEq {
+    /// Its conditions.
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    /// Its conditions (read).
+    fn conditions(&self) -> &[Condition];
+    /// Sets the write time: `previous`'s (for comparing), or now (when writing). Statuses
+    /// without one ignore it.
+    fn set_written(&mut self, _previous: Option<&Self>) {}
+}
+
+/// The condition accessors of a status with a `conditions` field.
+macro_rules! conditions_field {
+    () => {
+        fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+            &mut self.conditions
+        }
+        fn conditions(&self) -> &[Condition] {
+            &self.conditions
+        }
+    };
+}
+
+impl Status for ModelStatus {
+    conditions_field!();
+    fn set_written(&mut self, previous: Option<&Self>) {
+        self.last_updated = match previous {
+            Some(p) => p.last_updated.clone(),
+            None => Some(Time(k8s_openapi::jiff::Timestamp::now())),
+        };
+    }
+}
+
+impl Status for InferenceServiceStatus {
+    conditions_field!();
+}
+
+impl Status for ModelRouterStatus {
+    conditions_field!();
+    fn set_written(&mut self, previous: Option<&Self>) {
+        self.last_updated = match previous {
+            Some(p) => p.last_updated.clone(),
+            None => Some(super::now()),
+        };
+    }
+}
+
+/// Server-side applies `next` to `obj`'s status subresource unless, with the transition times
+/// and write time of `current` carried over, nothing changed. Returns whether it wrote.
 pub async fn status<K, S>(
     client: &Client,
     obj: &K,
     current: Option<&S>,
-    status: &S,
+    next: &mut S,
 ) -> Result<bool, super::Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + Debug
         + DeserializeOwned,
-    S: Serialize + PartialEq,
+    S: Status,
 {
-    if current == Some(status) {
-        return Ok(false);
+    let none: &[Condition] = &[];
+    settle_transitions(
+        current.map_or(none, |s| s.conditions()),
+        next.conditions_mut(),
+        &super::now(),
+    );
+    if let Some(current) = current {
+        next.set_written(Some(current));
+        if current == next {
+            return Ok(false);
+        }
     }
+    next.set_written(None);
     let api: Api<K> = Api::namespaced(client.clone(), &super::namespace_of(obj));
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": status,
+        "status": next,
     });
     let name = obj.meta().name.as_deref().unwrap_or_default();
     api.patch_status(
