@@ -11,7 +11,10 @@
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
@@ -34,6 +37,9 @@ pub struct AuditWriter {
     target: AuditTarget,
     tx: SyncSender<String>,
     dropped: Counter,
+    /// Set by [`AuditWriter::close`]: write what is queued and stop.
+    closing: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl AuditWriter {
@@ -44,14 +50,29 @@ impl AuditWriter {
             AuditTarget::File(path) => Box::new(open_append(path)?),
         };
         let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&closing);
+        let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_lines(rx, out))?;
+            .spawn(move || write_lines(rx, out, &stop))?;
         Ok(AuditWriter {
             target,
             tx,
             dropped,
+            closing,
+            thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Writes every queued line now and stops the writer (at shutdown, so that no line of a
+    /// finished request is lost when the process exits). Lines queued later are dropped.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 
     /// Where this writer writes.
@@ -76,11 +97,13 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>, closing: &AtomicBool) {
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     loop {
-        // Nobody waits on the channel, so sending a line never wakes this thread.
-        std::thread::sleep(FLUSH_INTERVAL);
+        // Nobody waits on the channel, so sending a line never wakes this thread; `close`
+        // unparks it.
+        std::thread::park_timeout(FLUSH_INTERVAL);
+        let stop = closing.load(Ordering::Acquire);
         let (mut ok, mut wrote) = (true, false);
         let disconnected = loop {
             match rx.try_recv() {
@@ -95,7 +118,7 @@ fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
         if wrote && !(ok && out.flush().is_ok()) {
             tracing::error!("failed to write audit lines");
         }
-        if disconnected {
+        if disconnected || stop {
             return;
         }
     }

@@ -285,5 +285,8 @@ impl RunningGateway {
         for server in self.servers {
             let _ = server.await;
         }
+        // Every request has finished: write the last audit lines before the process exits.
+        let audit = Arc::clone(&self.state.router.load().audit);
+        let _ = tokio::task::spawn_blocking(move || audit.close()).await;
     }
 }

@@ -153,3 +153,25 @@ async fn shutdown_lets_streams_in_flight_finish_and_refuses_new_connections() {
         "no new connections after shutdown"
     );
 }
+
+#[tokio::test]
+async fn shutdown_writes_every_audit_line_before_it_returns() {
+    let local = llmkube_mock_upstream::MockUpstream::start("local")
+        .await
+        .unwrap();
+    let gw = gateway(
+        "  backends: [{name: local, inferenceServiceRef: {name: local}}]\n  defaultRoute: local\n",
+        &[("local", &local)],
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(gw.chat("m", &[]).await.status, 200);
+    }
+    let audit = gw.dir.path().join("audit.log");
+    let Gw { gw, dir: _dir, .. } = gw;
+    gw.shutdown().await;
+    // Read once, right away: the writer batches every 10 ms, so only a flush at shutdown makes
+    // the last lines reliably present here.
+    let lines = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert_eq!(lines.lines().count(), 5, "{lines}");
+}
