@@ -25,9 +25,6 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// A status could not be serialised.
-    #[error("serialising status: {0}")]
-    Json(#[from] serde_json::Error),
 }
 
 impl Error {

@@ -30,11 +30,11 @@ use serde::{Deserialize, Serialize};
 #[schemars(transform = super::cel::model_router_rules)]
 pub struct ModelRouterSpec {
     /// Backends requests can be sent to: in-cluster InferenceServices or external providers.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = crate::validate::MAX_BACKENDS))]
     pub backends: Vec<Backend>,
     /// Routing rules, evaluated in order; the first whose `match` fits the request wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = crate::validate::MAX_RULES))]
     pub rules: Vec<Rule>,
     /// Backend name used when no rule matched (and, with `BackendNameMatch`, no backend name did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,7 +308,7 @@ pub struct Rule {
 pub struct RuleMatch {
     /// Matches when the request carries any of these classifications.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 63)))]
+    #[schemars(length(max = crate::validate::MAX_CLASSIFICATIONS), inner(length(max = crate::validate::MAX_CLASSIFICATION_LEN)))]
     pub data_classification: Vec<String>,
     /// Matches the `x-llmkube-task-complexity` header (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +335,7 @@ pub struct RuleMatch {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RouteSpec {
     /// Backend names, in preference order.
-    #[schemars(length(min = 1, max = 16), inner(length(max = 63)))]
+    #[schemars(length(min = 1, max = crate::validate::MAX_ROUTE_BACKENDS), inner(length(max = 63)))]
     pub backends: Vec<String>,
     /// How the backends are used (default `primary-fallback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -441,7 +441,7 @@ pub struct ClassificationSpec {
     pub header_key: Option<String>,
     /// Classifications that must never leave the local tier (default `["pii", "phi"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 16), inner(length(max = 63)))]
+    #[schemars(length(max = crate::validate::MAX_CLASSIFICATIONS), inner(length(max = crate::validate::MAX_CLASSIFICATION_LEN)))]
     pub sensitive_classifications: Option<Vec<String>>,
 }
 
