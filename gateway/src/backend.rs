@@ -53,8 +53,13 @@ pub struct BackendTarget {
     pub model_override: Option<Bytes>,
     /// Headers that authenticate the gateway to the provider. Values are marked sensitive.
     pub credentials: Vec<(HeaderName, HeaderValue)>,
+    /// Why the backend's own credential could not be read (its Secret is missing); requests
+    /// are then sent without one and their audit lines carry this.
+    pub credential_problem: Option<String>,
     /// `backends[].timeout`.
     pub timeout: Option<Duration>,
+    /// `backends[].healthCheck`, with defaults.
+    pub health_check: Option<ActiveCheck>,
     /// Shared health state (kept across reloads while the name stays).
     pub health: Arc<BackendHealth>,
 }
@@ -71,6 +76,17 @@ impl BackendTarget {
             .path_and_query(pq)
             .build()
     }
+}
+
+/// An active health check: GET `path` every `interval`; 2xx within `timeout` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCheck {
+    /// Path below the backend's base URL, e.g. `/health`.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time a check may take.
+    pub timeout: Duration,
 }
 
 /// Resolves every backend of a validated spec; `health` supplies state to keep by name.
@@ -140,14 +156,14 @@ fn resolve_one(
         .as_ref()
         .and_then(|e| e.model.as_ref())
         .map(|m| Bytes::from(serde_json::to_vec(m).unwrap_or_default()));
-    let credentials = match &b.external {
+    let (credentials, credential_problem) = match &b.external {
         Some(ext) => credentials(
             ext.provider,
             ext.credentials_secret_ref.as_ref().map(|r| r.name.as_str()),
             opts.credentials_dir.as_deref(),
             &b.name,
         ),
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     Ok(BackendTarget {
         name: Arc::new(b.name.clone()),
@@ -159,7 +175,22 @@ fn resolve_one(
         url,
         model_override,
         credentials,
+        credential_problem,
         timeout: b.timeout.as_deref().and_then(|t| parse_duration(t).ok()),
+        health_check: b.health_check.as_ref().map(|c| ActiveCheck {
+            path: c
+                .path
+                .clone()
+                .unwrap_or_else(|| defaults::HEALTH_CHECK_PATH.to_owned()),
+            interval: Duration::from_secs(u64::from(
+                c.interval_seconds
+                    .unwrap_or(defaults::HEALTH_CHECK_INTERVAL_SECONDS),
+            )),
+            timeout: Duration::from_secs(u64::from(
+                c.timeout_seconds
+                    .unwrap_or(defaults::HEALTH_CHECK_TIMEOUT_SECONDS),
+            )),
+        }),
         health: health(&b.name),
     })
 }
@@ -173,31 +204,67 @@ pub fn credential_key(provider: Provider) -> &'static str {
     }
 }
 
-/// Reads a provider credential from `<dir>/<secret>/<KEY>`, else from the environment, and
-/// turns it into headers. The value is never logged.
+/// A backend's credential, as headers, and the problem when its Secret cannot be read.
+///
+/// A credential goes only to the backend it belongs to: a backend that names a
+/// `credentialsSecretRef` gets the key from `<dir>/<secret>/<KEY>` and nothing else — when that
+/// file is missing it gets no credential at all (a start-up warning, and the audit line of
+/// each of its requests says so), never the environment's key. Only a backend that names no
+/// Secret falls back to the provider's environment variable (standalone convenience), and
+/// that is logged per backend at start. The value is never logged.
 fn credentials(
     provider: Provider,
     secret: Option<&str>,
     dir: Option<&Path>,
     backend: &str,
-) -> Vec<(HeaderName, HeaderValue)> {
+) -> (Vec<(HeaderName, HeaderValue)>, Option<String>) {
     let key_name = credential_key(provider);
-    let from_file = match (dir, secret) {
-        (Some(dir), Some(secret)) => std::fs::read_to_string(dir.join(secret).join(key_name)).ok(),
-        _ => None,
+    let key = match (secret, dir) {
+        (Some(secret), Some(dir)) => {
+            let file = dir.join(secret).join(key_name);
+            match std::fs::read_to_string(&file) {
+                Ok(key) => key,
+                Err(e) => {
+                    let problem = format!(
+                        "backend {backend:?} has no credential: cannot read {} from Secret {secret:?} ({e})",
+                        file.display()
+                    );
+                    tracing::warn!(backend, "{problem}; its requests are sent without one");
+                    return (Vec::new(), Some(problem));
+                }
+            }
+        }
+        (Some(secret), None) => {
+            let problem = format!(
+                "backend {backend:?} has no credential: it names Secret {secret:?} but the gateway has no --credentials-dir"
+            );
+            tracing::warn!(backend, "{problem}; its requests are sent without one");
+            return (Vec::new(), Some(problem));
+        }
+        (None, _) => match std::env::var(key_name) {
+            Ok(key) => {
+                tracing::info!(
+                    backend,
+                    key = key_name,
+                    "no credentialsSecretRef: using the key from the environment"
+                );
+                key
+            }
+            Err(_) => {
+                tracing::info!(backend, "no credentialsSecretRef: sending no credential");
+                return (Vec::new(), None);
+            }
+        },
     };
-    let Some(key) = from_file
-        .or_else(|| std::env::var(key_name).ok())
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty())
-    else {
+    let key = key.trim().to_owned();
+    if key.is_empty() {
+        let problem = format!("backend {backend:?} has an empty {key_name}");
         tracing::warn!(
             backend,
-            key = key_name,
-            "no credential found; requests are sent without one"
+            "{problem}; its requests are sent without a credential"
         );
-        return Vec::new();
-    };
+        return (Vec::new(), Some(problem));
+    }
     let secret_value = |v: String| {
         HeaderValue::try_from(v).ok().map(|mut v| {
             v.set_sensitive(true);
@@ -221,12 +288,13 @@ fn credentials(
             }
         }
     }
-    if headers.is_empty() {
+    if headers.iter().all(|(n, _)| n == "anthropic-version") {
+        let problem = format!("backend {backend:?}: {key_name} is not a valid header value");
         tracing::warn!(
             backend,
-            key = key_name,
-            "credential is not a valid header value; ignored"
+            "{problem}; its requests are sent without a credential"
         );
+        return (Vec::new(), Some(problem));
     }
-    headers
+    (headers, None)
 }

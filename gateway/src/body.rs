@@ -1,20 +1,27 @@
 //! Response bodies: small ones the gateway writes itself, and backend streams passed through
 //! frame by frame.
 //!
-//! A backend stream is never buffered: every frame is handed to hyper as it arrives, so SSE
-//! chunks are flushed one by one and memory per stream stays at one frame. The wrapper enforces
-//! the idle timeout between chunks and the optional total cap; a stream cut after it started
-//! ends with an SSE `error` event and a clean close (a non-SSE body is aborted instead, the only
-//! honest signal left once headers are sent).
+//! A backend stream is moved by its own task (the pump) into a channel of a few frames that
+//! the client's connection drains. The pump owns the stream's timers, so they run whether or
+//! not the client reads: the backend's idle timeout between chunks, the optional total cap,
+//! and the client's: a client that takes no data for the idle timeout gets its stream cut and
+//! the backend connection released (a llama.cpp server has only a few slots), with the audit
+//! outcome `client_stalled`. A stream cut after it started ends with an SSE `error` event and
+//! a clean close (a non-SSE body is aborted instead, the only honest signal left once headers
+//! are sent). Memory per stream stays at the channel's few frames.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
 
 use crate::error::error_json;
 use crate::record::{Outcome, RequestRecord};
@@ -22,12 +29,34 @@ use crate::record::{Outcome, RequestRecord};
 /// Boxed error of a response body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Frames a stream may hold between the backend and the client: enough to keep both sides
+/// busy, few enough that a slow client costs little memory.
+const STREAM_BUFFER_FRAMES: usize = 4;
+
 /// Every response body the gateway sends.
 pub struct GatewayBody(Kind);
 
 enum Kind {
     Full(Option<Bytes>),
-    Upstream(Box<UpstreamStream>),
+    Upstream(Box<Downstream>),
+}
+
+/// The client's end of a pumped backend stream.
+struct Downstream {
+    rx: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+    /// Set by the pump once everything it will ever send is in the channel.
+    complete: Arc<AtomicBool>,
+    size: SizeHint,
+    done: bool,
+}
+
+/// The stream's time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Longest wait for the backend's next chunk, and for the client to take one.
+    pub idle_timeout: Duration,
+    /// Cap on the whole response.
+    pub max_duration: Option<Duration>,
 }
 
 impl GatewayBody {
@@ -36,123 +65,183 @@ impl GatewayBody {
         GatewayBody(Kind::Full(Some(bytes.into())))
     }
 
-    /// A backend's body, streamed through under the router's timeouts; `record` is finished
-    /// when the stream ends, fails or is dropped.
+    /// A backend's body, streamed through under `limits` by a pump task; `record` is
+    /// finished by the pump when the stream ends, fails, is cut or the client goes away.
     pub fn upstream(
         body: Incoming,
         sse: bool,
-        idle_timeout: Duration,
-        max_duration: Option<Duration>,
+        limits: StreamLimits,
         record: RequestRecord,
     ) -> Self {
-        let now = Instant::now();
-        GatewayBody(Kind::Upstream(Box::new(UpstreamStream {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER_FRAMES);
+        let complete = Arc::new(AtomicBool::new(false));
+        // An SSE stream may gain an error event, so its length is never promised.
+        let size = if sse {
+            SizeHint::default()
+        } else {
+            body.size_hint()
+        };
+        let pump = Pump {
             body,
+            tx,
             sse,
-            idle_timeout,
-            last_data: now,
-            idle: Box::pin(sleep_until(now + idle_timeout)),
-            deadline: max_duration.map(|d| Box::pin(sleep_until(now + d))),
-            done: false,
+            limits,
             record,
+            complete: Arc::clone(&complete),
+        };
+        tokio::spawn(pump.run());
+        GatewayBody(Kind::Upstream(Box::new(Downstream {
+            rx,
+            complete,
+            size,
+            done: false,
         })))
     }
 }
 
-struct UpstreamStream {
+/// Moves one backend stream to its client under the stream's timers.
+struct Pump {
     body: Incoming,
+    tx: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
     sse: bool,
-    idle_timeout: Duration,
-    last_data: Instant,
-    idle: Pin<Box<Sleep>>,
-    deadline: Option<Pin<Box<Sleep>>>,
-    done: bool,
+    limits: StreamLimits,
     record: RequestRecord,
+    complete: Arc<AtomicBool>,
 }
 
-impl UpstreamStream {
+/// Why a stream stopped early.
+enum Stop {
+    /// The client went away.
+    ClientGone,
+    /// The client took nothing for the idle timeout.
+    ClientStalled,
+    /// The backend failed, idled out or the total cap passed.
+    Cut(String, &'static str),
+}
+
+impl Pump {
+    async fn run(mut self) {
+        let started = Instant::now();
+        let deadline = self.limits.max_duration.map(|d| started + d);
+        match self.pump(deadline).await {
+            Ok(()) => {
+                self.complete.store(true, Ordering::Release);
+                let outcome = if self.sse {
+                    Outcome::OkStream
+                } else {
+                    Outcome::Ok
+                };
+                self.record.finish(outcome);
+            }
+            Err(Stop::ClientGone) => self.record.finish(Outcome::ClientClosed),
+            Err(Stop::ClientStalled) => {
+                let idle = self.limits.idle_timeout.as_secs_f64();
+                tracing::warn!(request_id = %self.record.request_id, "the client took no data for {idle}s; stream cut");
+                self.record.error = Some(format!("the client took no data for {idle}s"));
+                self.record.finish(Outcome::ClientStalled);
+            }
+            Err(Stop::Cut(message, code)) => {
+                tracing::warn!(request_id = %self.record.request_id, code, "{message}");
+                let last = if self.sse {
+                    let event = format!(
+                        "event: error\ndata: {}\n\n",
+                        error_json(&message, "stream_error", None, code)
+                    );
+                    Ok(Frame::data(Bytes::from(event)))
+                } else {
+                    Err(BoxError::from(message.clone()))
+                };
+                // The event is best effort: a full channel means a client that is not reading.
+                if self.tx.try_send(last).is_ok() && self.sse {
+                    self.complete.store(true, Ordering::Release);
+                }
+                self.record.error = Some(message);
+                self.record.finish(Outcome::StreamError);
+            }
+        }
+        // Dropping the backend body here releases its connection.
+    }
+
+    async fn pump(&mut self, deadline: Option<Instant>) -> Result<(), Stop> {
+        let idle = self.limits.idle_timeout;
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let cap = deadline.unwrap_or(far);
+        loop {
+            let wait_until = (Instant::now() + idle).min(cap);
+            let next = tokio::select! {
+                biased;
+                frame = self.body.frame() => frame,
+                () = self.tx.closed() => return Err(Stop::ClientGone),
+                () = sleep_until(wait_until) => {
+                    return Err(if deadline.is_some_and(|d| Instant::now() >= d) {
+                        Stop::Cut("the response exceeded the maximum stream duration".into(), "stream_max_duration")
+                    } else {
+                        Stop::Cut(format!("the backend sent nothing for {}s", idle.as_secs_f64()), "stream_idle_timeout")
+                    });
+                }
+            };
+            let frame = match next {
+                None => return Ok(()),
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    return Err(Stop::Cut(
+                        format!("the backend stream failed: {e}"),
+                        "upstream_stream_error",
+                    ));
+                }
+            };
+            if let Some(data) = frame.data_ref() {
+                if data.is_empty() {
+                    continue;
+                }
+                let r = &mut self.record;
+                r.ttfb.get_or_insert_with(|| r.started.elapsed());
+                r.bytes_out += data.len() as u64;
+            }
+            let end = self.body.is_end_stream();
+            self.send(frame, cap).await?;
+            if end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Hands one frame to the client side, waiting at most the idle timeout for room.
+    async fn send(&mut self, frame: Frame<Bytes>, cap: Instant) -> Result<(), Stop> {
+        let frame = match self.tx.try_send(Ok(frame)) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::ClientGone),
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
+        let until = (Instant::now() + self.limits.idle_timeout).min(cap);
+        tokio::select! {
+            sent = self.tx.send(frame) => sent.map_err(|_| Stop::ClientGone),
+            () = sleep_until(until) => Err(if Instant::now() >= cap {
+                Stop::Cut("the response exceeded the maximum stream duration".into(), "stream_max_duration")
+            } else {
+                Stop::ClientStalled
+            }),
+        }
+    }
+}
+
+impl Downstream {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.done {
             return Poll::Ready(None);
         }
-        if let Some(deadline) = &mut self.deadline
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return self.cut(
-                "the response exceeded the maximum stream duration",
-                "stream_max_duration",
-            );
-        }
-        match Pin::new(&mut self.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref()
-                    && !data.is_empty()
-                {
-                    self.last_data = Instant::now();
-                    let r = &mut self.record;
-                    r.ttfb.get_or_insert_with(|| r.started.elapsed());
-                    r.bytes_out += data.len() as u64;
-                }
-                // hyper stops polling once a Content-Length body is complete, so the end must
-                // be noticed here rather than from a final `None`.
-                if self.body.is_end_stream() {
-                    self.finish_ok();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => self.cut(
-                &format!("the backend stream failed: {e}"),
-                "upstream_stream_error",
-            ),
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
             Poll::Ready(None) => {
-                self.finish_ok();
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                // The idle timer is re-armed lazily, from the last data seen, instead of on
-                // every frame.
-                loop {
-                    ready!(self.idle.as_mut().poll(cx));
-                    let due = self.last_data + self.idle_timeout;
-                    if Instant::now() >= due {
-                        let msg = format!(
-                            "the backend sent nothing for {}s",
-                            self.idle_timeout.as_secs_f64()
-                        );
-                        return self.cut(&msg, "stream_idle_timeout");
-                    }
-                    self.idle.as_mut().reset(due);
+                self.done = true;
+                if self.complete.load(Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    // The pump gave up (a stalled client): abort rather than end cleanly.
+                    Poll::Ready(Some(Err("the stream was cut".into())))
                 }
             }
-        }
-    }
-
-    fn finish_ok(&mut self) {
-        self.done = true;
-        self.record.finish(if self.sse {
-            Outcome::OkStream
-        } else {
-            Outcome::Ok
-        });
-    }
-
-    fn cut(
-        &mut self,
-        message: &str,
-        code: &'static str,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.done = true;
-        tracing::warn!(request_id = %self.record.request_id, code, "{message}");
-        self.record.error = Some(message.to_owned());
-        self.record.finish(Outcome::StreamError);
-        if self.sse {
-            let event = format!(
-                "event: error\ndata: {}\n\n",
-                error_json(message, "stream_error", None, code)
-            );
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
-        } else {
-            Poll::Ready(Some(Err(message.to_owned().into())))
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -182,9 +271,7 @@ impl Body for GatewayBody {
         match &self.0 {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
-            // An SSE stream may gain an error event, so its length is never promised.
-            Kind::Upstream(s) if s.sse => SizeHint::default(),
-            Kind::Upstream(s) => s.body.size_hint(),
+            Kind::Upstream(s) => s.size,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The candidates come from the routing [`Route`]; this module only orders them by strategy,
 //! skips quarantined ones (admitting the single half-open probe), and tries them in turn until
-//! one answers with a non-5xx status. Fallback therefore only ever happens before the client has
+//! one answers with a non-5xx status. When every candidate is quarantined they are tried
+//! anyway, in order (Envoy's panic mode): a request is never refused untried. Fallback therefore only ever happens before the client has
 //! seen a byte. Shadow copies go only to the route's own candidates, which routing has already
 //! narrowed to the local tier for a sensitive request.
 
@@ -118,11 +119,57 @@ pub async fn dispatch(
     progress: &mut Progress,
 ) -> Result<Answered, Exhausted> {
     let mut last = None;
+    let mut skipped = Vec::new();
     for b in order(route, snap) {
         let target = &snap.backends[b];
         let Some(permit) = target.health.try_admit(now_ms()) else {
+            skipped.push(b);
             continue;
         };
+        if let Some(answered) =
+            attempt(state, snap, route, out, progress, b, permit, &mut last).await
+        {
+            return Ok(answered);
+        }
+    }
+    if progress.attempts == 0 && !skipped.is_empty() {
+        tracing::warn!(
+            router = %snap.name,
+            "every backend of the route is quarantined; trying them anyway"
+        );
+        state
+            .metrics
+            .panic_routes
+            .get_or_create(&crate::metrics::RouterLabels {
+                router: Arc::clone(&snap.name),
+            })
+            .inc();
+        for b in skipped {
+            let permit = snap.backends[b].health.admit_in_panic();
+            if let Some(answered) =
+                attempt(state, snap, route, out, progress, b, permit, &mut last).await
+            {
+                return Ok(answered);
+            }
+        }
+    }
+    Err(Exhausted { last })
+}
+
+/// One attempt on backend `b`; `None` when it failed (recorded in `last`).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    state: &Arc<AppState>,
+    snap: &Arc<RouterSnapshot>,
+    route: &Route,
+    out: &Outbound<'_>,
+    progress: &mut Progress,
+    b: usize,
+    permit: crate::health::Permit<'_>,
+    last: &mut Option<(usize, Failure)>,
+) -> Option<Answered> {
+    let target = &snap.backends[b];
+    {
         let timeout = attempt_timeout(route, target, snap);
         progress.attempts += 1;
         progress.last_timeout = Some(timeout);
@@ -130,8 +177,8 @@ pub async fn dispatch(
             match crate::upstream::build_request(target, out, &snap.table.classification_header) {
                 Ok(r) => r,
                 Err(e) => {
-                    last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
-                    continue;
+                    *last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
+                    return None;
                 }
             };
         let sent = Instant::now();
@@ -144,7 +191,7 @@ pub async fn dispatch(
                 if route.strategy == Strategy::Shadow {
                     shadow(state, snap, route, b, out);
                 }
-                return Ok(Answered {
+                return Some(Answered {
                     response: resp,
                     backend: b,
                 });
@@ -159,11 +206,22 @@ pub async fn dispatch(
             Failure::Status(_) => "status_5xx",
         };
         state.count_attempt(snap, b, result_label);
-        tracing::warn!(backend = %target.name, probe = permit.is_probe(), ?failure, "backend attempt failed; quarantining");
-        permit.failure(snap.settings.quarantine, now_ms());
-        last = Some((b, failure));
+        let probe = permit.is_probe();
+        let quarantined = match failure {
+            Failure::Timeout(_) => {
+                permit.timeout();
+                false
+            }
+            _ => permit.failure(
+                snap.settings.consecutive_failures,
+                snap.settings.quarantine,
+                now_ms(),
+            ),
+        };
+        tracing::warn!(backend = %target.name, probe, quarantined, ?failure, "backend attempt failed");
+        *last = Some((b, failure));
+        None
     }
-    Err(Exhausted { last })
 }
 
 /// Sends fire-and-forget copies to the route's other candidates; answers are discarded.

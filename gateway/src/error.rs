@@ -5,6 +5,22 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::GatewayBody;
 
+/// Longest piece of client input (a `model`) echoed into an error message or an audit line,
+/// in bytes: a client must not be able to inflate what the gateway writes.
+pub const MAX_ECHO: usize = 256;
+
+/// `s` cut to at most [`MAX_ECHO`] bytes at a character boundary, with `…` when it was cut.
+pub fn echo(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_ECHO {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = MAX_ECHO;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
+}
+
 /// A request the gateway answers itself with an error.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -95,7 +111,10 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "no_route",
             "no_route",
-            format!("no rule, backend or default route matches this request (model {model:?})"),
+            format!(
+                "no rule, backend or default route matches this request (model {:?})",
+                echo(model)
+            ),
         )
     }
 

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod inbound;
+pub mod json_body;
 #[cfg(feature = "kubernetes")]
 pub mod kube_source;
 pub mod metrics;
@@ -145,6 +146,7 @@ pub struct RunningGateway {
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     watcher: Option<JoinHandle<()>>,
+    checker: JoinHandle<()>,
 }
 
 /// Loads the router, binds the listeners and starts serving.
@@ -222,6 +224,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             cm.spawn_watcher(Arc::clone(&state), config.router_name.clone(), hash)
         }
     });
+    let checker = tokio::spawn(health::run_active_checks(Arc::clone(&state)));
     let snap = state.router.load();
     tracing::info!(
         %addr,
@@ -240,6 +243,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         stop,
         servers,
         watcher,
+        checker,
     })
 }
 
@@ -281,6 +285,7 @@ impl RunningGateway {
         if let Some(w) = &self.watcher {
             w.abort();
         }
+        self.checker.abort();
         let _ = self.stop.send(true);
         for server in self.servers {
             let _ = server.await;

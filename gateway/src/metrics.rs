@@ -106,6 +106,16 @@ pub struct Metrics {
     pub policy_results: Family<PolicyLabels, Counter>,
     /// Shadow copies skipped because too many were in flight.
     pub shadow_skipped: Counter,
+    /// Routes whose every backend was quarantined, tried anyway.
+    pub panic_routes: Family<RouterLabels, Counter>,
+    /// Bytes of request bodies held in memory right now, across all requests.
+    pub body_bytes: Gauge,
+    /// Requests refused (503) because the request-body memory budget stayed full.
+    pub body_budget_refused: Counter,
+    /// Client connections open right now.
+    pub connections: Gauge,
+    /// Client connections refused at the connection cap.
+    pub connections_refused: Counter,
     /// Audit lines dropped because the writer could not keep up.
     pub audit_dropped: Counter,
 }
@@ -143,6 +153,36 @@ impl Metrics {
         let policy_results = Family::default();
         let shadow_skipped = Counter::default();
         let audit_dropped = Counter::default();
+        let panic_routes = Family::default();
+        let body_bytes = Gauge::default();
+        let body_budget_refused = Counter::default();
+        let connections = Gauge::default();
+        let connections_refused = Counter::default();
+        registry.register(
+            "llmkube_router_panic_routes",
+            "Requests whose every candidate backend was quarantined, tried anyway",
+            panic_routes.clone(),
+        );
+        registry.register(
+            "llmkube_request_body_bytes",
+            "Bytes of request bodies held in memory across all requests",
+            body_bytes.clone(),
+        );
+        registry.register(
+            "llmkube_request_body_budget_refused",
+            "Requests refused because the request-body memory budget stayed full",
+            body_budget_refused.clone(),
+        );
+        registry.register(
+            "llmkube_connections",
+            "Client connections open",
+            connections.clone(),
+        );
+        registry.register(
+            "llmkube_connections_refused",
+            "Client connections refused at the connection cap",
+            connections_refused.clone(),
+        );
         registry.register(
             "llmkube_router_requests",
             "Requests by router, rule, backend, classification and outcome",
@@ -217,6 +257,11 @@ impl Metrics {
             policy_results,
             shadow_skipped,
             audit_dropped,
+            panic_routes,
+            body_bytes,
+            body_budget_refused,
+            connections,
+            connections_refused,
         }
     }
 

@@ -12,7 +12,8 @@ use llmkube_operator::routing::{Deny, Via};
 use crate::body::GatewayBody;
 use crate::dispatch::{Answered, Exhausted, Failure, Progress, dispatch};
 use crate::error::ApiError;
-use crate::inbound::{PROMPT_CAP, classifications, parse_json_body, prompt_text, read_body};
+use crate::inbound::{classifications, read_body};
+use crate::json_body::parse_json_body;
 use crate::policy::pipeline::{Inputs, Verdict};
 use crate::record::{Outcome, RequestRecord};
 use crate::snapshot::RouterSnapshot;
@@ -52,24 +53,27 @@ async fn serve(
     mut rec: RequestRecord,
 ) -> Response<GatewayBody> {
     rec.bytes_in = body.len() as u64;
-    let json = match parse_json_body(body) {
-        Ok(j) => j,
-        Err(e) => return fail(rec, e, Outcome::BadRequest),
-    };
-    rec.model.clone_from(&json.model);
-    if snap.audit_body {
-        rec.body = Some(json.bytes.clone());
-    }
     let header_classes = match classifications(&parts.headers, &snap.table.classification_header) {
         Ok(c) => c,
         Err(e) => return fail(rec, e, Outcome::BadRequest),
     };
+    let scan_limit = snap
+        .policies
+        .needs_text(&header_classes)
+        .then_some(snap.settings.scan_limit_bytes);
+    let json = match parse_json_body(body, scan_limit) {
+        Ok(j) => j,
+        Err(e) => return fail(rec, e, Outcome::BadRequest),
+    };
+    rec.model = crate::error::echo(&json.model).into_owned();
+    if snap.audit_body {
+        rec.body = Some(json.bytes.clone());
+    }
     let task = parts
         .headers
         .get(TASK_COMPLEXITY_HEADER)
         .and_then(|v| v.to_str().ok());
     rec.task_complexity = task.map(str::to_owned);
-    let prompt = || prompt_text(&json.bytes, PROMPT_CAP);
     let eval = snap.policies.evaluate(
         &snap.table,
         &Inputs {
@@ -78,14 +82,12 @@ async fn serve(
             model: &json.model,
             stream: json.stream,
             headers: &parts.headers,
-            classification_header_present: parts
-                .headers
-                .contains_key(snap.table.classification_header.as_str()),
-            prompt: &prompt,
+            text: &json.text,
         },
         header_classes,
     );
     rec.classifications = eval.classifications;
+    rec.classification_source = eval.classification_source;
     rec.policies = eval.trace;
     rec.annotations = eval.annotations;
     let route = match eval.verdict {
@@ -141,6 +143,8 @@ async fn serve(
     match result {
         Ok(Answered { response, backend }) => {
             rec.backend = Some(backend);
+            rec.error
+                .clone_from(&snap.backends[backend].credential_problem);
             let (mut head, body) = response.into_parts();
             strip_response_headers(&mut head.headers);
             head.version = parts.version;
@@ -166,9 +170,11 @@ async fn serve(
             }
             rec.status = head.status.as_u16();
             rec.headers_sent = Some(Instant::now());
-            let s = &snap.settings;
-            let body =
-                GatewayBody::upstream(body, sse, s.stream_idle_timeout, s.max_stream_duration, rec);
+            let limits = crate::body::StreamLimits {
+                idle_timeout: snap.settings.stream_idle_timeout,
+                max_duration: snap.settings.max_stream_duration,
+            };
+            let body = GatewayBody::upstream(body, sse, limits, rec);
             Response::from_parts(head, body)
         }
         Err(Exhausted { last }) => {

@@ -34,6 +34,8 @@ pub enum Outcome {
     StreamError,
     /// The client went away before the response was complete.
     ClientClosed,
+    /// The client took no data for the stream idle timeout; the stream was cut.
+    ClientStalled,
     /// A policy rejected the request.
     PolicyRejected,
     /// A policy failed and failed closed (503).
@@ -54,6 +56,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::StreamError => "stream_error",
             Outcome::ClientClosed => "client_closed",
+            Outcome::ClientStalled => "client_stalled",
             Outcome::PolicyRejected => "policy_rejected",
             Outcome::PolicyError => "policy_error",
         }
@@ -78,6 +81,8 @@ pub struct RequestRecord {
     pub model: String,
     /// Request classifications.
     pub classifications: Vec<String>,
+    /// Where the deciding classification came from.
+    pub classification_source: Option<crate::policy::pipeline::ClassificationSource>,
     /// `x-llmkube-task-complexity`.
     pub task_complexity: Option<String>,
     /// Index of the rule that matched.
@@ -122,6 +127,8 @@ struct AuditLine<'a> {
     model: &'a str,
     classification: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    classification_source: Option<crate::policy::pipeline::ClassificationSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     task_complexity: Option<&'a str>,
     rule: Option<&'a str>,
     backend: Option<&'a str>,
@@ -164,6 +171,7 @@ impl RequestRecord {
             started,
             model: String::new(),
             classifications: Vec::new(),
+            classification_source: None,
             task_complexity: None,
             rule: None,
             backend: None,
@@ -243,6 +251,7 @@ impl RequestRecord {
             namespace: &snap.namespace,
             model: &self.model,
             classification: self.classifications.join(","),
+            classification_source: self.classification_source,
             task_complexity: self.task_complexity.as_deref(),
             rule: rule.map(|r| r.as_str()),
             backend: backend.map(|b| b.name.as_str()),

@@ -57,11 +57,24 @@ pub struct ProxySettings {
     pub max_stream_duration: Option<Duration>,
     /// Largest request body accepted.
     pub max_body_bytes: u64,
+    /// Largest body the detector scans; larger ones count as sensitive.
+    pub scan_limit_bytes: usize,
+    /// Failures in a row that quarantine a backend.
+    pub consecutive_failures: u32,
 }
 
 impl ProxySettings {
     fn from_spec(spec: &ModelRouterSpec) -> Self {
         let p = spec.proxy.clone().unwrap_or_default();
+        let max_body_bytes = p
+            .max_request_body_bytes
+            .unwrap_or(defaults::MAX_REQUEST_BODY_BYTES);
+        let scan_limit = spec
+            .policy
+            .as_ref()
+            .and_then(|p| p.classification.as_ref())
+            .and_then(|c| c.scan_limit_bytes)
+            .unwrap_or(max_body_bytes);
         ProxySettings {
             quarantine: defaults::duration_or(
                 p.quarantine_duration.as_deref(),
@@ -79,9 +92,11 @@ impl ProxySettings {
                 .max_stream_duration
                 .as_deref()
                 .and_then(|d| parse_duration(d).ok()),
-            max_body_bytes: p
-                .max_request_body_bytes
-                .unwrap_or(defaults::MAX_REQUEST_BODY_BYTES),
+            max_body_bytes,
+            scan_limit_bytes: usize::try_from(scan_limit).unwrap_or(usize::MAX),
+            consecutive_failures: p
+                .consecutive_failures
+                .unwrap_or(defaults::CONSECUTIVE_FAILURES),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! One pooled client (HTTP/1.1, and HTTP/2 where TLS negotiates it) serves every backend. TLS
 //! trusts the system roots plus an optional extra CA bundle (internal CAs of air-gapped sites).
 //! Outbound headers are filtered: hop-by-hop headers, `Host`, the client's own credentials
-//! are never forwarded, and toward a cloud-tier backend neither is anything that describes
-//! the request internally (`x-llmkube-*`, the classification header, forwarding headers, cookies).
+//! are never forwarded. Toward a cloud-tier backend the client's headers pass through an
+//! allowlist (content negotiation and the provider's documented headers) and the query string
+//! is dropped: nothing that describes the client, the site or the billing account leaves.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,12 +17,12 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use llmkube_operator::crd::model_router::Tier;
+use llmkube_operator::crd::model_router::{Provider, Tier};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::backend::BackendTarget;
-use crate::inbound::JsonBody;
+use crate::json_body::JsonBody;
 
 /// The request as sent to backends.
 pub struct Outbound<'a> {
@@ -131,7 +132,21 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// Headers that must not reach a cloud-tier backend besides `x-llmkube-*`.
+/// Client headers a cloud-tier backend may receive, whatever its provider.
+const CLOUD_ALLOWED: [&str; 2] = ["content-type", "accept"];
+
+/// Client headers a cloud-tier backend of `provider` may receive besides [`CLOUD_ALLOWED`]:
+/// the provider's documented request headers that select API behaviour.
+fn provider_headers(provider: Option<Provider>) -> &'static [&'static str] {
+    match provider {
+        Some(Provider::Openai) => &["openai-beta"],
+        Some(Provider::Anthropic) => &["anthropic-beta"],
+        _ => &[],
+    }
+}
+
+/// Headers a policy may not send to a cloud-tier backend besides `x-llmkube-*` and the
+/// classification header: what describes the client or the site.
 const INTERNAL_ONLY: [&str; 5] = [
     "cookie",
     "forwarded",
@@ -152,23 +167,41 @@ fn is_hop_by_hop(name: &HeaderName, inbound: &HeaderMap) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case(n))
 }
 
-/// Whether `name` may be forwarded to a backend of `tier`.
-pub fn forwardable(
+/// Whether a header is never forwarded to any backend: hop-by-hop, framing, the client's
+/// own credentials.
+fn never_forwarded(name: &HeaderName, inbound: &HeaderMap) -> bool {
+    is_hop_by_hop(name, inbound)
+        || matches!(
+            name.as_str(),
+            "host" | "content-length" | "authorization" | "x-api-key" | "expect"
+        )
+}
+
+/// Whether the client's header `name` may be forwarded to `target`.
+pub fn forwardable(name: &HeaderName, inbound: &HeaderMap, target: &BackendTarget) -> bool {
+    if never_forwarded(name, inbound) {
+        return false;
+    }
+    let n = name.as_str();
+    target.tier == Tier::Local
+        || CLOUD_ALLOWED.contains(&n)
+        || provider_headers(target.provider).contains(&n)
+}
+
+/// Whether a header a policy set may be forwarded to `target`. Policies are the site's own
+/// code, so they may add headers toward the cloud, but never internal ones.
+fn policy_forwardable(
     name: &HeaderName,
     inbound: &HeaderMap,
-    tier: Tier,
+    target: &BackendTarget,
     classification_header: &str,
 ) -> bool {
     let n = name.as_str();
-    if is_hop_by_hop(name, inbound)
-        || matches!(n, "host" | "content-length" | "authorization" | "x-api-key")
-    {
-        return false;
-    }
-    tier == Tier::Local
-        || !(n.starts_with("x-llmkube-")
-            || n == classification_header
-            || INTERNAL_ONLY.contains(&n))
+    !never_forwarded(name, inbound)
+        && (target.tier == Tier::Local
+            || !(n.starts_with("x-llmkube-")
+                || n == classification_header
+                || INTERNAL_ONLY.contains(&n)))
 }
 
 /// Builds the request for one attempt on `target`.
@@ -183,14 +216,22 @@ pub fn build_request(
         None => out.body.bytes.clone(),
     };
     let inbound = out.headers;
+    // The query string is the client's: a cloud backend gets the path alone.
+    let path_and_query = match target.tier {
+        Tier::Local => out.path_and_query,
+        Tier::Cloud => out
+            .path_and_query
+            .split_once('?')
+            .map_or(out.path_and_query, |(path, _)| path),
+    };
     let mut req = Request::builder()
         .method(out.method.clone())
-        .uri(target.uri(out.path_and_query)?)
+        .uri(target.uri(path_and_query)?)
         .body(Full::new(body.clone()))?;
     let headers = req.headers_mut();
     headers.reserve(inbound.len() + target.credentials.len() + 1);
     for (name, value) in inbound {
-        if forwardable(name, inbound, target.tier, classification_header) {
+        if forwardable(name, inbound, target) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -198,8 +239,7 @@ pub fn build_request(
         headers.remove(name);
     }
     for (name, value) in out.set_headers {
-        // Policy headers obey the same hygiene as client headers.
-        if forwardable(name, inbound, target.tier, classification_header) {
+        if policy_forwardable(name, inbound, target, classification_header) {
             headers.insert(name.clone(), value.clone());
         }
     }
@@ -235,6 +275,24 @@ pub fn strip_response_headers(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
 
+    fn target(tier: Tier, provider: Option<Provider>) -> BackendTarget {
+        BackendTarget {
+            name: std::sync::Arc::new("b".into()),
+            tier,
+            provider,
+            scheme: http::uri::Scheme::HTTP,
+            authority: http::uri::Authority::from_static("127.0.0.1:1"),
+            base_path: String::new(),
+            url: "http://127.0.0.1:1".into(),
+            model_override: None,
+            credentials: Vec::new(),
+            credential_problem: None,
+            timeout: None,
+            health_check: None,
+            health: Default::default(),
+        }
+    }
+
     #[test]
     fn header_hygiene_by_tier() {
         let mut inbound = HeaderMap::new();
@@ -246,24 +304,41 @@ mod tests {
             ("x-secret-hop", "1"),
             ("cookie", "s=1"),
             ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+            ("openai-organization", "org-other"),
+            ("openai-beta", "assistants=v2"),
+            ("anthropic-beta", "x"),
+            ("expect", "100-continue"),
         ] {
             inbound.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        let allowed = |tier| {
+        let allowed = |tier, provider| {
+            let t = target(tier, provider);
             let mut v: Vec<&str> = inbound
                 .keys()
-                .filter(|n| forwardable(n, &inbound, tier, "x-llmkube-classification"))
+                .filter(|n| forwardable(n, &inbound, &t))
                 .map(|n| n.as_str())
                 .collect();
             v.sort();
             v
         };
-        assert_eq!(allowed(Tier::Cloud), ["content-type", "x-team"]);
         assert_eq!(
-            allowed(Tier::Local),
+            allowed(Tier::Cloud, Some(Provider::Openai)),
+            ["accept", "content-type", "openai-beta"]
+        );
+        assert_eq!(
+            allowed(Tier::Cloud, Some(Provider::Litellm)),
+            ["accept", "content-type"]
+        );
+        assert_eq!(
+            allowed(Tier::Local, None),
             [
+                "accept",
+                "anthropic-beta",
                 "content-type",
                 "cookie",
+                "openai-beta",
+                "openai-organization",
                 "x-llmkube-classification",
                 "x-team"
             ]

@@ -20,6 +20,15 @@ pub const QUARANTINE: Duration = Duration::from_secs(15);
 pub const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
 /// `proxy.streamIdleTimeout` default.
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// `proxy.consecutiveFailures` default: failures in a row that quarantine a backend (Envoy's
+/// `consecutive_5xx` default).
+pub const CONSECUTIVE_FAILURES: u32 = 5;
+/// `backends[].healthCheck.path` default (llama.cpp, vLLM and TGI all serve it).
+pub const HEALTH_CHECK_PATH: &str = "/health";
+/// `backends[].healthCheck.intervalSeconds` default.
+pub const HEALTH_CHECK_INTERVAL_SECONDS: u32 = 10;
+/// `backends[].healthCheck.timeoutSeconds` default.
+pub const HEALTH_CHECK_TIMEOUT_SECONDS: u32 = 2;
 /// `proxy.maxRequestBodyBytes` default.
 pub const MAX_REQUEST_BODY_BYTES: u64 = 32 << 20;
 /// Base URL of `provider: openai` when `url` is absent.

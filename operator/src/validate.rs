@@ -233,6 +233,17 @@ fn check_backends<'a>(spec: &'a ModelRouterSpec, c: &mut Collector) -> HashMap<&
                 {
                     c.push(format!("{path}.external.url"), why);
                 }
+                if let Some(secret) = &ext.credentials_secret_ref
+                    && !is_dns_subdomain(&secret.name)
+                {
+                    c.push(
+                        format!("{path}.external.credentialsSecretRef.name"),
+                        format!(
+                            "{:?} is not a valid Secret name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253)",
+                            secret.name
+                        ),
+                    );
+                }
                 if ext.model.as_deref() == Some("") {
                     c.push(
                         format!("{path}.external.model"),
@@ -242,6 +253,34 @@ fn check_backends<'a>(spec: &'a ModelRouterSpec, c: &mut Collector) -> HashMap<&
             }
         }
         check_timeout(b.timeout.as_deref(), &format!("{path}.timeout"), c);
+        if let Some(check) = &b.health_check {
+            if let Some(p) = &check.path
+                && (!p.starts_with('/')
+                    || p.len() > 256
+                    || p.contains(|ch: char| ch == '?' || ch == '#' || ch.is_whitespace()))
+            {
+                c.push(
+                    format!("{path}.healthCheck.path"),
+                    format!("{p:?} must be an absolute path of at most 256 bytes without query or fragment"),
+                );
+            }
+            if let Some(n) = check.interval_seconds
+                && !(1..=3600).contains(&n)
+            {
+                c.push(
+                    format!("{path}.healthCheck.intervalSeconds"),
+                    format!("{n} is outside 1..3600"),
+                );
+            }
+            if let Some(n) = check.timeout_seconds
+                && !(1..=60).contains(&n)
+            {
+                c.push(
+                    format!("{path}.healthCheck.timeoutSeconds"),
+                    format!("{n} is outside 1..60"),
+                );
+            }
+        }
         for (j, cap) in b.capabilities.iter().enumerate() {
             if cap.trim().is_empty() {
                 c.push(format!("{path}.capabilities[{j}]"), "must not be empty");
@@ -376,6 +415,14 @@ fn check_policy(spec: &ModelRouterSpec, c: &mut Collector) {
                 format!("{key:?} is not a valid HTTP header name"),
             );
         }
+        if let Some(n) = cls.scan_limit_bytes
+            && !(1..=1 << 30).contains(&n)
+        {
+            c.push(
+                "spec.policy.classification.scanLimitBytes",
+                format!("{n} is outside 1..1073741824"),
+            );
+        }
         for (i, v) in cls.sensitive_classifications.iter().flatten().enumerate() {
             if v.trim().is_empty() || v.contains(',') {
                 c.push(
@@ -491,6 +538,14 @@ fn check_proxy(spec: &ModelRouterSpec, c: &mut Collector) {
     for (value, path, min, max) in ranges {
         check_duration(value.as_deref(), path, (min, max), c);
     }
+    if let Some(n) = proxy.consecutive_failures
+        && !(1..=1000).contains(&n)
+    {
+        c.push(
+            "spec.proxy.consecutiveFailures",
+            format!("{n} is outside 1..1000"),
+        );
+    }
     if let Some(n) = proxy.max_request_body_bytes
         && !(1..=1 << 30).contains(&n)
     {
@@ -535,6 +590,23 @@ pub fn is_dns_label(s: &str) -> bool {
         && bytes
             .iter()
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A DNS-1123 subdomain (what Kubernetes allows as a Secret or ConfigMap name): dot-separated
+/// labels of lowercase alphanumerics and `-`, each starting and ending alphanumeric, at most
+/// 253 bytes. No `/`, no `..`: safe as one path component.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && alnum(b[0])
+                && alnum(b[b.len() - 1])
+                && b.iter().all(|&c| alnum(c) || c == b'-')
+        })
 }
 
 /// An RFC 9110 token (what HTTP allows as a header name).

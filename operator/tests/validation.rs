@@ -188,3 +188,37 @@ fn sizes_are_bounded_like_the_crd_schema() {
         "{errors}"
     );
 }
+
+#[test]
+fn secret_names_and_scan_limits_are_checked() {
+    let yaml = format!(
+        "{HEAD}spec:
+  backends:
+    - {{name: a, external: {{provider: openai, credentialsSecretRef: {{name: ../outside}}}}}}
+    - {{name: b, external: {{provider: openai, credentialsSecretRef: {{name: '..'}}}}}}
+    - {{name: c, external: {{provider: openai, credentialsSecretRef: {{name: openai.keys-2}}}}}}
+  defaultRoute: c
+  policy: {{classification: {{mode: detector, scanLimitBytes: 0}}}}
+"
+    );
+    let errs = errors(&yaml);
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "spec.backends[0].external.credentialsSecretRef.name: \"../outside\" is not a valid Secret name"
+        )),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.backends[1].external.credentialsSecretRef.name"))
+    );
+    assert!(
+        !errs.iter().any(|e| e.starts_with("spec.backends[2]")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.policy.classification.scanLimitBytes"))
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+}

@@ -152,6 +152,14 @@ impl MockUpstream {
         self.shared.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Connections from clients that are still open.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.shared.connections)
+            .iter()
+            .filter(|c| !c.is_finished())
+            .count()
+    }
+
     /// Goes down: stops listening and cuts every open connection.
     pub fn stop(&self) {
         self.accept.abort();
@@ -256,6 +264,8 @@ async fn handle(
             status,
             serde_json::json!({"error": {"message": format!("{} answered {status}", shared.name), "type": "mock_error", "param": null, "code": status.as_u16()}}),
         )
+    } else if parts.method == Method::GET && path == "/health" {
+        json(status, serde_json::json!({"status": "ok"}))
     } else if parts.method == Method::GET && path == "/v1/models" {
         json(
             status,

@@ -18,10 +18,19 @@ use llmkube_policy_sdk::view::RequestView;
 use llmkube_policy_sdk::wire::Writer;
 
 use super::{PolicyError, PolicyModule};
+use crate::json_body::BodyText;
 use crate::metrics::Label;
 
 /// Most classifications a request may end up with.
 const MAX_CLASSIFICATIONS: usize = 16;
+/// The classification the built-in detector adds, and that an unscannable body gets.
+pub const DETECTOR_CLASSIFICATION: &str = "pii";
+/// The detector scans long texts in windows of this many bytes, so one evaluation stays
+/// within the policy deadline and memory cap whatever the body size.
+const DETECTOR_WINDOW: usize = 256 << 10;
+/// Consecutive windows overlap by this many bytes, more than the longest identifier the
+/// detector recognises together with its context words, so nothing hides on a boundary.
+const DETECTOR_OVERLAP: usize = 1 << 10;
 /// Most annotations per policy answer.
 const MAX_ANNOTATIONS: usize = 16;
 
@@ -65,10 +74,22 @@ pub struct Inputs<'a> {
     pub stream: bool,
     /// Client headers.
     pub headers: &'a HeaderMap,
-    /// Whether the client sent the classification header at all.
-    pub classification_header_present: bool,
-    /// Computes the prompt text (only called when a policy needs it).
-    pub prompt: &'a (dyn Fn() -> String + Sync),
+    /// Every string of the body, when collected (see [`PolicySet::needs_text`]).
+    pub text: &'a BodyText,
+}
+
+/// Where a request's classification came from (the audit `classificationSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassificationSource {
+    /// The client's classification header.
+    Header,
+    /// The built-in PII detector found personal data.
+    Detector,
+    /// A custom policy added it.
+    Policy,
+    /// The body was larger than the scan limit, so it was not scanned and counts as sensitive.
+    ScanLimit,
 }
 
 /// What one policy did, for the audit line.
@@ -118,6 +139,8 @@ pub struct Evaluation {
     pub verdict: Verdict,
     /// Final classifications (header ones plus any policy added).
     pub classifications: Vec<String>,
+    /// Where the deciding classification came from: the first sensitive one, else the first.
+    pub classification_source: Option<ClassificationSource>,
     /// Headers to set on the upstream request.
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers to remove from the upstream request.
@@ -148,6 +171,23 @@ enum Action {
 }
 
 impl PolicySet {
+    /// Whether this request needs the body's text: the detector runs on it (detector mode,
+    /// or hybrid mode without a label), or a policy reads the prompt.
+    pub fn needs_text(&self, header_classes: &[String]) -> bool {
+        self.runs_detector(header_classes)
+            || self.policies.iter().any(|p| p.module.meta.needs.prompt)
+    }
+
+    /// Hybrid mode trusts only a header that carries at least one value: an empty header, or
+    /// one holding only separators, is no label and the detector runs.
+    fn runs_detector(&self, header_classes: &[String]) -> bool {
+        match self.mode {
+            ClassificationMode::HeaderOnly => false,
+            ClassificationMode::Detector => self.detector.is_some(),
+            ClassificationMode::Hybrid => self.detector.is_some() && header_classes.is_empty(),
+        }
+    }
+
     /// Runs the pipeline for one request.
     pub fn evaluate(
         &self,
@@ -157,26 +197,50 @@ impl PolicySet {
     ) -> Evaluation {
         let mut ev = Evaluation {
             verdict: Verdict::Deny(Deny::NoRoute),
-            classifications: header_classes,
+            classification_source: None,
             set_headers: Vec::new(),
             remove_headers: Vec::new(),
             annotations: Vec::new(),
             trace: Vec::new(),
+            classifications: Vec::new(),
         };
-        let mut prompt: Option<String> = None;
-        let run_detector = match self.mode {
-            ClassificationMode::HeaderOnly => false,
-            ClassificationMode::Detector => true,
-            ClassificationMode::Hybrid => !inputs.classification_header_present,
-        };
-        let pre = self.detector.iter().filter(|_| run_detector).chain(
-            self.policies
-                .iter()
-                .filter(|p| p.module.meta.phase == Phase::Pre),
-        );
+        let mut sources = Sources::default();
+        for class in header_classes {
+            sources.add(&mut ev.classifications, class, ClassificationSource::Header);
+        }
+        let prompt = inputs.text.as_str();
+        let mut unscanned = false;
+        if self.runs_detector(&ev.classifications)
+            && let Some(detector) = &self.detector
+        {
+            match inputs.text {
+                BodyText::Complete(text) => {
+                    if let Step::Stop(verdict) =
+                        self.run_detector(detector, table, inputs, text, &mut ev, &mut sources)
+                    {
+                        ev.verdict = verdict;
+                        ev.classification_source = sources.deciding(table, &ev.classifications);
+                        return ev;
+                    }
+                }
+                // Not scanned (over the scan limit, or not collected): never clean.
+                BodyText::OverScanLimit | BodyText::NotCollected => {
+                    unscanned = true;
+                    sources.add(
+                        &mut ev.classifications,
+                        DETECTOR_CLASSIFICATION.to_owned(),
+                        ClassificationSource::ScanLimit,
+                    );
+                }
+            }
+        }
+        let pre = self
+            .policies
+            .iter()
+            .filter(|p| p.module.meta.phase == Phase::Pre);
         let mut decided: Option<Route> = None;
         for policy in pre {
-            match self.run_policy(policy, table, inputs, &mut prompt, &mut ev, None) {
+            match self.run_policy(policy, table, inputs, prompt, &mut ev, &mut sources, None) {
                 Step::Next => {}
                 Step::Routed(route) => {
                     decided = Some(route);
@@ -188,6 +252,7 @@ impl PolicySet {
                 }
             }
         }
+        ev.classification_source = sources.deciding(table, &ev.classifications);
         let mut decision = match decided {
             Some(route) => Decision::Route(route),
             None => match self.run_rules(table, inputs, &ev.classifications) {
@@ -209,7 +274,16 @@ impl PolicySet {
                 .iter()
                 .filter(|p| p.module.meta.phase == Phase::Post)
             {
-                match self.run_policy(policy, table, inputs, &mut prompt, &mut ev, Some(route)) {
+                let step = self.run_policy(
+                    policy,
+                    table,
+                    inputs,
+                    prompt,
+                    &mut ev,
+                    &mut sources,
+                    Some(route),
+                );
+                match step {
                     Step::Next => {}
                     Step::Routed(new_route) => {
                         decision = Decision::Route(new_route);
@@ -217,13 +291,39 @@ impl PolicySet {
                     }
                     Step::Stop(verdict) => {
                         ev.verdict = verdict;
+                        ev.classification_source = sources.deciding(table, &ev.classifications);
                         return ev;
                     }
                 }
             }
         }
-        ev.verdict = enforce_sensitivity(table, &ev.classifications, decision);
+        ev.classification_source = sources.deciding(table, &ev.classifications);
+        ev.verdict = enforce_sensitivity(table, &ev.classifications, unscanned, decision);
         ev
+    }
+
+    /// Runs the detector over `text` window by window, stopping at the first finding.
+    fn run_detector(
+        &self,
+        detector: &ActivePolicy,
+        table: &RoutingTable,
+        inputs: &Inputs<'_>,
+        text: &str,
+        ev: &mut Evaluation,
+        sources: &mut Sources,
+    ) -> Step {
+        let before = ev.classifications.len();
+        let traced = ev.trace.len();
+        for window in windows(text, DETECTOR_WINDOW, DETECTOR_OVERLAP) {
+            // One trace line for the detector, however many windows it takes: the last one.
+            ev.trace.truncate(traced);
+            let step = self.run_policy(detector, table, inputs, Some(window), ev, sources, None);
+            match step {
+                Step::Next if ev.classifications.len() == before => {}
+                other => return other,
+            }
+        }
+        Step::Next
     }
 
     fn run_rules(
@@ -247,18 +347,17 @@ impl PolicySet {
             .evaluate(&input, |out| decode_decision(table, out))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_policy(
         &self,
         policy: &ActivePolicy,
         table: &RoutingTable,
         inputs: &Inputs<'_>,
-        prompt: &mut Option<String>,
+        prompt: Option<&str>,
         ev: &mut Evaluation,
+        sources: &mut Sources,
         route: Option<&Route>,
     ) -> Step {
-        if policy.module.meta.needs.prompt && prompt.is_none() {
-            *prompt = Some((inputs.prompt)());
-        }
         let headers = crate::inbound::match_headers(inputs.headers, &policy.headers);
         let rule = route.and_then(|r| match r.via {
             Via::Rule(i) => Some(table.rules[i].name.as_str()),
@@ -286,7 +385,7 @@ impl PolicySet {
                 .meta
                 .needs
                 .prompt
-                .then(|| prompt.as_deref().unwrap_or("")),
+                .then(|| prompt.unwrap_or("")),
         };
         let input = encode(&view);
         let index = policy.index;
@@ -295,10 +394,12 @@ impl PolicySet {
             .evaluate(&input, |out| Answer::from_output(out, table, index))
         {
             Ok(answer) => {
+                let source = match policy.index {
+                    None => ClassificationSource::Detector,
+                    Some(_) => ClassificationSource::Policy,
+                };
                 for class in answer.add {
-                    if !ev.classifications.contains(&class) {
-                        ev.classifications.push(class);
-                    }
+                    sources.add(&mut ev.classifications, class, source);
                 }
                 if ev.classifications.len() > MAX_CLASSIFICATIONS {
                     let error = PolicyError::Malformed("too many classifications".into());
@@ -391,9 +492,65 @@ fn encode(view: &RequestView<'_>) -> Vec<u8> {
     w.buf
 }
 
-/// Whatever was decided, a sensitive request only ever goes to local backends.
-fn enforce_sensitivity(table: &RoutingTable, classes: &[String], decision: Decision) -> Verdict {
-    let sensitive = table.is_sensitive_classes(classes);
+/// Where each classification came from, index-aligned with the classifications.
+#[derive(Default)]
+struct Sources(Vec<ClassificationSource>);
+
+impl Sources {
+    fn add(&mut self, classes: &mut Vec<String>, class: String, source: ClassificationSource) {
+        if !classes.contains(&class) {
+            classes.push(class);
+            self.0.push(source);
+        }
+    }
+
+    /// The source of the first sensitive classification, else of the first one.
+    fn deciding(&self, table: &RoutingTable, classes: &[String]) -> Option<ClassificationSource> {
+        classes
+            .iter()
+            .position(|c| table.is_sensitive_classes(std::slice::from_ref(c)))
+            .or((!classes.is_empty()).then_some(0))
+            .and_then(|i| self.0.get(i).copied())
+    }
+}
+
+/// `text` in windows of at most `size` bytes, each starting `overlap` bytes before the end
+/// of the previous one (both cut at character boundaries).
+fn windows(text: &str, size: usize, overlap: usize) -> impl Iterator<Item = &str> {
+    let floor = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let mut start = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let end = floor((start + size).min(text.len()));
+        let window = &text[start..end];
+        if end == text.len() {
+            done = true;
+        } else {
+            let next = floor(end.saturating_sub(overlap));
+            // Always move forward, even for a window smaller than the overlap.
+            start = if next > start { next } else { end };
+        }
+        Some(window)
+    })
+}
+
+/// Whatever was decided, a sensitive request only ever goes to local backends. `unscanned`
+/// marks a body the detector could not read completely: sensitive whatever its classes.
+fn enforce_sensitivity(
+    table: &RoutingTable,
+    classes: &[String],
+    unscanned: bool,
+    decision: Decision,
+) -> Verdict {
+    let sensitive = unscanned || table.is_sensitive_classes(classes);
     match decision {
         Decision::Route(mut route) if sensitive => {
             route
@@ -510,5 +667,38 @@ impl Answer {
             remove,
             notes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::windows;
+
+    #[test]
+    fn windows_cover_the_text_with_overlap() {
+        let text: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let w: Vec<&str> = windows(&text, 300, 50).collect();
+        assert_eq!(w.len(), 4);
+        assert!(w.iter().all(|s| s.len() <= 300));
+        assert_eq!(w[0], &text[..300]);
+        assert_eq!(w[1], &text[250..550]);
+        assert!(text.ends_with(w[3]));
+        assert_eq!(windows("", 10, 2).collect::<Vec<_>>(), [""]);
+        assert_eq!(windows("abc", 10, 20).collect::<Vec<_>>(), ["abc"]);
+        let accents = "é".repeat(100);
+        for w in windows(&accents, 33, 5) {
+            assert!(w.len() <= 33 && w.chars().all(|c| c == 'é'));
+        }
+        // Every substring of length <= overlap lies wholly in some window.
+        for start in 0..(1000 - 50) {
+            let needle = &text[start..start + 50];
+            let covered = windows(&text, 300, 50).any(|w| {
+                let off = w.as_ptr() as usize - text.as_ptr() as usize;
+                off <= start && start + 50 <= off + w.len()
+            });
+            assert!(covered, "{needle} at {start}");
+        }
     }
 }

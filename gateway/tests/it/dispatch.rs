@@ -10,7 +10,7 @@ use crate::support::*;
 async fn falls_back_on_5xx_and_quarantines_the_failed_backend() {
     let cast = Cast::new().await;
     let gw = cast
-        .gateway("  rules: [{name: r, route: {backends: [local-a, local-b]}}]\n")
+        .gateway("  rules: [{name: r, route: {backends: [local-a, local-b]}}]\n  proxy: {consecutiveFailures: 1}\n")
         .await;
     cast.a.update(|b| b.status = 500);
     let r = gw.chat("m", &[]).await;
@@ -80,7 +80,7 @@ async fn client_errors_pass_through_without_fallback() {
 async fn after_quarantine_exactly_one_request_probes() {
     let cast = Cast::new().await;
     let gw = cast
-        .gateway("  rules: [{name: r, route: {backends: [local-a, local-b]}}]\n  proxy: {quarantineDuration: 1s}\n")
+        .gateway("  rules: [{name: r, route: {backends: [local-a, local-b]}}]\n  proxy: {quarantineDuration: 1s, consecutiveFailures: 1}\n")
         .await;
     cast.a.update(|b| b.status = 503);
     assert_eq!(gw.chat("m", &[]).await.backend(), "local-b");
@@ -194,27 +194,20 @@ async fn shadow_copies_go_to_the_others_but_never_to_a_forbidden_cloud() {
     let gw = cast.gateway("  rules: [{name: s, route: {backends: [local-a, local-b, cloud], strategy: shadow}}]\n").await;
     let r = gw.chat("m", &[]).await;
     assert_eq!(r.backend(), "local-a");
-    wait_for(|| cast.b.request_count() == 1 && cast.cloud.request_count() == 1).await;
+    wait_for("the shadow copy arrives", || {
+        cast.b.request_count() == 1 && cast.cloud.request_count() == 1
+    })
+    .await;
     // A sensitive request matching the same rule: the copy to local-b only.
     let r = gw.chat("m", &[("x-llmkube-classification", "pii")]).await;
     assert_eq!(r.backend(), "local-a");
-    wait_for(|| cast.b.request_count() == 2).await;
+    wait_for("the shadow copy arrives", || cast.b.request_count() == 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         cast.cloud.request_count(),
         1,
         "no shadow copy of a sensitive request reaches the cloud"
     );
-}
-
-async fn wait_for(cond: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached within 2s");
 }
 
 #[tokio::test]
@@ -246,10 +239,29 @@ async fn header_hygiene_and_credentials_toward_cloud_and_local() {
         ("x-forwarded-for", "10.1.2.3"),
         ("connection", "keep-alive, x-hop"),
         ("x-hop", "1"),
-        ("x-custom", "kept"),
+        ("x-custom", "internal only"),
         ("x-request-id", "req-123"),
+        ("api-key", "client-azure-key"),
+        ("openai-organization", "org-someone-else"),
+        ("openai-project", "proj-someone-else"),
+        ("via", "1.1 internal-proxy"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-port", "8080"),
+        ("true-client-ip", "10.9.9.9"),
+        ("x-client-ip", "10.9.9.9"),
+        ("x-original-forwarded-for", "10.9.9.9"),
+        ("user-agent", "internal-tool/1.0"),
+        ("openai-beta", "assistants=v2"),
+        ("accept", "application/json"),
     ];
-    let r = gw.chat("whatever", &headers).await;
+    let r = gw
+        .request(
+            http::Method::POST,
+            "/v1/chat/completions?api-version=1&tenant=acme",
+            &headers,
+            chat_body("whatever", false),
+        )
+        .await;
     assert_eq!(
         (r.backend(), r.header("x-request-id")),
         ("cloud", "req-123")
@@ -260,15 +272,26 @@ async fn header_hygiene_and_credentials_toward_cloud_and_local() {
         h["authorization"], "Bearer sk-from-secret",
         "the provider key replaces the client's"
     );
-    for gone in ["x-llmkube-team", "cookie", "x-forwarded-for", "x-hop"] {
-        assert!(
-            !h.contains_key(gone),
-            "{gone} must not reach a cloud backend"
-        );
-    }
-    assert_eq!(h["x-custom"], "kept");
+    let mut names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "authorization",
+            "content-length",
+            "content-type",
+            "host",
+            "openai-beta",
+            "x-request-id"
+        ],
+        "only the allowlist, the credential and the request id reach a cloud backend"
+    );
     assert_eq!(h["x-request-id"], "req-123");
-    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(
+        sent.path, "/v1/chat/completions",
+        "no query string to the cloud"
+    );
     assert_eq!(
         sent.json()["model"],
         "gpt-4o-mini",
@@ -288,5 +311,54 @@ async fn header_hygiene_and_credentials_toward_cloud_and_local() {
         sent.headers["x-llmkube-classification"], "internal",
         "local backends may see internal headers"
     );
+    assert_eq!(sent.headers["x-custom"], "internal only");
     assert_eq!(sent.json()["model"], "whatever");
+}
+
+#[tokio::test]
+async fn a_credential_goes_only_to_the_backend_it_belongs_to() {
+    let cast = Cast::new().await;
+    let other = MockUpstream::start("other").await.unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    // The `openai` Secret exists; `missing` is named by a backend but was never mounted.
+    std::fs::create_dir(secrets.path().join("openai")).unwrap();
+    std::fs::write(secrets.path().join("openai/OPENAI_API_KEY"), "sk-mine").unwrap();
+    let spec = format!(
+        "{}    - {{name: other, external: {{provider: openai, url: '{}', credentialsSecretRef: {{name: missing}}}}}}
+  rules:
+    - {{name: to-other, match: {{models: [other]}}, route: {{backends: [other]}}}}
+  defaultRoute: cloud
+",
+        cast.backends(),
+        other.url()
+    );
+    let dir = secrets.path().to_path_buf();
+    // SAFETY: tests in this binary that read OPENAI_API_KEY do not exist; the value is
+    // only the bait the gateway must not take.
+    unsafe { std::env::set_var("OPENAI_API_KEY", "sk-from-environment") };
+    let gw = gateway_with(&spec, &[("local-a", &cast.a)], move |c| {
+        c.resolve.credentials_dir = Some(dir)
+    })
+    .await;
+    assert_eq!(gw.chat("gpt", &[]).await.backend(), "cloud");
+    assert_eq!(
+        cast.cloud.requests()[0].headers["authorization"],
+        "Bearer sk-mine"
+    );
+    let r = gw.chat("other", &[]).await;
+    assert_eq!(r.backend(), "other");
+    let sent = other.requests().pop().unwrap();
+    assert!(
+        !sent.headers.contains_key("authorization"),
+        "a backend whose Secret is missing gets no key, not the environment's: {:?}",
+        sent.headers
+    );
+    let lines = audit_lines(&gw.dir.path().join("audit.log"), 2).await;
+    let error = lines[1]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("\"other\" has no credential") && error.contains("\"missing\""),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[0].get("error").is_none());
 }

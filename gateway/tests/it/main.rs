@@ -1,5 +1,6 @@
 //! Gateway integration tests: real HTTP over loopback against in-process mock backends.
 
+mod boundary;
 mod dispatch;
 mod errors;
 #[cfg(feature = "kubernetes")]
@@ -9,6 +10,7 @@ mod observability;
 mod openai_sdk;
 mod policies;
 mod reload;
+mod resilience;
 mod routing;
 mod streaming;
 mod support;

@@ -89,7 +89,7 @@ async fn one_audit_line_per_request_with_the_decision() {
 #[tokio::test]
 async fn metrics_use_the_reference_names_and_bounded_labels() {
     let cast = Cast::new().await;
-    let gw = cast.gateway("  rules: [{name: pii, match: {dataClassification: [pii]}, route: {backends: [local-a]}, failClosed: true}]\n  defaultRoute: local-b\n").await;
+    let gw = cast.gateway("  rules: [{name: pii, match: {dataClassification: [pii]}, route: {backends: [local-a]}, failClosed: true}]\n  defaultRoute: local-b\n  proxy: {consecutiveFailures: 1}\n").await;
     gw.chat("m", &[("x-llmkube-classification", "pii")]).await;
     gw.chat("m", &[("x-llmkube-classification", "attacker-chosen-1")])
         .await;

@@ -34,12 +34,27 @@ fn sha256(bytes: &[u8]) -> String {
     llmkube_gateway::policy::module::sha256_hex(bytes)
 }
 
-async fn detector_gateway(cast: &Cast, mode: &str, audit: &std::path::Path) -> Gw {
+pub async fn detector_gateway(cast: &Cast, mode: &str, audit: &std::path::Path) -> Gw {
+    detector_gateway_with(cast, mode, audit, "").await
+}
+
+/// A detector gateway with extra `policy.classification` fields (`key: value, ...`).
+pub async fn detector_gateway_with(
+    cast: &Cast,
+    mode: &str,
+    audit: &std::path::Path,
+    classification: &str,
+) -> Gw {
+    let extra = if classification.is_empty() {
+        String::new()
+    } else {
+        format!(", {classification}")
+    };
     let spec = format!(
         "{}  rules:
     - {{name: pii-stays-local, match: {{dataClassification: [pii]}}, route: {{backends: [local-a]}}, failClosed: true}}
   defaultRoute: cloud
-  policy: {{classification: {{mode: {mode}}}, auditLog: {{sink: file, filePath: '{}'}}}}
+  policy: {{classification: {{mode: {mode}{extra}}}, auditLog: {{sink: file, filePath: '{}'}}}}
 ",
         cast.backends(),
         audit.display()

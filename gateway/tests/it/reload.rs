@@ -98,12 +98,12 @@ async fn the_watcher_picks_up_changes_and_bad_files_are_refused() {
 async fn backend_health_survives_a_swap_for_backends_that_keep_their_name() {
     let cast = Cast::new().await;
     let gw = cast
-        .gateway("  rules: [{name: r, route: {backends: [local-a, local-b]}}]\n")
+        .gateway("  rules: [{name: r, route: {backends: [local-a, local-b]}}]\n  proxy: {consecutiveFailures: 1}\n")
         .await;
     cast.a.update(|b| b.status = 500);
     assert_eq!(gw.chat("m", &[]).await.backend(), "local-b");
     cast.a.update(|b| b.status = 200);
-    let renamed = "  rules: [{name: renamed, route: {backends: [local-a, local-b]}}]\n";
+    let renamed = "  rules: [{name: renamed, route: {backends: [local-a, local-b]}}]\n  proxy: {consecutiveFailures: 1}\n";
     assert_eq!(
         gw.rewrite(&format!("{}{renamed}", cast.backends())),
         Ok(true)

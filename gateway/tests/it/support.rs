@@ -256,3 +256,14 @@ pub async fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Va
     }
     lines
 }
+
+/// Waits (up to 10s) until `cond` holds.
+pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not reached within 10s");
+}

@@ -174,7 +174,11 @@ pub struct ExternalBackend {
 /// Name of a Secret in the router's namespace.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretRef {
-    /// Secret name.
+    /// Secret name: a DNS-1123 subdomain (it becomes a directory name in the gateway pod).
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }
 
@@ -272,14 +276,17 @@ pub struct CostPerMillionTokens {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
-    /// HTTP path probed with GET.
+    /// HTTP path probed with GET (default `/health`); 2xx passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^/[^?#\s]*$"))]
     pub path: Option<String>,
-    /// Seconds between probes.
+    /// Seconds between probes (1..3600, default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
     pub interval_seconds: Option<u32>,
-    /// Seconds before a probe counts as failed.
+    /// Seconds before a probe counts as failed (1..60, default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 60))]
     pub timeout_seconds: Option<u32>,
 }
 
@@ -443,6 +450,12 @@ pub struct ClassificationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = crate::validate::MAX_CLASSIFICATIONS), inner(length(max = crate::validate::MAX_CLASSIFICATION_LEN)))]
     pub sensitive_classifications: Option<Vec<String>>,
+    /// Additive: largest body, in bytes, the detector scans (default: the body limit,
+    /// `spec.proxy.maxRequestBodyBytes`). A larger body is not scanned and is treated as
+    /// sensitive (`classificationSource: scan-limit`), never as clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1073741824))]
+    pub scan_limit_bytes: Option<u64>,
 }
 
 /// Classification modes.
@@ -534,6 +547,11 @@ pub struct ProxySpec {
     /// Additive: largest request body accepted, in bytes (default 32 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_request_body_bytes: Option<u64>,
+    /// Additive: connection errors and 5xx answers in a row that quarantine a backend
+    /// (default 5; response-header timeouts are not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub consecutive_failures: Option<u32>,
 }
 
 /// Compute resources of a container; quantities are kept as written.
