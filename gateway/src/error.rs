@@ -34,6 +34,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, if any.
     pub param: Option<&'static str>,
+    /// `Retry-After` seconds, for refusals that will pass later.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -49,6 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -156,6 +159,7 @@ impl ApiError {
             code: "policy_rejected",
             message: format!("policy {policy:?} rejected the request ({code}): {message}"),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -167,6 +171,19 @@ impl ApiError {
             "policy_error",
             format!("policy {policy:?} {error}; the request is denied"),
         )
+    }
+
+    /// 503: request bodies already fill the gateway's memory budget.
+    pub fn body_budget_full(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "body_memory_exhausted",
+                "the gateway is holding as many request bodies as its memory budget allows; retry later",
+            )
+        }
     }
 
     /// 503: the gateway is shutting down or has no router loaded.
@@ -192,6 +209,10 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::body_budget::{BudgetFull, Reservation};
 use crate::error::ApiError;
 
 /// Longest time a client may take to send its body.
@@ -17,8 +18,17 @@ const MAX_CLASSIFICATIONS: usize = 16;
 /// Longest classification value.
 const MAX_CLASSIFICATION_LEN: usize = 64;
 
-/// Reads the whole body, refusing more than `limit` bytes (413) or a client slower than a minute (408).
-pub async fn read_body(body: Incoming, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError> {
+/// Reads the whole body, refusing more than `limit` bytes (413) or a client slower than a
+/// minute (408). Every byte is first reserved in `reservation`, `factor` times (the body, and
+/// its text when the detector will scan it): the declared length up front, else frame by
+/// frame; a budget that stays full answers 503 with `Retry-After`.
+pub async fn read_body(
+    mut body: Incoming,
+    headers: &HeaderMap,
+    limit: u64,
+    reservation: &mut Reservation,
+    factor: u64,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -26,16 +36,51 @@ pub async fn read_body(body: Incoming, headers: &HeaderMap, limit: u64) -> Resul
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(limit));
     }
-    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
-        Err(_) => Err(ApiError::body_timeout()),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Ok(Err(e)) => Err(ApiError::bad_request(
-            format!("could not read the request body: {e}"),
-            None,
-        )),
+    let full = |e: BudgetFull| ApiError::body_budget_full(e.retry_after_secs);
+    if let Some(n) = declared {
+        reservation.grow(n * factor).await.map_err(full)?;
     }
+    let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut len: u64 = 0;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(ApiError::body_timeout()),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_request(
+                    format!("could not read the request body: {e}"),
+                    None,
+                ));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len() as u64;
+        if len > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        if declared.is_none() {
+            reservation
+                .grow(data.len() as u64 * factor)
+                .await
+                .map_err(full)?;
+        }
+        frames.push(data);
+    }
+    Ok(match frames.len() {
+        0 => Bytes::new(),
+        1 => frames.swap_remove(0),
+        _ => {
+            let mut all = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+            for f in &frames {
+                all.extend_from_slice(f);
+            }
+            all.freeze()
+        }
+    })
 }
 
 /// The request's classifications from every occurrence of `header`: comma-separated,

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod backend;
 pub mod body;
+pub mod body_budget;
 pub mod bundle;
 pub mod dispatch;
 pub mod error;
@@ -82,6 +83,8 @@ pub struct GatewayConfig {
     /// Directory of built-in policies (the PII detector); default: `policies/` next to the
     /// binary, else `/usr/share/llmkube/policies`.
     pub policy_dir: Option<PathBuf>,
+    /// Bounds on connections and buffered bodies, whatever the clients do.
+    pub limits: server::ServerLimits,
 }
 
 impl GatewayConfig {
@@ -105,6 +108,7 @@ impl GatewayConfig {
             watch: true,
             policy: policy::EngineSettings::default(),
             policy_dir: None,
+            limits: server::ServerLimits::default(),
         }
     }
 }
@@ -172,7 +176,13 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         )?)),
         None => None,
     };
+    let body_budget = body_budget::BodyBudget::new(
+        config.limits.body_memory_bytes,
+        config.limits.body_memory_wait,
+        metrics.body_bytes.clone(),
+    );
     let state = Arc::new(AppState {
+        body_budget,
         router: ArcSwap::from_pointee(snapshot),
         client,
         metrics,
@@ -198,6 +208,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         service::handle,
         stop_rx.clone(),
         config.shutdown_grace,
+        config.limits.clone(),
     ))];
     let mut metrics_addr = None;
     if let Some(maddr) = config.metrics_listen {
@@ -210,6 +221,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             service::handle_metrics,
             stop_rx,
             Duration::from_secs(1),
+            config.limits.clone(),
         )));
     }
     let watcher = config.watch.then(|| match &config.source {

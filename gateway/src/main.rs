@@ -14,6 +14,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use llmkube_gateway::policy::EngineSettings;
+use llmkube_gateway::server::ServerLimits;
 use llmkube_gateway::{GatewayConfig, ResolveOptions, RouterSource, start};
 use llmkube_operator::duration::parse_duration;
 
@@ -84,6 +85,24 @@ struct Args {
     /// Do not watch the router file for changes.
     #[arg(long)]
     no_watch: bool,
+    /// Most client connections open at once; more are refused at accept.
+    #[arg(long, env = "LLMKUBE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Time from accept (or the previous request) to a request's complete headers.
+    #[arg(long, env = "LLMKUBE_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = duration)]
+    header_read_timeout: Duration,
+    /// A client connection with no request in flight for this long is closed.
+    #[arg(long, env = "LLMKUBE_IDLE_TIMEOUT", default_value = "120s", value_parser = duration)]
+    idle_timeout: Duration,
+    /// HTTP/2 keep-alive ping interval (and the time a ping may go unanswered).
+    #[arg(long, env = "LLMKUBE_H2_KEEP_ALIVE", default_value = "30s", value_parser = duration)]
+    h2_keep_alive: Duration,
+    /// Memory shared by every buffered request body, in MiB; beyond it requests wait, then 503.
+    #[arg(long, env = "LLMKUBE_BODY_MEMORY_MIB", default_value_t = 512)]
+    body_memory_mib: u64,
+    /// How long a request waits for body memory before it is refused with 503 and Retry-After.
+    #[arg(long, env = "LLMKUBE_BODY_MEMORY_WAIT", default_value = "2s", value_parser = duration)]
+    body_memory_wait: Duration,
     /// Log format.
     #[arg(long, env = "LLMKUBE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -221,6 +240,14 @@ async fn run(args: Args) -> ExitCode {
             max_instances: args.policy_max_instances,
         },
         policy_dir: args.policy_dir,
+        limits: ServerLimits {
+            max_connections: args.max_connections.max(1),
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+            h2_keep_alive: args.h2_keep_alive,
+            body_memory_bytes: args.body_memory_mib << 20,
+            body_memory_wait: args.body_memory_wait,
+        },
     };
     let gateway = match start(config).await {
         Ok(g) => g,

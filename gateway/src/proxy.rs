@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Request, Response, header};
+use http::{HeaderName, HeaderValue, Response, header};
 use hyper::body::Incoming;
 use llmkube_operator::defaults::TASK_COMPLEXITY_HEADER;
 use llmkube_operator::routing::{Deny, Via};
@@ -29,7 +29,7 @@ pub const RULE_HEADER: &str = "x-llmkube-rule";
 /// Serves `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`.
 pub async fn proxy(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    req: http::Request<Incoming>,
     started: Instant,
     request_id: &HeaderValue,
 ) -> Response<GatewayBody> {
@@ -37,22 +37,6 @@ pub async fn proxy(
     let id = request_id.to_str().unwrap_or_default().to_owned();
     let rec = RequestRecord::new(Arc::clone(&snap), Arc::clone(&state.metrics), id, started);
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, &parts.headers, snap.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return fail(rec, e, Outcome::BadRequest),
-    };
-    serve(state, &snap, &parts, body, request_id, rec).await
-}
-
-async fn serve(
-    state: &Arc<AppState>,
-    snap: &Arc<RouterSnapshot>,
-    parts: &Parts,
-    body: bytes::Bytes,
-    request_id: &HeaderValue,
-    mut rec: RequestRecord,
-) -> Response<GatewayBody> {
-    rec.bytes_in = body.len() as u64;
     let header_classes = match classifications(&parts.headers, &snap.table.classification_header) {
         Ok(c) => c,
         Err(e) => return fail(rec, e, Outcome::BadRequest),
@@ -61,6 +45,48 @@ async fn serve(
         .policies
         .needs_text(&header_classes)
         .then_some(snap.settings.scan_limit_bytes);
+    // The body is held once, and once more as text when the detector scans it. The
+    // reservation is returned when this request's handling ends (the response is streaming).
+    let mut reservation = state.body_budget.reservation();
+    let factor = if scan_limit.is_some() { 2 } else { 1 };
+    let limit = snap.settings.max_body_bytes;
+    let body = match read_body(body, &parts.headers, limit, &mut reservation, factor).await {
+        Ok(b) => b,
+        Err(e) if e.retry_after.is_some() => {
+            state.metrics.body_budget_refused.inc();
+            return fail(rec, e, Outcome::Overloaded);
+        }
+        Err(e) => return fail(rec, e, Outcome::BadRequest),
+    };
+    let request = Request {
+        parts: &parts,
+        header_classes,
+        scan_limit,
+    };
+    serve(state, &snap, request, body, request_id, rec).await
+}
+
+/// What is known of a request before its body is parsed.
+struct Request<'a> {
+    parts: &'a Parts,
+    header_classes: Vec<String>,
+    scan_limit: Option<usize>,
+}
+
+async fn serve(
+    state: &Arc<AppState>,
+    snap: &Arc<RouterSnapshot>,
+    request: Request<'_>,
+    body: bytes::Bytes,
+    request_id: &HeaderValue,
+    mut rec: RequestRecord,
+) -> Response<GatewayBody> {
+    let Request {
+        parts,
+        header_classes,
+        scan_limit,
+    } = request;
+    rec.bytes_in = body.len() as u64;
     let json = match parse_json_body(body, scan_limit) {
         Ok(j) => j,
         Err(e) => return fail(rec, e, Outcome::BadRequest),

@@ -36,6 +36,8 @@ pub enum Outcome {
     ClientClosed,
     /// The client took no data for the stream idle timeout; the stream was cut.
     ClientStalled,
+    /// Refused for want of capacity (the request-body memory budget stayed full).
+    Overloaded,
     /// A policy rejected the request.
     PolicyRejected,
     /// A policy failed and failed closed (503).
@@ -57,6 +59,7 @@ impl Outcome {
             Outcome::StreamError => "stream_error",
             Outcome::ClientClosed => "client_closed",
             Outcome::ClientStalled => "client_stalled",
+            Outcome::Overloaded => "overloaded",
             Outcome::PolicyRejected => "policy_rejected",
             Outcome::PolicyError => "policy_error",
         }

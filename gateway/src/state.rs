@@ -28,6 +28,8 @@ pub struct AppState {
     pub shadow_slots: Arc<Semaphore>,
     /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.
     pub draining: AtomicBool,
+    /// Memory shared by every buffered request body.
+    pub body_budget: Arc<crate::body_budget::BodyBudget>,
 }
 
 impl AppState {

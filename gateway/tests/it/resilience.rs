@@ -191,3 +191,156 @@ async fn active_health_checks_take_a_backend_out_and_bring_it_back() {
     assert_eq!(gw.chat("m", &[]).await.backend(), "local");
     assert_eq!(checks(&b), 0, "backends without healthCheck are not probed");
 }
+
+fn big_chat(bytes: usize) -> String {
+    let content = "x".repeat(bytes);
+    serde_json::json!({"model": "m", "messages": [{"role": "user", "content": content}]})
+        .to_string()
+}
+
+/// Sends headers and all but the last 10 bytes of `body`; returns the connection and the rest.
+async fn send_most(addr: std::net::SocketAddr, body: &str) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let (most, rest) = body.as_bytes().split_at(body.len() - 10);
+    conn.write_all(most).await.unwrap();
+    (conn, rest.to_vec())
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test]
+async fn request_bodies_share_a_bounded_memory_budget() {
+    let local = MockUpstream::start("local").await.unwrap();
+    let gw = gateway_with(&only_local(""), &[("local", &local)], |c| {
+        c.limits.body_memory_bytes = 1 << 20;
+        c.limits.body_memory_wait = Duration::from_millis(300);
+    })
+    .await;
+    let slow = big_chat(700_000);
+    let (mut conn, rest) = send_most(gw.gw.addr, &slow).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = metric(
+        &gw.get("/metrics").await.text(),
+        "llmkube_request_body_bytes",
+    );
+    assert_eq!(
+        held,
+        slow.len() as f64,
+        "the declared length is held up front"
+    );
+    let r = gw
+        .request(
+            http::Method::POST,
+            "/v1/chat/completions",
+            &[],
+            big_chat(500_000),
+        )
+        .await;
+    assert_error(&r, 503, "unavailable");
+    assert_eq!(r.json()["error"]["code"], "body_memory_exhausted");
+    assert_eq!(r.header("retry-after"), "1");
+    // The slow client finishes: it is served, and its memory is returned.
+    conn.write_all(&rest).await.unwrap();
+    let mut answer = vec![0u8; 12];
+    conn.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let r = gw
+        .request(
+            http::Method::POST,
+            "/v1/chat/completions",
+            &[],
+            big_chat(500_000),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let m = gw.get("/metrics").await.text();
+    assert_eq!(metric(&m, "llmkube_request_body_bytes"), 0.0);
+    assert_eq!(metric(&m, "llmkube_request_body_budget_refused_total"), 1.0);
+    let lines = audit_lines(&gw.dir.path().join("audit.log"), 3).await;
+    assert!(
+        lines.iter().any(|l| l["outcome"] == "overloaded"),
+        "{lines:?}"
+    );
+}
+
+/// Reads until the peer closes; returns how long that took.
+async fn closed_within(conn: &mut tokio::net::TcpStream, limit: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(started + limit, conn.read(&mut buf)).await {
+            Err(_) => panic!("still open after {limit:?}"),
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_and_idle_connections_are_closed() {
+    let local = MockUpstream::start("local").await.unwrap();
+    let gw = gateway_with(&only_local(""), &[("local", &local)], |c| {
+        c.limits.header_read_timeout = Duration::from_millis(300);
+        c.limits.idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let addr = gw.gw.addr;
+    // HTTP/1 that never sends a byte.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // h2c that sends the preface and its settings, then nothing.
+    let mut h2c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    h2c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    // A keep-alive client after one request.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 15];
+    kept.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200 OK");
+    let idle_since = tokio::time::Instant::now();
+    let limit = Duration::from_secs(3);
+    assert!(closed_within(&mut silent, limit).await >= Duration::from_millis(250));
+    closed_within(&mut h2c, limit).await;
+    closed_within(&mut kept, limit).await;
+    // HTTP/1 keep-alive: hyper starts the header-read timeout for the next request as soon as
+    // the previous one ends, so the shorter of the two limits closes it.
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(250),
+        "kept open through the header-read timeout"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_and_counted() {
+    let local = MockUpstream::start("local").await.unwrap();
+    let gw = gateway_with(&only_local(""), &[("local", &local)], |c| {
+        c.limits.max_connections = 3;
+    })
+    .await;
+    let addr = gw.gw.addr;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    closed_within(&mut fourth, Duration::from_secs(2)).await;
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = gw.get("/metrics").await.text();
+    assert_eq!(metric(&m, "llmkube_connections_refused_total"), 1.0);
+    assert!(metric(&m, "llmkube_connections") >= 2.0);
+}
