@@ -61,8 +61,14 @@ for arg in [
     "--image-pull-secret=internal-registry-creds",
     "--default-litellm-url=http://litellm.gateway.internal.corp:4000",
     "--leader-elect",
+    "--allowed-model-host-path=/mnt/models",
+    "--allowed-image-prefix=registry.internal.corp/",
 ]:
     check(arg in c["args"], f"missing controller arg {arg}: {c['args']}")
+check(
+    not any(a.startswith(("--allow-privileged-pods", "--allow-secret-env")) for a in c["args"]),
+    "nothing beyond the restricted profile unless asked",
+)
 check(pod["imagePullSecrets"] == [{"name": "internal-registry-creds"}], "imagePullSecrets on the controller pod")
 check(pod["securityContext"].get("runAsUser") == 65532, "default pod runs as 65532")
 check(c["securityContext"]["readOnlyRootFilesystem"] is True, "read-only root filesystem")

@@ -40,6 +40,7 @@ fn context(client: kube::Client) -> Arc<Context> {
             image_pull_secrets: vec![],
             default_litellm_url: None,
             fixed_uid: true,
+            allowance: Default::default(),
         },
     };
     Arc::new(Context::new(client, settings, Arc::new(Metrics::default())))

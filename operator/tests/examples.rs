@@ -79,11 +79,19 @@ fn the_seed_manifests_parse_validate_and_build() {
             other => panic!("{file}: unexpected kind {other}"),
         }
     }
+    // What examples/air-gapped-values.yaml allows: the file:// example's host directory.
+    let settings = Settings {
+        allowance: llmkube_operator::reconcile::admission::Allowance {
+            model_host_paths: vec!["/mnt/models".into()],
+            ..Default::default()
+        },
+        ..Settings::default()
+    };
     for (file, isvc) in services {
         let model = models
             .get(&isvc.spec.model_ref)
             .unwrap_or_else(|| panic!("{file}: no example Model {:?}", isvc.spec.model_ref));
-        deployment(&isvc, model, &Settings::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        deployment(&isvc, model, &settings).unwrap_or_else(|e| panic!("{file}: {e}"));
         service(&isvc, &Settings::default()).unwrap();
     }
     for router in [

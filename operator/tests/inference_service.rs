@@ -1,12 +1,13 @@
 //! InferenceService desired objects and status, and the real model-downloader script.
 #![cfg(feature = "controller")]
 
-use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::api::core::v1::{SecurityContext, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llmkube_operator::crd::inference_service::{
     InferenceResources, InferenceService, InferenceServiceSpec, Runtime,
 };
 use llmkube_operator::crd::model::{Model, ModelSpec};
+use llmkube_operator::reconcile::admission::Allowance;
 use llmkube_operator::reconcile::inference_service::*;
 
 fn isvc(runtime: Runtime) -> InferenceService {
@@ -92,6 +93,7 @@ fn a_remote_model_gets_the_downloader_with_the_site_ca_and_overridden_images() {
         },
         ca_cert_configmap: Some("corporate-ca".into()),
         image_pull_secrets: vec!["internal-registry-creds".into()],
+        allowance: Default::default(),
     };
     let d = deployment(
         &isvc(Runtime::Vllm),
@@ -151,12 +153,15 @@ fn gpus_node_selection_and_overrides_pass_through() {
         ..Default::default()
     });
     i.spec.image = Some("registry.internal.corp/llama.cpp:server".into());
-    let d = deployment(
-        &i,
-        &model("file:///mnt/models/llama.gguf"),
-        &Settings::default(),
-    )
-    .unwrap();
+    let settings = Settings {
+        allowance: Allowance {
+            model_host_paths: vec!["/mnt/models".into()],
+            image_prefixes: vec!["registry.internal.corp/".into()],
+            ..Allowance::default()
+        },
+        ..Settings::default()
+    };
+    let d = deployment(&i, &model("file:///mnt/models/llama.gguf"), &settings).unwrap();
     let pod = d.spec.unwrap().template.spec.unwrap();
     let c = &pod.containers[0];
     let limits = c.resources.as_ref().unwrap().limits.clone().unwrap();
@@ -281,7 +286,7 @@ fn the_downloader_script_fetches_verifies_and_reports() {
         .expect("python3 runs");
     let mut server = KillOnDrop(server);
     let port = read_port(server.0.stdout.take().unwrap());
-    let run = |sha: &str, file: &str| {
+    let run_with = |sha: &str, file: &str, allow_http: &str| {
         let out = dir.join("out");
         let _ = std::fs::remove_dir_all(&out);
         let log = dir.join("termination.log");
@@ -291,6 +296,7 @@ fn the_downloader_script_fetches_verifies_and_reports() {
             .env("SOURCE", format!("http://127.0.0.1:{port}/{file}"))
             .env("DEST", out.join(file))
             .env("SHA256", sha)
+            .env("ALLOW_HTTP", allow_http)
             .env("TERMINATION_LOG", &log)
             .output()
             .unwrap();
@@ -300,7 +306,15 @@ fn the_downloader_script_fetches_verifies_and_reports() {
             out.join(file).exists(),
         )
     };
+    let run = |sha: &str, file: &str| run_with(sha, file, "1");
     let real = sha256_hex(b"weights");
+    let (code, report, exists) = run_with(&real, "model.gguf", "");
+    assert_eq!(
+        (code, exists),
+        (1, false),
+        "plain http is refused without the opt-in"
+    );
+    assert_eq!(report, r#"{"error":"plain http refused","exitCode":1}"#);
     let (code, report, exists) = run(&real, "model.gguf");
     assert_eq!((code, exists), (0, true), "{report}");
     let v: serde_json::Value = serde_json::from_str(&report).unwrap();
@@ -314,9 +328,36 @@ fn the_downloader_script_fetches_verifies_and_reports() {
         explain_init_failure(code, &report).starts_with("sha256 mismatch"),
         "{report}"
     );
+    assert!(
+        !dir.join("out/model.gguf.part").exists(),
+        "nothing is left under the temporary name"
+    );
     let (code, report, _) = run("", "missing.gguf");
     assert_eq!(code, 22, "curl --fail on 404: {report}");
     assert!(explain_init_failure(code, &report).contains("404"));
+}
+
+#[test]
+fn the_downloader_reports_valid_json_whatever_the_file_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("termination.log");
+    let status = std::process::Command::new("sh")
+        .args(["-c", DOWNLOADER_SCRIPT])
+        .env("SOURCE", "file:///mnt/models/we\"ird\\name.gguf")
+        .env("SOURCE_DIR", tmp.path().join("absent"))
+        .env("DEST", tmp.path().join("out/m.gguf"))
+        .env("SHA256", "")
+        .env("TERMINATION_LOG", &log)
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(23));
+    let report = std::fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}"));
+    assert!(
+        v["error"].as_str().unwrap().contains("we\"ird\\name.gguf"),
+        "{v}"
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -358,4 +399,76 @@ fn the_air_gapped_troubleshooting_table_quotes_the_real_messages() {
             "docs/air-gapped.md lacks: {message}"
         );
     }
+}
+
+#[test]
+fn pods_pass_the_restricted_profile_and_a_namespace_user_gets_no_more() {
+    let d = deployment(
+        &isvc(Runtime::Llamacpp),
+        &model("https://model-server.internal.corp/llama.gguf"),
+        &Settings::default(),
+    )
+    .unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let ctx = pod.security_context.as_ref().unwrap();
+    assert_eq!(ctx.run_as_non_root, Some(true));
+    assert_eq!(
+        ctx.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    for c in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop,
+            Some(vec!["ALL".into()])
+        );
+    }
+
+    // The admin kubeconfig through a file:// source with a control-plane toleration.
+    let mut steal = isvc(Runtime::Llamacpp);
+    steal.spec.tolerations.push(Toleration {
+        key: Some("node-role.kubernetes.io/control-plane".into()),
+        operator: Some("Exists".into()),
+        ..Default::default()
+    });
+    let e = deployment(
+        &steal,
+        &model("file:///etc/kubernetes/admin.conf"),
+        &Settings::default(),
+    )
+    .unwrap_err();
+    assert!(e.contains("--allowed-model-host-path"), "{e}");
+
+    let mut root = isvc(Runtime::Llamacpp);
+    root.spec.security_context = Some(SecurityContext {
+        privileged: Some(true),
+        ..Default::default()
+    });
+    let e = deployment(&root, &model("https://m/x.gguf"), &Settings::default()).unwrap_err();
+    assert!(e.contains("spec.securityContext.privileged"), "{e}");
+
+    let mut foreign = isvc(Runtime::Llamacpp);
+    foreign.spec.image = Some("docker.io/attacker/miner:latest".into());
+    let e = deployment(&foreign, &model("https://m/x.gguf"), &Settings::default()).unwrap_err();
+    assert!(e.contains("--allowed-image-prefix"), "{e}");
+
+    let allowed = Settings {
+        allowance: Allowance {
+            privileged: true,
+            ..Allowance::default()
+        },
+        ..Settings::default()
+    };
+    let d = deployment(&root, &model("https://m/x.gguf"), &allowed).unwrap();
+    let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(
+        c.security_context.as_ref().unwrap().privileged,
+        Some(true),
+        "allowed by the admin"
+    );
 }

@@ -26,6 +26,7 @@ fn settings() -> Settings {
         image_pull_secrets: vec!["internal-registry-creds".into()],
         default_litellm_url: Some("http://litellm.ai-gateway.svc:4000".into()),
         fixed_uid: true,
+        allowance: Default::default(),
     }
 }
 
@@ -292,6 +293,7 @@ fn status_lists_every_problem_and_follows_the_gateway() {
 fn openshift_mode_leaves_the_uid_to_the_restricted_scc() {
     let settings = Settings {
         fixed_uid: false,
+        allowance: Default::default(),
         ..settings()
     };
     let pod = deployment(&seed(), &settings)
@@ -304,4 +306,28 @@ fn openshift_mode_leaves_the_uid_to_the_restricted_scc() {
     assert_eq!((sc.run_as_user, sc.run_as_non_root), (None, Some(true)));
     let psc = pod.security_context.unwrap();
     assert_eq!((psc.run_as_user, psc.fs_group), (None, None));
+}
+
+#[test]
+fn a_gateway_image_must_come_from_an_allowed_registry() {
+    let mut spec = seed().spec;
+    let mut s = settings();
+    assert!(
+        refusals(&spec, &s).is_empty(),
+        "no override: the controller's image"
+    );
+    spec.proxy = Some(ProxySpec {
+        image: Some("docker.io/attacker/secret-reader:1".into()),
+        ..ProxySpec::default()
+    });
+    let refused = refusals(&spec, &s);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].path, "spec.proxy.image");
+    assert!(
+        refused[0].message.contains("--allowed-image-prefix"),
+        "{}",
+        refused[0].message
+    );
+    s.allowance.image_prefixes = vec!["docker.io/attacker/".into()];
+    assert!(refusals(&spec, &s).is_empty(), "the admin allowed it");
 }

@@ -158,6 +158,7 @@ fn controller_config_map(spec: &str, modules: &[(&str, Vec<u8>)]) -> ConfigMap {
         image_pull_secrets: vec![],
         default_litellm_url: None,
         fixed_uid: true,
+        allowance: Default::default(),
     };
     let rules = compile(&router.spec).unwrap();
     let modules = modules

@@ -12,6 +12,7 @@ use llmkube_operator::controller::metrics::Metrics;
 use llmkube_operator::controller::run::run_controllers;
 use llmkube_operator::controller::server::{Health, serve};
 use llmkube_operator::controller::{Context, Settings};
+use llmkube_operator::reconcile::admission::Allowance;
 use llmkube_operator::reconcile::inference_service::{Images, Settings as InferenceSettings};
 use llmkube_operator::reconcile::model_router::Settings as RouterSettings;
 
@@ -83,6 +84,28 @@ struct Args {
     /// Do not pin gateway pods to uid 65532 (OpenShift restricted-v2 assigns one).
     #[arg(long, env = "LLMKUBE_NO_FIXED_UID")]
     no_fixed_uid: bool,
+    /// Let InferenceServices ask for privileged, root, added capabilities or an unconfined
+    /// seccomp profile (beyond the Kubernetes `restricted` Pod Security profile).
+    #[arg(long, env = "LLMKUBE_ALLOW_PRIVILEGED_PODS")]
+    allow_privileged_pods: bool,
+    /// Let InferenceService `env` reference Secrets of its namespace.
+    #[arg(long, env = "LLMKUBE_ALLOW_SECRET_ENV")]
+    allow_secret_env: bool,
+    /// A host directory `file://` model sources may come from (repeatable); none by default.
+    #[arg(
+        long = "allowed-model-host-path",
+        env = "LLMKUBE_ALLOWED_MODEL_HOST_PATHS",
+        value_delimiter = ','
+    )]
+    allowed_model_host_paths: Vec<String>,
+    /// A registry or repository prefix that InferenceService `image` and ModelRouter
+    /// `proxy.image` may name (repeatable); the controller's own images are always allowed.
+    #[arg(
+        long = "allowed-image-prefix",
+        env = "LLMKUBE_ALLOWED_IMAGE_PREFIXES",
+        value_delimiter = ','
+    )]
+    allowed_image_prefixes: Vec<String>,
     /// Print the CustomResourceDefinitions as YAML and exit.
     #[arg(long)]
     print_crds: bool,
@@ -90,6 +113,13 @@ struct Args {
 
 impl Args {
     fn settings(&self) -> Settings {
+        let allowance = Allowance {
+            privileged: self.allow_privileged_pods,
+            secret_env: self.allow_secret_env,
+            model_host_paths: self.allowed_model_host_paths.clone(),
+            image_prefixes: self.allowed_image_prefixes.clone(),
+            no_fixed_uid: self.no_fixed_uid,
+        };
         Settings {
             inference: InferenceSettings {
                 images: Images {
@@ -101,12 +131,14 @@ impl Args {
                 },
                 ca_cert_configmap: self.ca_cert_configmap.clone(),
                 image_pull_secrets: self.image_pull_secrets.clone(),
+                allowance: allowance.clone(),
             },
             router: RouterSettings {
                 gateway_image: self.router_proxy_image.clone(),
                 image_pull_secrets: self.image_pull_secrets.clone(),
                 default_litellm_url: self.default_litellm_url.clone(),
                 fixed_uid: !self.no_fixed_uid,
+                allowance,
             },
         }
     }

@@ -20,6 +20,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
 async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
     let ns = namespace_of(model);
     let mut obs = Observation::default();
+    let allowance = &ctx.settings.inference.allowance;
     match parse_source(&model.spec) {
         Ok(Source::Pvc { claim, .. }) => {
             let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
@@ -30,6 +31,9 @@ async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
                         .unwrap_or_else(|| "Pending".into()),
                 )
             });
+        }
+        Ok(Source::File(path)) if let Err(why) = allowance.check_host_path(&path) => {
+            obs.refused = Some(why);
         }
         Ok(Source::Remote(_) | Source::File(_)) => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

@@ -19,7 +19,8 @@ use crate::crd::inference_service::InferenceService;
 use crate::crd::model_router::{BackendStatus, ModelRouter, PolicyRef};
 use crate::defaults::backend_url;
 use crate::reconcile::model_router::{
-    Observation, config_map, deployment, role, role_binding, service, service_account, status,
+    Observation, config_map, deployment, refusals, role, role_binding, service, service_account,
+    status,
 };
 use crate::validate::{FieldError, ValidationErrors, validate_spec};
 
@@ -44,6 +45,7 @@ async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
             });
         }
     }
+    problems.extend(refusals(&router.spec, settings));
     let modules = policy_modules(&router.spec.policies, &ns, ctx, &mut problems).await?;
 
     let mut obs = Observation::default();

@@ -43,6 +43,10 @@ pub struct ModelSpec {
     /// Resources needed to run the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ModelResources>,
+    /// Additive: allow a plain `http://` source (default false: the downloader speaks HTTPS
+    /// only, redirects included, so weights cannot be swapped on the wire unnoticed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plain_http: bool,
 }
 
 /// Model file formats.

@@ -17,6 +17,7 @@ use super::model::{Source, parse_source};
 use crate::crd::condition::Condition;
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
+use crate::reconcile::admission::Allowance;
 
 /// The Service port every InferenceService is reached on (routers dial it).
 pub const SERVICE_PORT: i32 = 8080;
@@ -62,6 +63,8 @@ pub struct Settings {
     pub ca_cert_configmap: Option<String>,
     /// Pull secrets handed to every pod (Helm `imagePullSecrets`).
     pub image_pull_secrets: Vec<String>,
+    /// What the admin allows beyond the `restricted` Pod Security profile.
+    pub allowance: Allowance,
 }
 
 /// How a runtime is run and probed.
@@ -235,7 +238,11 @@ fn mount(
                 env_var("DEST", &dest),
                 env_var("SHA256", model.spec.sha256.as_deref().unwrap_or("")),
             ];
+            if model.spec.allow_plain_http {
+                env.push(env_var("ALLOW_HTTP", "1"));
+            }
             if let Source::File(path) = &source {
+                settings.allowance.check_host_path(path)?;
                 let dir = path
                     .rsplit_once('/')
                     .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
@@ -293,6 +300,7 @@ fn mount(
                     env: Some(env),
                     volume_mounts: Some(init_mounts),
                     termination_message_policy: Some("FallbackToLogsOnError".into()),
+                    security_context: Some(settings.allowance.container_security(None)),
                     ..Container::default()
                 }),
             })
@@ -384,6 +392,17 @@ pub fn deployment(
 ) -> Result<Deployment, String> {
     let spec = &isvc.spec;
     let profile = profile(isvc, settings)?;
+    let allowance = &settings.allowance;
+    allowance.check_pod_settings(
+        spec.pod_security_context.as_ref(),
+        spec.security_context.as_ref(),
+        &spec.env,
+    )?;
+    if let Some(image) = &spec.image {
+        let i = &settings.images;
+        let own = [&*i.llamacpp, &*i.vllm, &*i.tgi, &*i.ollama];
+        allowance.check_image("spec.image", image, &own)?;
+    }
     let mount = mount(isvc, model, settings)?;
     let gpus = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
     let mut requests = BTreeMap::new();
@@ -436,7 +455,7 @@ pub fn deployment(
         startup_probe: Some(probe(profile.health_path, profile.port, 10, 180)),
         readiness_probe: Some(probe(profile.health_path, profile.port, 5, 3)),
         liveness_probe: Some(probe(profile.health_path, profile.port, 15, 4)),
-        security_context: spec.security_context.clone(),
+        security_context: Some(allowance.container_security(spec.security_context.as_ref())),
         ..Container::default()
     };
     let mut pull_secrets: Vec<LocalObjectReference> = spec.image_pull_secrets.clone();
@@ -467,7 +486,9 @@ pub fn deployment(
                     affinity: spec.affinity.clone(),
                     image_pull_secrets: Some(pull_secrets).filter(|p| !p.is_empty()),
                     priority_class_name: spec.priority_class_name.clone(),
-                    security_context: spec.pod_security_context.clone(),
+                    security_context: Some(
+                        allowance.pod_security(spec.pod_security_context.as_ref()),
+                    ),
                     ..PodSpec::default()
                 }),
             },

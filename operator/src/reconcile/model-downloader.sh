@@ -1,12 +1,16 @@
 # model-downloader: runs in the init container of every InferenceService whose Model is an
-# https://, http:// or file:// source. Fetches (or copies) the file into the model volume,
-# hashes it, refuses it on a sha256 mismatch, and reports the outcome as JSON in the
-# termination message, which the controller turns into readable status. Needs only sh, curl,
-# sha256sum and wc (busybox).
+# https://, http:// or file:// source. Fetches (or copies) the file into the model volume
+# under a temporary name, hashes it, refuses it on a sha256 mismatch, gives it its final name
+# only once verified, and reports the outcome as JSON in the termination message, which the
+# controller turns into readable status. HTTPS only (redirects included) unless the Model
+# allows plain HTTP (ALLOW_HTTP=1). Needs only sh, curl, sha256sum, sed, tr and wc (busybox).
 set -u
 log=${TERMINATION_LOG:-/dev/termination-log}
 report() { printf '%s' "$1" > "$log" 2>/dev/null || true; }
+# A JSON string body: backslashes and quotes escaped, control characters dropped.
+json() { printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 dest=$DEST
+part="$dest.part"
 mkdir -p "$(dirname "$dest")"
 if [ -n "${CA_FILE:-}" ] && [ -f "$CA_FILE" ]; then
     # Trust the site CA on top of the image's own roots.
@@ -17,36 +21,48 @@ fi
 expected=$(printf '%s' "${SHA256:-}" | tr 'A-F' 'a-f')
 if [ -f "$dest" ] && [ -n "$expected" ] && [ "$(sha256sum "$dest" | cut -d' ' -f1)" = "$expected" ]; then
     echo "$dest is already present and verified"
+    sum=$expected
 else
+    rm -f "$dest" "$part"
     case "$SOURCE" in
         http://*|https://*)
+            proto="=https"
+            if [ "${ALLOW_HTTP:-}" = 1 ]; then
+                proto="=http,https"
+            elif [ "${SOURCE#http://}" != "$SOURCE" ]; then
+                echo "refusing plain http:// source $SOURCE (set spec.allowPlainHttp on the Model to allow it)"
+                report "{\"error\":\"plain http refused\",\"exitCode\":1}"
+                exit 1
+            fi
             echo "downloading $SOURCE"
-            curl --fail --location --show-error --progress-bar --retry 3 --connect-timeout 30 -o "$dest.part" "$SOURCE"
+            curl --fail --location --show-error --progress-bar --retry 3 --connect-timeout 30 \
+                --proto "$proto" --proto-redir "$proto" --globoff -o "$part" "$SOURCE"
             rc=$?
             if [ "$rc" -ne 0 ]; then
-                rm -f "$dest.part"
+                rm -f "$part"
                 report "{\"error\":\"curl failed\",\"exitCode\":$rc}"
                 exit "$rc"
             fi
-            mv "$dest.part" "$dest"
             ;;
         *)
             src="${SOURCE_DIR:-}/$(basename "${SOURCE#file://}")"
             echo "copying $src"
-            if ! cp "$src" "$dest"; then
-                report "{\"error\":\"cannot copy $src (is the pod on a node that has the file?)\",\"exitCode\":23}"
+            if ! cp "$src" "$part"; then
+                rm -f "$part"
+                report "{\"error\":\"cannot copy $(json "$src") (is the pod on a node that has the file?)\",\"exitCode\":23}"
                 exit 23
             fi
             ;;
     esac
+    sum=$(sha256sum "$part" | cut -d' ' -f1)
+    if [ -n "$expected" ] && [ "$sum" != "$expected" ]; then
+        rm -f "$part"
+        echo "sha256 mismatch: expected $expected, got $sum; the file was deleted"
+        report "{\"error\":\"sha256 mismatch\",\"expected\":\"$(json "$expected")\",\"actual\":\"$sum\"}"
+        exit 65
+    fi
+    mv "$part" "$dest"
 fi
-sum=$(sha256sum "$dest" | cut -d' ' -f1)
 size=$(wc -c < "$dest" | tr -d ' ')
-if [ -n "$expected" ] && [ "$sum" != "$expected" ]; then
-    rm -f "$dest"
-    echo "sha256 mismatch: expected $expected, got $sum; the file was deleted"
-    report "{\"error\":\"sha256 mismatch\",\"expected\":\"$expected\",\"actual\":\"$sum\"}"
-    exit 65
-fi
 echo "ok: $dest sha256 $sum ($size bytes)"
 report "{\"sha256\":\"$sum\",\"size\":$size}"

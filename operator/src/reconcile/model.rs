@@ -63,6 +63,9 @@ pub struct Observation {
     pub pvc_phase: Option<Option<String>>,
     /// What the model-downloader reported in its termination message, if it ran.
     pub download: Option<DownloadReport>,
+    /// Why the admin's allowance refuses the source (a `file://` path outside the allowed
+    /// host directories), as the condition message.
+    pub refused: Option<String>,
 }
 
 /// The model-downloader's verdict (parsed from its termination message).
@@ -153,6 +156,20 @@ pub fn parse_report(exit_code: i32, message: &str) -> DownloadReport {
 pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStatus {
     let (phase, ready, reason, message, path) = match parse_source(spec) {
         Err(message) => ("Failed", false, "InvalidSource", message, None),
+        Ok(_) if obs.refused.is_some() => (
+            "Failed",
+            false,
+            "SourceNotAllowed",
+            obs.refused.clone().unwrap_or_default(),
+            None,
+        ),
+        Ok(Source::Remote(url)) if url.starts_with("http://") && !spec.allow_plain_http => (
+            "Failed",
+            false,
+            "InsecureSource",
+            format!("source {url:?} is plain http://, which anyone on the path can alter; use https:// or set spec.allowPlainHttp: true"),
+            None,
+        ),
         Ok(Source::Pvc { claim, path }) => match &obs.pvc_phase {
             None | Some(None) => (
                 "Failed",
@@ -205,18 +222,29 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
         }
         _ => (None, None),
     };
+    let mut conditions = vec![Condition {
+        type_: "Ready".to_owned(),
+        status: if ready { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        ..Condition::default()
+    }];
+    let copied = matches!(parse_source(spec), Ok(Source::Remote(_) | Source::File(_)));
+    if copied && spec.sha256.is_none() {
+        conditions.push(Condition {
+            type_: "IntegrityVerified".to_owned(),
+            status: "False".to_owned(),
+            reason: "IntegrityUnchecked".to_owned(),
+            message: "Warning: spec.sha256 is not set, so the file's integrity is unchecked: any file served at the source is accepted. Set spec.sha256 to the expected digest.".to_owned(),
+            ..Condition::default()
+        });
+    }
     ModelStatus {
         phase: Some(phase.to_owned()),
         path,
         sha256,
         size,
-        conditions: vec![Condition {
-            type_: "Ready".to_owned(),
-            status: if ready { "True" } else { "False" }.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            ..Condition::default()
-        }],
+        conditions,
         ..ModelStatus::default()
     }
 }
@@ -257,6 +285,47 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_needs_an_opt_in_and_a_missing_digest_is_flagged() {
+        let http = spec("http://model-server.internal.corp/m.gguf");
+        let s = status(&http, "ns", &Observation::default());
+        assert_eq!(ready(&s).0, "Failed");
+        assert!(ready(&s).2.contains("spec.allowPlainHttp"), "{s:?}");
+        let allowed = ModelSpec {
+            allow_plain_http: true,
+            ..http
+        };
+        let s = status(&allowed, "ns", &Observation::default());
+        assert_eq!(ready(&s).0, "Ready");
+        let unchecked = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "IntegrityVerified")
+            .expect("a warning condition");
+        assert_eq!(
+            (unchecked.status.as_str(), unchecked.reason.as_str()),
+            ("False", "IntegrityUnchecked")
+        );
+        let pinned = ModelSpec {
+            sha256: Some("a".repeat(64)),
+            ..spec("https://m/x.gguf")
+        };
+        let s = status(&pinned, "ns", &Observation::default());
+        assert!(s.conditions.iter().all(|c| c.type_ != "IntegrityVerified"));
+        let refused = status(
+            &spec("file:///etc/kubernetes/admin.conf"),
+            "ns",
+            &Observation {
+                refused: Some("outside --allowed-model-host-path".into()),
+                ..Observation::default()
+            },
+        );
+        assert_eq!(
+            ready(&refused),
+            ("Failed", "False", "outside --allowed-model-host-path")
+        );
+    }
+
+    #[test]
     fn pvc_sources_follow_the_claim() {
         let s = spec("pvc://model-cache/llama-3.1-8b-q4_k_m.gguf");
         let missing = status(
@@ -265,6 +334,7 @@ mod tests {
             &Observation {
                 pvc_phase: Some(None),
                 download: None,
+                refused: None,
             },
         );
         assert_eq!(
@@ -281,6 +351,7 @@ mod tests {
             &Observation {
                 pvc_phase: Some(Some("Pending".into())),
                 download: None,
+                refused: None,
             },
         );
         assert_eq!(
@@ -297,6 +368,7 @@ mod tests {
             &Observation {
                 pvc_phase: Some(Some("Bound".into())),
                 download: None,
+                refused: None,
             },
         );
         assert_eq!(ready(&bound).0, "Ready");
@@ -323,6 +395,7 @@ mod tests {
                     sha256: "a".repeat(64),
                     size: 4_920_000_000,
                 }),
+                refused: None,
             },
         );
         assert_eq!(
@@ -338,6 +411,7 @@ mod tests {
                     expected: "a".repeat(64),
                     actual: "b".repeat(64),
                 }),
+                refused: None,
             },
         );
         let (phase, ok, message) = ready(&bad);

@@ -45,12 +45,33 @@ pub struct Settings {
     pub image_pull_secrets: Vec<String>,
     /// `--default-litellm-url`: the address of litellm backends without `external.url`.
     pub default_litellm_url: Option<String>,
+    /// What the admin allows (here: which images `spec.proxy.image` may name).
+    pub allowance: crate::reconcile::admission::Allowance,
     /// Run gateway pods as uid 65532. Off for OpenShift's restricted-v2 SCC, which assigns a
     /// uid from the namespace's range and refuses fixed ones (`--no-fixed-uid`).
     pub fixed_uid: bool,
 }
 
 /// `<router>-router-proxy`.
+/// What the admin's allowance refuses in a router: a `spec.proxy.image` outside the allowed
+/// registry prefixes (the gateway pod mounts every Secret its backends name).
+pub fn refusals(spec: &ModelRouterSpec, settings: &Settings) -> Vec<crate::validate::FieldError> {
+    let image = spec.proxy.as_ref().and_then(|p| p.image.as_deref());
+    image
+        .and_then(|image| {
+            settings
+                .allowance
+                .check_image("image", image, &[&settings.gateway_image])
+                .err()
+        })
+        .map(|message| crate::validate::FieldError {
+            path: "spec.proxy.image".into(),
+            message,
+        })
+        .into_iter()
+        .collect()
+}
+
 pub fn object_name(router: &ModelRouter) -> String {
     format!(
         "{}-router-proxy",
