@@ -7,8 +7,9 @@
 //! and the client's: a client that takes no data for the idle timeout gets its stream cut and
 //! the backend connection released (a llama.cpp server has only a few slots), with the audit
 //! outcome `client_stalled`. A stream cut after it started ends with an SSE `error` event and
-//! a clean close (a non-SSE body is aborted instead, the only honest signal left once headers
-//! are sent). Memory per stream stays at the channel's few frames.
+//! a clean close when the backend stopped between events; inside an event, or for a non-SSE
+//! body, it is aborted instead, the only honest signal left once headers are sent (see
+//! [`crate::sse`]). Memory per stream stays at the channel's few frames.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::error::error_json;
 use crate::record::{Outcome, RequestRecord};
+use crate::sse::SseFraming;
 
 /// Boxed error of a response body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -88,6 +90,7 @@ impl GatewayBody {
             limits,
             record,
             complete: Arc::clone(&complete),
+            framing: SseFraming::default(),
         };
         tokio::spawn(pump.run());
         GatewayBody(Kind::Upstream(Box::new(Downstream {
@@ -107,6 +110,7 @@ struct Pump {
     limits: StreamLimits,
     record: RequestRecord,
     complete: Arc<AtomicBool>,
+    framing: SseFraming,
 }
 
 /// Why a stream stopped early.
@@ -142,7 +146,8 @@ impl Pump {
             }
             Err(Stop::Cut(message, code)) => {
                 tracing::warn!(request_id = %self.record.request_id, code, "{message}");
-                let last = if self.sse {
+                let clean = self.sse && self.framing.at_boundary();
+                let last = if clean {
                     let event = format!(
                         "event: error\ndata: {}\n\n",
                         error_json(&message, "stream_error", None, code)
@@ -152,7 +157,7 @@ impl Pump {
                     Err(BoxError::from(message.clone()))
                 };
                 // The event is best effort: a full channel means a client that is not reading.
-                if self.tx.try_send(last).is_ok() && self.sse {
+                if self.tx.try_send(last).is_ok() && clean {
                     self.complete.store(true, Ordering::Release);
                 }
                 self.record.error = Some(message);
@@ -197,6 +202,9 @@ impl Pump {
                 let r = &mut self.record;
                 r.ttfb.get_or_insert_with(|| r.started.elapsed());
                 r.bytes_out += data.len() as u64;
+                if self.sse {
+                    self.framing.feed(data);
+                }
             }
             let end = self.body.is_end_stream();
             self.send(frame, cap).await?;

@@ -25,6 +25,7 @@ pub mod reload;
 pub mod server;
 pub mod service;
 pub mod snapshot;
+pub mod sse;
 pub mod state;
 pub mod tls;
 pub mod upstream;

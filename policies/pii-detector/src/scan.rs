@@ -184,13 +184,31 @@ fn email_at(b: &[u8], at: usize) -> bool {
     dot > 0 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
 }
 
-/// A run of digits with single separators between groups, e.g. `(555) 123-4567`.
+/// Most digit groups a numeric token keeps (more and it is not a number of ours).
+const MAX_GROUPS: usize = 8;
+/// Most digits a numeric token keeps.
+const MAX_DIGITS: usize = 24;
+/// How far back, in bytes, a context word may stand before an ambiguous number.
+const CONTEXT_WINDOW: usize = 48;
+
+/// Separator kinds, as bits.
+const SPACE: u8 = 1;
+const DASH: u8 = 2;
+const DOT: u8 = 4;
+const PAREN: u8 = 8;
+const SLASH: u8 = 16;
+
+/// A run of digit groups with single separators between them, e.g. `+49 (0) 4628 194821` or
+/// `(665)615-0556x130`; `sep[g]` is the separator before group `g` (0 for the first).
+#[derive(Clone, Copy)]
 struct Token {
-    digits: [u8; 24],
+    digits: [u8; MAX_DIGITS],
     n: usize,
-    groups: [u8; 8],
-    n_groups: usize,
-    separators: u8, // bit set: 1 space, 2 dash, 4 dot, 8 parentheses
+    /// Digits in each group.
+    len: [u8; MAX_GROUPS],
+    sep: [u8; MAX_GROUPS],
+    groups: usize,
+    /// Starts with `+`.
     plus: bool,
 }
 
@@ -199,12 +217,31 @@ impl Token {
         &self.digits[..self.n]
     }
 
-    fn groups(&self) -> &[u8] {
-        &self.groups[..self.n_groups]
+    fn lens(&self) -> &[u8] {
+        &self.len[..self.groups]
     }
 
-    fn only(&self, allowed: u8) -> bool {
-        self.separators & !allowed == 0
+    /// Every separator used, as bits.
+    fn separators(&self) -> u8 {
+        self.sep[..self.groups].iter().fold(0, |a, s| a | s)
+    }
+
+    /// Groups `from..to` as a token of their own (no `+`).
+    fn sub(&self, from: usize, to: usize) -> Token {
+        let skip: usize = self.len[..from].iter().map(|&l| usize::from(l)).sum();
+        let take: usize = self.len[from..to].iter().map(|&l| usize::from(l)).sum();
+        let mut t = Token {
+            digits: [0; MAX_DIGITS],
+            n: take,
+            len: [0; MAX_GROUPS],
+            sep: [0; MAX_GROUPS],
+            groups: to - from,
+            plus: false,
+        };
+        t.digits[..take].copy_from_slice(&self.digits[skip..skip + take]);
+        t.len[..to - from].copy_from_slice(&self.len[from..to]);
+        t.sep[1..to - from].copy_from_slice(&self.sep[from + 1..to]);
+        t
     }
 }
 
@@ -212,7 +249,12 @@ impl Token {
 /// or phone, and returns where scanning continues.
 fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
     let starts = b[i].is_ascii_digit() || b.get(i + 1).is_some_and(u8::is_ascii_digit);
-    if !starts || (i > 0 && (is_word(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'-')) {
+    let glued = i > 0 && (is_word(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'-');
+    if !b[i].is_ascii_digit() && (!starts || glued) {
+        // `+` or `(` that starts nothing here: look at what follows on its own.
+        return i + 1;
+    }
+    if glued {
         // Inside a word or a dotted/dashed run: skip the rest of it.
         let mut j = i + 1;
         while j < b.len() && (is_word(b[j]) || b[j] == b'.' || b[j] == b'-') {
@@ -221,35 +263,64 @@ fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
         return j;
     }
     let (token, end) = read_token(b, i);
+    if token.is_none() && b[i] == b'(' {
+        // A parenthesis around the whole number, not around its area code: look inside.
+        return i + 1;
+    }
     let next = end.max(i + 1);
-    // Glued to letters: not a number of ours.
+    // Glued to letters (an identifier, a hash): not a number of ours.
     if b.get(end).is_some_and(|c| is_word(*c)) {
         return next;
     }
     let Some(t) = token else { return next };
-    let d = t.digits();
-    if enabled.contains(Kind::Ssn) && is_ssn(&t) {
-        found.insert(Kind::Ssn);
-    } else if enabled.contains(Kind::Card)
-        && (13..=19).contains(&d.len())
-        && t.only(1 | 2)
-        && luhn(d)
-        && b"23456".contains(&d[0])
-    {
-        found.insert(Kind::Card);
-    } else if enabled.contains(Kind::Phone) && is_phone(&t) {
-        found.insert(Kind::Phone);
+    let context = &b[i.saturating_sub(CONTEXT_WINDOW)..i];
+    if let Some(kind) = classify(&t, enabled, context) {
+        found.insert(kind);
+        return next;
+    }
+    // A number run into its neighbours by spaces (`ref 12 078-05-1120`): try every run of
+    // space-separated segments on its own.
+    let cuts: Vec<usize> = (1..t.groups).filter(|&g| t.sep[g] == SPACE).collect();
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(cuts.iter().copied())
+        .chain(std::iter::once(t.groups))
+        .collect();
+    for a in 0..bounds.len() - 1 {
+        for z in a + 1..bounds.len() {
+            if a == 0 && z == bounds.len() - 1 {
+                continue;
+            }
+            let sub = t.sub(bounds[a], bounds[z]);
+            if let Some(kind) = classify(&sub, enabled, context) {
+                found.insert(kind);
+                return next;
+            }
+        }
     }
     next
 }
 
+/// Which kind `t` is, if any; `context` is the text just before it.
+fn classify(t: &Token, enabled: Kinds, context: &[u8]) -> Option<Kind> {
+    if enabled.contains(Kind::Ssn) && is_ssn(t) {
+        return Some(Kind::Ssn);
+    }
+    if enabled.contains(Kind::Card) && is_card(t, context) {
+        return Some(Kind::Card);
+    }
+    if enabled.contains(Kind::Phone) && is_phone(t, context) {
+        return Some(Kind::Phone);
+    }
+    None
+}
+
 fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
     let mut t = Token {
-        digits: [0; 24],
+        digits: [0; MAX_DIGITS],
         n: 0,
-        groups: [0; 8],
-        n_groups: 0,
-        separators: 0,
+        len: [0; MAX_GROUPS],
+        sep: [0; MAX_GROUPS],
+        groups: 0,
         plus: false,
     };
     let mut i = start;
@@ -258,32 +329,46 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
         i += 1;
     }
     let mut group = 0u8;
-    let mut last_sep = true;
+    let mut pending = 0u8; // separator seen since the last group
     let mut open_paren = false;
     while i < b.len() {
         let c = b[i];
         if c.is_ascii_digit() {
-            if t.n == t.digits.len() {
+            if t.n == MAX_DIGITS {
                 return (None, skip_digits(b, i));
+            }
+            if group == 0 {
+                if t.groups == MAX_GROUPS {
+                    return (None, skip_digits(b, i));
+                }
+                t.sep[t.groups] = pending;
+                pending = 0;
             }
             t.digits[t.n] = c;
             t.n += 1;
             group += 1;
-            last_sep = false;
         } else {
             let sep = match c {
-                b' ' => 1,
-                b'-' => 2,
-                b'.' => 4,
-                b'(' if !open_paren => 8,
-                b')' if open_paren => 8,
+                b' ' => SPACE,
+                b'-' => DASH,
+                b'.' => DOT,
+                b'/' => SLASH,
+                b'(' if !open_paren => PAREN,
+                b')' if open_paren => PAREN,
                 _ => break,
             };
-            // A separator must sit between digits (a closing parenthesis may be followed by a space).
-            let next_ok = b
-                .get(i + 1)
-                .is_some_and(|n| n.is_ascii_digit() || (c == b')' && *n == b' '));
-            if (last_sep && c != b'(' && !(c == b' ' && b[i - 1] == b')')) || !next_ok {
+            // Separators sit between digits: at most one plain separator, plus parentheses
+            // around a group (`(0)`, `(665)`), followed by a digit or the group's parenthesis.
+            let next = b.get(i + 1).copied();
+            let next_ok = next.is_some_and(|n| {
+                n.is_ascii_digit()
+                    || (c == b')' && matches!(n, b' ' | b'-' | b'.'))
+                    || (c != b'(' && n == b'(')
+            });
+            let doubled = pending & !PAREN != 0 && sep != PAREN;
+            // A parenthesis straight after digits only for a trunk `(0)`: `+44(0)113`.
+            let glued_paren = c == b'(' && group > 0 && b.get(i + 1..i + 3) != Some(b"0)");
+            if !next_ok || doubled || glued_paren {
                 break;
             }
             if c == b'(' {
@@ -292,26 +377,55 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
                 open_paren = false;
             }
             if group > 0 {
-                if t.n_groups == t.groups.len() {
-                    return (None, i);
-                }
-                t.groups[t.n_groups] = group;
-                t.n_groups += 1;
+                t.len[t.groups] = group;
+                t.groups += 1;
                 group = 0;
+            } else if t.groups == 0 && c != b'(' {
+                // Only `(` may come before the first digit.
+                break;
             }
-            t.separators |= sep;
-            last_sep = true;
+            pending |= sep;
         }
         i += 1;
     }
-    if group > 0 && t.n_groups < t.groups.len() {
-        t.groups[t.n_groups] = group;
-        t.n_groups += 1;
+    if group > 0 {
+        t.len[t.groups] = group;
+        t.groups += 1;
     }
     if open_paren || t.n == 0 {
         return (None, i);
     }
-    (Some(t), i)
+    // An extension after the number (`x130`, ` ext. 12`, `#4`) belongs to it.
+    (Some(t), skip_extension(b, i))
+}
+
+/// Past an extension such as `x02014`, `ext. 12` or ` ext 4` at `i`, else `i`.
+fn skip_extension(b: &[u8], i: usize) -> usize {
+    let mut j = i;
+    if b.get(j) == Some(&b' ') {
+        j += 1;
+    }
+    let rest = &b[j.min(b.len())..];
+    let marker = [&b"ext."[..], b"ext", b"x", b"#"]
+        .into_iter()
+        .find(|m| rest.len() >= m.len() && rest[..m.len()].eq_ignore_ascii_case(m));
+    let Some(m) = marker else { return i };
+    if m == b"x" && j != i {
+        return i; // ` x` is a word, not an extension
+    }
+    j += m.len();
+    if b.get(j) == Some(&b' ') && m != b"x" {
+        j += 1;
+    }
+    let digits = b[j.min(b.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if (1..=6).contains(&digits) && !b.get(j + digits).is_some_and(|c| is_word(*c)) {
+        j + digits
+    } else {
+        i
+    }
 }
 
 fn skip_digits(b: &[u8], mut i: usize) -> usize {
@@ -322,7 +436,8 @@ fn skip_digits(b: &[u8], mut i: usize) -> usize {
 }
 
 fn is_ssn(t: &Token) -> bool {
-    if t.plus || t.groups() != [3, 2, 4] || !(t.only(2) || t.only(1)) {
+    let seps = t.separators();
+    if t.plus || t.lens() != [3, 2, 4] || !(seps == DASH || seps == SPACE) {
         return false;
     }
     let d = t.digits();
@@ -330,17 +445,157 @@ fn is_ssn(t: &Token) -> bool {
     area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
 }
 
-fn is_phone(t: &Token) -> bool {
+/// Words that, just before a number, say it is a phone number (stems, ASCII case-insensitive,
+/// at a word start): English, German, French, Spanish, Italian and Dutch.
+const PHONE_WORDS: [&[u8]; 25] = [
+    b"phone",
+    b"tel",
+    b"call",
+    b"mobil",
+    b"cell",
+    b"fax",
+    b"contact",
+    b"reach",
+    b"whatsapp",
+    b"sms",
+    b"text me",
+    b"dial",
+    b"ring",
+    b"rang",
+    b"handy",
+    b"ruf",
+    b"portable",
+    b"joindre",
+    b"appel",
+    b"ll\xc3\xa1m",
+    b"llam",
+    b"m\xc3\xb3vil",
+    b"chiam",
+    b"bel ",
+    b"numero di",
+];
+
+/// Words that, just before a number, say it is a payment card.
+const CARD_WORDS: [&[u8]; 20] = [
+    b"card",
+    b"karte",
+    b"carte",
+    b"tarjeta",
+    b"carta",
+    b"kaart",
+    b"visa",
+    b"mastercard",
+    b"amex",
+    b"american express",
+    b"maestro",
+    b"jcb",
+    b"discover",
+    b"diners",
+    b"unionpay",
+    b"cvv",
+    b"expir",
+    b"pay with",
+    b"charge",
+    b"kreditkarte",
+];
+
+/// Whether one of `words` starts at a word start in `context`.
+fn has_context(context: &[u8], words: &[&[u8]]) -> bool {
+    words.iter().any(|w| {
+        context.windows(w.len()).enumerate().any(|(i, win)| {
+            win.eq_ignore_ascii_case(w) && (i == 0 || !context[i - 1].is_ascii_alphanumeric())
+        })
+    })
+}
+
+/// A payment card number: 12..=19 digits, bare or in groups, a known issuer prefix for its
+/// length, and a valid Luhn check. Numbers shorter than 16 digits (Maestro, Amex, JCB 15,
+/// Diners, Visa 13) are common as order numbers too, so they also need grouping like a card
+/// or a card word just before them.
+fn is_card(t: &Token, context: &[u8]) -> bool {
     let d = t.digits();
-    if t.plus {
-        // International: +CC and 7..13 more digits, grouped or not.
-        return (8..=15).contains(&d.len()) && d[0] != b'0';
+    let seps = t.separators();
+    if t.plus || !(12..=19).contains(&d.len()) || seps & !(SPACE | DASH) != 0 {
+        return false;
     }
-    // (555) 123-4567, 555-123-4567, 1 555 123 4567, ...: a bare 10-digit run is too ambiguous
-    // (ids, timestamps), so the grouping is required. Area codes never start with 0 or 1.
-    let g = t.groups();
-    let nanp = matches!(g, [3, 3, 4]) || (matches!(g, [1, 3, 3, 4]) && d[0] == b'1');
-    nanp && !b"01".contains(&d[g.len() - 3])
+    if !issuer_length(d) || !luhn(d) {
+        return false;
+    }
+    let grouped = t.groups > 1 && t.lens()[..t.groups - 1].iter().all(|&l| l == 4 || l == 6);
+    d.len() >= 16 || grouped || has_context(context, &CARD_WORDS)
+}
+
+/// Whether the issuer prefix of `d` issues cards of its length (IIN ranges of Visa,
+/// Mastercard, Amex, Discover, JCB, Diners, Maestro and UnionPay).
+fn issuer_length(d: &[u8]) -> bool {
+    let prefix = |n: usize| -> u32 {
+        d[..n]
+            .iter()
+            .fold(0, |acc, c| acc * 10 + u32::from(c - b'0'))
+    };
+    let len = d.len();
+    let (p1, p2, p3, p4) = (prefix(1), prefix(2), prefix(3), prefix(4));
+    match p1 {
+        4 => matches!(len, 13 | 16 | 19),
+        2 => (2221..=2720).contains(&p4) && len == 16 || p4 == 2131 && len == 15,
+        5 => {
+            (51..=55).contains(&p2) && len == 16
+                || (p2 == 50 || (56..=59).contains(&p2)) && (12..=19).contains(&len)
+        }
+        3 => {
+            (p2 == 34 || p2 == 37) && len == 15
+                // JCB is 3528..=3589; Faker (and some test data) issues all of 35xx.
+                || p2 == 35 && (16..=19).contains(&len)
+                || ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 || p3 == 309) && (14..=19).contains(&len)
+        }
+        6 => (12..=19).contains(&len),
+        1 => p4 == 1800 && len == 15,
+        // Legacy Maestro (0604xx).
+        0 => p4 == 604 && (12..=19).contains(&len),
+        _ => false,
+    }
+}
+
+/// A phone number.
+///
+/// Unambiguous shapes stand alone: international (`+` or `00`, then 8..=15 digits), North
+/// American in groups (`(415) 555-2671`, `1-800-555-0100`), national with a trunk `0` in
+/// groups (`0114 496 0982`, `06 31 54 32 31`, `(030) 1234567`). Everything else that could be
+/// a phone number (a bare `5551234567`, `02074960482`, `333 1234567`) is one only with a phone
+/// word just before it, as Presidio's recognizers decide: order numbers look the same.
+fn is_phone(t: &Token, context: &[u8]) -> bool {
+    let d = t.digits();
+    let lens = t.lens();
+    // Parentheses only mark an area code or trunk prefix.
+    let seps = t.separators() & !PAREN;
+    let grouped = t.groups > 1;
+    if seps & SLASH != 0 && !(grouped && d[0] == b'0') {
+        return false; // dates like 12/03/2024
+    }
+    let intl_prefix =
+        (2..=5).contains(&lens[0]) && d.len() > 2 && d.starts_with(b"00") && d[2] != b'0';
+    if t.plus || intl_prefix {
+        let n = if t.plus { d.len() } else { d.len() - 2 };
+        return (8..=15).contains(&n) && d[usize::from(!t.plus) * 2] != b'0';
+    }
+    let nanp = |g: &[u8], d: &[u8]| {
+        let area = if g.len() == 4 { &d[1..] } else { d };
+        (matches!(g, [3, 3, 4]) || (matches!(g, [1, 3, 3, 4]) && d[0] == b'1'))
+            && !b"01".contains(&area[0])
+            && !b"01".contains(&area[3])
+    };
+    if grouped && seps & DOT == 0 && nanp(lens, d) {
+        return true;
+    }
+    if grouped && seps == DOT && matches!(lens, [3, 3, 4]) && nanp(lens, d) {
+        return true; // 843.435.3265
+    }
+    let national =
+        d[0] == b'0' && d.get(1).is_some_and(|c| *c != b'0') && (9..=11).contains(&d.len());
+    if grouped && national && lens.iter().all(|&l| l >= 2) {
+        return true;
+    }
+    (8..=13).contains(&d.len()) && has_context(context, &PHONE_WORDS)
 }
 
 fn luhn(digits: &[u8]) -> bool {
@@ -449,6 +704,34 @@ mod tests {
             "GB82 WEST 1234 5698 7654 33 (bad check digits)",
             "falconry is not project falcons",
             "matrix = [[1, 2], [3, 4]]; x = 555-1234;",
+        ] {
+            assert_eq!(kinds(text), Vec::<&str>::new(), "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_next_to_other_numbers_and_punctuation_are_still_seen() {
+        for (text, kind) in [
+            ("ref 12 078-05-1120 ok", "ssn"),
+            ("SSN(078-05-1120)", "ssn"),
+            ("id 555 078-05-1120", "ssn"),
+            ("call 843.435.3265x02014 now", "phone"),
+            ("(665)615-0556x130", "phone"),
+            ("+1-308-937-4071x8818", "phone"),
+            ("+49 (0) 4628 194821", "phone"),
+            ("+33 (0)1 81 93 78 65", "phone"),
+            ("appelle le 06 31 54 32 31", "phone"),
+            ("Telefon 02074960482", "phone"),
+            ("Maestro 676155879403", "card"),
+            ("JCB 213178852869541", "card"),
+        ] {
+            assert_eq!(kinds(text), [kind], "{text}");
+        }
+        for text in [
+            "order 5551234567 shipped",
+            "ISBN 0-01-606378-3",
+            "invoice 676155879403 paid",
+            "on 12/03/2024 at 10:30",
         ] {
             assert_eq!(kinds(text), Vec::<&str>::new(), "{text}");
         }
