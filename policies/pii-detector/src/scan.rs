@@ -184,10 +184,13 @@ fn email_at(b: &[u8], at: usize) -> bool {
     dot > 0 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
 }
 
-/// Most digit groups a numeric token keeps (more and it is not a number of ours).
-const MAX_GROUPS: usize = 8;
+/// Most digit groups one numeric token holds; a longer run is read as overlapping tokens.
+const MAX_GROUPS: usize = 12;
+/// Groups a token re-reads from the previous one when a run is longer than [`MAX_GROUPS`],
+/// more than any number the scanners recognise spans, so none is cut in two.
+const OVERLAP_GROUPS: usize = 6;
 /// Most digits a numeric token keeps.
-const MAX_DIGITS: usize = 24;
+const MAX_DIGITS: usize = 64;
 /// How far back, in bytes, a context word may stand before an ambiguous number.
 const CONTEXT_WINDOW: usize = 48;
 
@@ -204,6 +207,8 @@ const SLASH: u8 = 16;
 struct Token {
     digits: [u8; MAX_DIGITS],
     n: usize,
+    /// Where each group starts in the text.
+    at: [usize; MAX_GROUPS],
     /// Digits in each group.
     len: [u8; MAX_GROUPS],
     sep: [u8; MAX_GROUPS],
@@ -233,6 +238,7 @@ impl Token {
         let mut t = Token {
             digits: [0; MAX_DIGITS],
             n: take,
+            at: [0; MAX_GROUPS],
             len: [0; MAX_GROUPS],
             sep: [0; MAX_GROUPS],
             groups: to - from,
@@ -249,55 +255,112 @@ impl Token {
 /// or phone, and returns where scanning continues.
 fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
     let starts = b[i].is_ascii_digit() || b.get(i + 1).is_some_and(u8::is_ascii_digit);
-    let glued = i > 0 && (is_word(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'-');
+    // Glued to a word (`abc123`, `v1.2`, `INV-123`); a `-` or `.` after a space is punctuation.
+    let glued = i > 0
+        && (is_word(b[i - 1]) || (matches!(b[i - 1], b'.' | b'-') && i > 1 && is_word(b[i - 2])));
     if !b[i].is_ascii_digit() && (!starts || glued) {
         // `+` or `(` that starts nothing here: look at what follows on its own.
         return i + 1;
     }
+    if glued && !is_word(b[i - 1]) {
+        // After `word-` or `word.`: an identifier such as `INV-2024` or a version, unless the
+        // number is one whose structure alone identifies it (`SSN-078-05-1120`, a card).
+        let (token, end) = read_token(b, i);
+        let strong = {
+            let mut k = Kinds::default();
+            for kind in [Kind::Ssn, Kind::Card] {
+                if enabled.contains(kind) {
+                    k.insert(kind);
+                }
+            }
+            k
+        };
+        if !b.get(end).is_some_and(|c| is_word(*c))
+            && let Some(t) = token
+            && token_kind(&t, strong, &[], found)
+        {
+            return end;
+        }
+    }
     if glued {
-        // Inside a word or a dotted/dashed run: skip the rest of it.
+        // Inside a word or a dotted/dashed run: skip the rest of it, but not an SSN in it
+        // (`P78-078-05-1120`): its dashed shape and ranges identify it even there.
         let mut j = i + 1;
         while j < b.len() && (is_word(b[j]) || b[j] == b'.' || b[j] == b'-') {
             j += 1;
         }
+        if enabled.contains(Kind::Ssn)
+            && dashed_ssn_in(&b[i..j], i > 0 && b[i - 1].is_ascii_digit())
+        {
+            found.insert(Kind::Ssn);
+        }
         return j;
     }
-    let (token, end) = read_token(b, i);
-    if token.is_none() && b[i] == b'(' {
-        // A parenthesis around the whole number, not around its area code: look inside.
-        return i + 1;
-    }
-    let next = end.max(i + 1);
-    // Glued to letters (an identifier, a hash): not a number of ours.
-    if b.get(end).is_some_and(|c| is_word(*c)) {
+    let mut at = i;
+    loop {
+        let (token, end) = read_token(b, at);
+        if token.is_none() && b[at] == b'(' {
+            // A parenthesis around the whole number, not around its area code: look inside.
+            return at + 1;
+        }
+        let next = end.max(at + 1);
+        // A token cut short by its size limits ends on a digit; otherwise a token glued to
+        // letters (an identifier, a hash) is not a number of ours.
+        let cut = token.is_some() && b.get(end).is_some_and(u8::is_ascii_digit);
+        if !cut && b.get(end).is_some_and(|c| is_word(*c)) {
+            if enabled.contains(Kind::Ssn) && dashed_ssn_in(&b[at..end], false) {
+                found.insert(Kind::Ssn);
+            }
+            return next;
+        }
+        let Some(t) = token else { return next };
+        if token_kind(
+            &t,
+            enabled,
+            &b[at.saturating_sub(CONTEXT_WINDOW)..at],
+            found,
+        ) {
+            return next;
+        }
+        if cut && t.groups > 1 {
+            // The run goes on: read on from a few groups back so nothing is cut in two (always
+            // past the first group, so this ends).
+            at = t.at[t.groups.saturating_sub(OVERLAP_GROUPS).max(1)];
+            continue;
+        }
         return next;
     }
-    let Some(t) = token else { return next };
-    let context = &b[i.saturating_sub(CONTEXT_WINDOW)..i];
+}
+
+/// Classifies `t`, a stray-`+`-less `t`, and every run of its consecutive groups; records the
+/// first kind found.
+fn token_kind(t: &Token, enabled: Kinds, context: &[u8], found: &mut Kinds) -> bool {
+    let t = *t;
     if let Some(kind) = classify(&t, enabled, context) {
         found.insert(kind);
-        return next;
+        return true;
     }
-    // A number run into its neighbours by spaces (`ref 12 078-05-1120`): try every run of
-    // space-separated segments on its own.
-    let cuts: Vec<usize> = (1..t.groups).filter(|&g| t.sep[g] == SPACE).collect();
-    let bounds: Vec<usize> = std::iter::once(0)
-        .chain(cuts.iter().copied())
-        .chain(std::iter::once(t.groups))
-        .collect();
-    for a in 0..bounds.len() - 1 {
-        for z in a + 1..bounds.len() {
-            if a == 0 && z == bounds.len() - 1 {
+    // A stray `+` before a number that is not an international phone (`+078-05-1120`).
+    if t.plus
+        && let Some(kind) = classify(&Token { plus: false, ..t }, enabled, context)
+    {
+        found.insert(kind);
+        return true;
+    }
+    // A number run into its neighbours (`ref 12 078-05-1120`, `078-05-078-05-1120`): try
+    // every run of consecutive groups on its own (at most 36 for 8 groups; tokens are rare).
+    for a in 0..t.groups {
+        for z in a + 1..=t.groups {
+            if a == 0 && z == t.groups {
                 continue;
             }
-            let sub = t.sub(bounds[a], bounds[z]);
-            if let Some(kind) = classify(&sub, enabled, context) {
+            if let Some(kind) = classify(&t.sub(a, z), enabled, context) {
                 found.insert(kind);
-                return next;
+                return true;
             }
         }
     }
-    next
+    false
 }
 
 /// Which kind `t` is, if any; `context` is the text just before it.
@@ -318,6 +381,7 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
     let mut t = Token {
         digits: [0; MAX_DIGITS],
         n: 0,
+        at: [0; MAX_GROUPS],
         len: [0; MAX_GROUPS],
         sep: [0; MAX_GROUPS],
         groups: 0,
@@ -331,17 +395,27 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
     let mut group = 0u8;
     let mut pending = 0u8; // separator seen since the last group
     let mut open_paren = false;
+    // Where the open parenthesis stands, and the token before it.
+    let mut before_paren = (start, t);
     while i < b.len() {
         let c = b[i];
         if c.is_ascii_digit() {
-            if t.n == MAX_DIGITS {
-                return (None, skip_digits(b, i));
+            if group == 0 && t.groups == MAX_GROUPS {
+                // A longer run: this token ends here; the caller reads on from an earlier group.
+                return (Some(t), i);
             }
-            if group == 0 {
-                if t.groups == MAX_GROUPS {
+            if t.n == MAX_DIGITS {
+                if t.groups == 0 {
+                    // One run of digits longer than any number: skip it.
                     return (None, skip_digits(b, i));
                 }
+                // Keep the complete groups only; the caller reads on from an earlier group.
+                t.n = t.len[..t.groups].iter().map(|&l| usize::from(l)).sum();
+                return (Some(t), i - usize::from(group));
+            }
+            if group == 0 {
                 t.sep[t.groups] = pending;
+                t.at[t.groups] = i;
                 pending = 0;
             }
             t.digits[t.n] = c;
@@ -373,6 +447,14 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
             }
             if c == b'(' {
                 open_paren = true;
+                if group > 0 {
+                    let mut kept = t;
+                    kept.len[kept.groups] = group;
+                    kept.groups += 1;
+                    before_paren = (i, kept);
+                } else {
+                    before_paren = (i, t);
+                }
             } else if c == b')' {
                 open_paren = false;
             }
@@ -392,7 +474,20 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
         t.len[t.groups] = group;
         t.groups += 1;
     }
-    if open_paren || t.n == 0 {
+    if open_paren {
+        // Never closed: the number ends before the parenthesis.
+        let (at, kept) = before_paren;
+        if kept.groups == 0 {
+            return (None, i);
+        }
+        let mut kept = kept;
+        kept.n = kept.len[..kept.groups]
+            .iter()
+            .map(|&l| usize::from(l))
+            .sum();
+        return (Some(kept), at);
+    }
+    if t.n == 0 {
         return (None, i);
     }
     // An extension after the number (`x130`, ` ext. 12`, `#4`) belongs to it.
@@ -429,10 +524,40 @@ fn skip_extension(b: &[u8], i: usize) -> usize {
 }
 
 fn skip_digits(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && (b[i].is_ascii_digit() || b" -.".contains(&b[i])) {
+    while i < b.len() && b[i].is_ascii_digit() {
         i += 1;
     }
     i
+}
+
+/// Whether `run` holds `ddd-dd-dddd` with no digit right before or after it and valid SSN
+/// ranges; `after_digit` says whether the byte before `run` is a digit.
+fn dashed_ssn_in(run: &[u8], after_digit: bool) -> bool {
+    let shape = |w: &[u8]| {
+        w.iter().enumerate().all(|(k, c)| {
+            if k == 3 || k == 6 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+    };
+    run.windows(11).enumerate().any(|(k, w)| {
+        let before_ok = if k == 0 {
+            !after_digit
+        } else {
+            !run[k - 1].is_ascii_digit()
+        };
+        let after_ok = !run.get(k + 11).is_some_and(u8::is_ascii_digit);
+        before_ok
+            && after_ok
+            && shape(w)
+            && &w[0..3] != b"000"
+            && &w[0..3] != b"666"
+            && w[0] != b'9'
+            && &w[4..6] != b"00"
+            && &w[7..11] != b"0000"
+    })
 }
 
 fn is_ssn(t: &Token) -> bool {
@@ -714,6 +839,18 @@ mod tests {
         for (text, kind) in [
             ("ref 12 078-05-1120 ok", "ssn"),
             ("SSN(078-05-1120)", "ssn"),
+            ("b :+078-05-1120", "ssn"),
+            ("b -078-05-1120", "ssn"),
+            ("SSN-078-05-1120", "ssn"),
+            ("SSN.078-05-1120", "ssn"),
+            ("P78-078-05-1120(12)", "ssn"),
+            ("SSN 078-05-1120(0)rsv", "ssn"),
+            ("x 1120 120 (1120 078-05-1120", "ssn"),
+            ("x 8888888888888888888888888888 078-05-1120", "ssn"),
+            (
+                "x 888888888888888888888888888888888888888888888888888885-1120 078-05-1120",
+                "ssn",
+            ),
             ("id 555 078-05-1120", "ssn"),
             ("call 843.435.3265x02014 now", "phone"),
             ("(665)615-0556x130", "phone"),
@@ -727,6 +864,9 @@ mod tests {
         ] {
             assert_eq!(kinds(text), [kind], "{text}");
         }
+        // Run into another number, it is still personal data (here read as a phone number).
+        assert!(!kinds("SSN 078-05-078-05-1120").is_empty());
+        assert!(!kinds("ref 1120 12 078-05-110 1120 078-05-1120 end").is_empty());
         for text in [
             "order 5551234567 shipped",
             "ISBN 0-01-606378-3",
