@@ -27,10 +27,10 @@ const MAX_CLASSIFICATIONS: usize = 16;
 pub const DETECTOR_CLASSIFICATION: &str = "pii";
 /// The detector scans long texts in windows of this many bytes, so one evaluation stays
 /// within the policy deadline and memory cap whatever the body size.
-const DETECTOR_WINDOW: usize = 256 << 10;
+pub const DETECTOR_WINDOW: usize = 256 << 10;
 /// Consecutive windows overlap by this many bytes, more than the longest identifier the
 /// detector recognises together with its context words, so nothing hides on a boundary.
-const DETECTOR_OVERLAP: usize = 1 << 10;
+pub const DETECTOR_OVERLAP: usize = 1 << 10;
 /// Most annotations per policy answer.
 const MAX_ANNOTATIONS: usize = 16;
 
@@ -516,7 +516,7 @@ impl Sources {
 
 /// `text` in windows of at most `size` bytes, each starting `overlap` bytes before the end
 /// of the previous one (both cut at character boundaries).
-fn windows(text: &str, size: usize, overlap: usize) -> impl Iterator<Item = &str> {
+pub fn windows(text: &str, size: usize, overlap: usize) -> impl Iterator<Item = &str> {
     let floor = |mut i: usize| {
         while !text.is_char_boundary(i) {
             i -= 1;
