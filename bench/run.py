@@ -54,6 +54,11 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, **kw)
 
 
+def sh_out(cmd, cwd):
+    """Runs a shell command and returns its standard output."""
+    return subprocess.run(cmd, shell=True, check=True, cwd=cwd, capture_output=True, text=True).stdout
+
+
 # ---------------------------------------------------------------- setup
 
 def setup():
@@ -330,6 +335,37 @@ def hold_streams(subject, pid, args):
 MOCK_PIDS = []
 
 
+# ---------------------------------------------------------------- the detector on long prompts
+def long_prompts():
+    """The body walk and the PII detector on 1 KiB, 64 KiB and 1 MiB prompts (gateway/benches/detector.rs),
+    pinned to the subject core; one JSON line per size."""
+    out = sh_out(f"taskset -c {SUBJECT_CORE} cargo bench -q --locked -p llmkube-gateway --bench detector",
+                 cwd=ROOT)
+    return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+
+
+def detector_accuracy():
+    """Recall per kind and false positives on the Faker corpus: the detector's own test output, and
+    Presidio's pattern recognizers on the same file (fixtures/score_presidio.py)."""
+    fixtures = ROOT / "policies" / "pii-detector" / "fixtures"
+    ours = sh_out("cargo test -q --locked -p llmkube-pii-detector --test corpus -- faker --nocapture 2>&1",
+                  cwd=ROOT)
+    rows = {}
+    for line in ours.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "recall":
+            hits, cases = parts[2].split("/")
+            rows[parts[0]] = {"hits": int(hits), "cases": int(cases)}
+        if line.startswith("false positives ") and "/" in line:
+            fp, n = line.split()[2].split("/")
+            rows["false_positives"] = {"count": int(fp), "negatives": int(n)}
+    try:
+        presidio = json.loads(sh_out(f"{sys.executable} {fixtures / 'score_presidio.py'} --json", cwd=ROOT))
+    except (subprocess.SubprocessError, json.JSONDecodeError) as e:
+        presidio = {"error": str(e)}
+    return {"llmkube": rows, "presidio": presidio}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 repeat of 2 s: a smoke run")
@@ -369,13 +405,25 @@ def main():
     finally:
         for m in mocks:
             stop(m)
+    long = accuracy = None
+    if not args.only or "detector" in args.only:
+        log("measuring the detector on long prompts, and its accuracy beside Presidio's")
+        try:
+            long = long_prompts()
+            accuracy = detector_accuracy()
+        except (RuntimeError, subprocess.SubprocessError, json.JSONDecodeError) as e:
+            log(f"detector scenario failed: {e}")
+            long = {"error": str(e)}
     elapsed = time.time() - started
     raw = {"machine": machine(), "versions": versions(), "args": vars(args), "elapsed_s": round(elapsed),
-           "results": results}
-    (BENCH / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+           "results": results, "long_prompts": long, "detector_accuracy": accuracy}
+    # RESULTS.md and results.json are always one full run; partial or quick runs go to bench/out/.
+    target = OUT if (args.quick or args.only) else BENCH
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
     report = __import__("report")
-    (BENCH / "RESULTS.md").write_text(report.render(raw))
-    log(f"wrote bench/RESULTS.md and bench/results.json in {elapsed / 60:.1f} min")
+    (target / "RESULTS.md").write_text(report.render(raw))
+    log(f"wrote {target.relative_to(ROOT)}/RESULTS.md and results.json in {elapsed / 60:.1f} min")
 
 
 def machine():

@@ -83,7 +83,9 @@ fn main() {
                     ..Default::default()
                 };
                 found += detector
-                    .evaluate(&view.to_bytes(), |out| Ok(out.add_classifications().count()))
+                    .evaluate(&view.to_bytes(), |out| {
+                        Ok(out.add_classifications().count())
+                    })
                     .expect("the detector evaluates within its limits");
             }
             found

@@ -26,8 +26,9 @@ const MAX_CLASSIFICATIONS: usize = 16;
 /// The classification the built-in detector adds, and that an unscannable body gets.
 pub const DETECTOR_CLASSIFICATION: &str = "pii";
 /// The detector scans long texts in windows of this many bytes, so one evaluation stays
-/// within the policy deadline and memory cap whatever the body size.
-pub const DETECTOR_WINDOW: usize = 256 << 10;
+/// within the policy deadline (5 ms CPU by default) and memory cap whatever the body size: at
+/// the slowest measured rate (number-dense prose, bench/RESULTS.md) a window takes about 1 ms.
+pub const DETECTOR_WINDOW: usize = 64 << 10;
 /// Consecutive windows overlap by this many bytes, more than the longest identifier the
 /// detector recognises together with its context words, so nothing hides on a boundary.
 pub const DETECTOR_OVERLAP: usize = 1 << 10;

@@ -191,6 +191,8 @@ const MAX_GROUPS: usize = 12;
 const OVERLAP_GROUPS: usize = 6;
 /// Most digits a numeric token keeps.
 const MAX_DIGITS: usize = 64;
+/// Fewest digits of any number the scanners recognise (a phone number with context).
+const MIN_DIGITS: usize = 8;
 /// How far back, in bytes, a context word may stand before an ambiguous number.
 const CONTEXT_WINDOW: usize = 48;
 
@@ -277,7 +279,7 @@ fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
         };
         if !b.get(end).is_some_and(|c| is_word(*c))
             && let Some(t) = token
-            && token_kind(&t, strong, &[], found)
+            && token_kind(&t, strong, &Context::new(&[]), found)
         {
             return end;
         }
@@ -314,12 +316,8 @@ fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
             return next;
         }
         let Some(t) = token else { return next };
-        if token_kind(
-            &t,
-            enabled,
-            &b[at.saturating_sub(CONTEXT_WINDOW)..at],
-            found,
-        ) {
+        let context = Context::new(&b[at.saturating_sub(CONTEXT_WINDOW)..at]);
+        if token_kind(&t, enabled, &context, found) {
             return next;
         }
         if cut && t.groups > 1 {
@@ -334,7 +332,11 @@ fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
 
 /// Classifies `t`, a stray-`+`-less `t`, and every run of its consecutive groups; records the
 /// first kind found.
-fn token_kind(t: &Token, enabled: Kinds, context: &[u8], found: &mut Kinds) -> bool {
+fn token_kind(t: &Token, enabled: Kinds, context: &Context<'_>, found: &mut Kinds) -> bool {
+    // Every kind has at least 8 digits; most numbers in prose (prices, dates, versions) fewer.
+    if t.n < MIN_DIGITS {
+        return false;
+    }
     let t = *t;
     if let Some(kind) = classify(&t, enabled, context) {
         found.insert(kind);
@@ -350,8 +352,10 @@ fn token_kind(t: &Token, enabled: Kinds, context: &[u8], found: &mut Kinds) -> b
     // A number run into its neighbours (`ref 12 078-05-1120`, `078-05-078-05-1120`): try
     // every run of consecutive groups on its own (at most 36 for 8 groups; tokens are rare).
     for a in 0..t.groups {
+        let mut digits = 0;
         for z in a + 1..=t.groups {
-            if a == 0 && z == t.groups {
+            digits += usize::from(t.len[z - 1]);
+            if (a == 0 && z == t.groups) || digits < MIN_DIGITS {
                 continue;
             }
             if let Some(kind) = classify(&t.sub(a, z), enabled, context) {
@@ -363,8 +367,43 @@ fn token_kind(t: &Token, enabled: Kinds, context: &[u8], found: &mut Kinds) -> b
     false
 }
 
+/// The text just before a token, with its context words looked up at most once each.
+struct Context<'a> {
+    before: &'a [u8],
+    phone: std::cell::Cell<Option<bool>>,
+    card: std::cell::Cell<Option<bool>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(before: &'a [u8]) -> Self {
+        Context {
+            before,
+            phone: std::cell::Cell::new(None),
+            card: std::cell::Cell::new(None),
+        }
+    }
+
+    fn phone(&self) -> bool {
+        let known = self.phone.get();
+        known.unwrap_or_else(|| {
+            let found = has_context(self.before, &PHONE_WORDS);
+            self.phone.set(Some(found));
+            found
+        })
+    }
+
+    fn card(&self) -> bool {
+        let known = self.card.get();
+        known.unwrap_or_else(|| {
+            let found = has_context(self.before, &CARD_WORDS);
+            self.card.set(Some(found));
+            found
+        })
+    }
+}
+
 /// Which kind `t` is, if any; `context` is the text just before it.
-fn classify(t: &Token, enabled: Kinds, context: &[u8]) -> Option<Kind> {
+fn classify(t: &Token, enabled: Kinds, context: &Context<'_>) -> Option<Kind> {
     if enabled.contains(Kind::Ssn) && is_ssn(t) {
         return Some(Kind::Ssn);
     }
@@ -624,12 +663,17 @@ const CARD_WORDS: [&[u8]; 20] = [
     b"kreditkarte",
 ];
 
-/// Whether one of `words` starts at a word start in `context`.
+/// Whether one of `words` (lowercase) starts at a word start in `context`.
 fn has_context(context: &[u8], words: &[&[u8]]) -> bool {
-    words.iter().any(|w| {
-        context.windows(w.len()).enumerate().any(|(i, win)| {
-            win.eq_ignore_ascii_case(w) && (i == 0 || !context[i - 1].is_ascii_alphanumeric())
-        })
+    (0..context.len()).any(|i| {
+        let c = context[i].to_ascii_lowercase();
+        (i == 0 || !context[i - 1].is_ascii_alphanumeric())
+            && !c.is_ascii_digit()
+            && words.iter().any(|w| {
+                w[0] == c
+                    && context.len() - i >= w.len()
+                    && context[i..i + w.len()].eq_ignore_ascii_case(w)
+            })
     })
 }
 
@@ -637,7 +681,7 @@ fn has_context(context: &[u8], words: &[&[u8]]) -> bool {
 /// length, and a valid Luhn check. Numbers shorter than 16 digits (Maestro, Amex, JCB 15,
 /// Diners, Visa 13) are common as order numbers too, so they also need grouping like a card
 /// or a card word just before them.
-fn is_card(t: &Token, context: &[u8]) -> bool {
+fn is_card(t: &Token, context: &Context<'_>) -> bool {
     let d = t.digits();
     let seps = t.separators();
     if t.plus || !(12..=19).contains(&d.len()) || seps & !(SPACE | DASH) != 0 {
@@ -647,7 +691,7 @@ fn is_card(t: &Token, context: &[u8]) -> bool {
         return false;
     }
     let grouped = t.groups > 1 && t.lens()[..t.groups - 1].iter().all(|&l| l == 4 || l == 6);
-    d.len() >= 16 || grouped || has_context(context, &CARD_WORDS)
+    d.len() >= 16 || grouped || context.card()
 }
 
 /// Whether the issuer prefix of `d` issues cards of its length (IIN ranges of Visa,
@@ -688,7 +732,7 @@ fn issuer_length(d: &[u8]) -> bool {
 /// groups (`0114 496 0982`, `06 31 54 32 31`, `(030) 1234567`). Everything else that could be
 /// a phone number (a bare `5551234567`, `02074960482`, `333 1234567`) is one only with a phone
 /// word just before it, as Presidio's recognizers decide: order numbers look the same.
-fn is_phone(t: &Token, context: &[u8]) -> bool {
+fn is_phone(t: &Token, context: &Context<'_>) -> bool {
     let d = t.digits();
     let lens = t.lens();
     // Parentheses only mark an area code or trunk prefix.
@@ -720,7 +764,7 @@ fn is_phone(t: &Token, context: &[u8]) -> bool {
     if grouped && national && lens.iter().all(|&l| l >= 2) {
         return true;
     }
-    (8..=13).contains(&d.len()) && has_context(context, &PHONE_WORDS)
+    (8..=13).contains(&d.len()) && context.phone()
 }
 
 fn luhn(digits: &[u8]) -> bool {
