@@ -212,3 +212,25 @@ async fn hybrid_mode_counts_only_a_header_with_a_value_as_a_label() {
     assert_eq!(lines[0]["classificationSource"], "detector");
     assert_eq!(lines[4]["classificationSource"], "header");
 }
+
+#[tokio::test]
+async fn a_megabyte_of_number_dense_prose_is_scanned_within_the_policy_deadline() {
+    let cast = Cast::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = detector_gateway(&cast, "detector", &dir.path().join("audit.log")).await;
+    let para =
+        "Revenue rose 4.2% to $18.3M, order 58213 shipped on 2026-03-14, build 1.24.7 passed. ";
+    let clean = para.repeat((1 << 20) / para.len());
+    let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": clean}]});
+    let r = post(&gw, &[], body.to_string()).await;
+    assert_eq!(
+        (r.status.as_u16(), r.backend()),
+        (200, "cloud"),
+        "scanned in windows, each within the deadline: {}",
+        r.text()
+    );
+    let tail = format!("{clean} and my SSN is {SSN}");
+    let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": tail}]});
+    let r = post(&gw, &[], body.to_string()).await;
+    assert_eq!(r.backend(), "local-a", "found in the last window");
+}

@@ -190,7 +190,7 @@ const MAX_GROUPS: usize = 12;
 /// more than any number the scanners recognise spans, so none is cut in two.
 const OVERLAP_GROUPS: usize = 6;
 /// Most digits a numeric token keeps.
-const MAX_DIGITS: usize = 64;
+const MAX_DIGITS: usize = 32;
 /// Fewest digits of any number the scanners recognise (a phone number with context).
 const MIN_DIGITS: usize = 8;
 /// How far back, in bytes, a context word may stand before an ambiguous number.
@@ -210,7 +210,7 @@ struct Token {
     digits: [u8; MAX_DIGITS],
     n: usize,
     /// Where each group starts in the text.
-    at: [usize; MAX_GROUPS],
+    at: [u32; MAX_GROUPS],
     /// Digits in each group.
     len: [u8; MAX_GROUPS],
     sep: [u8; MAX_GROUPS],
@@ -323,7 +323,7 @@ fn number_at(b: &[u8], i: usize, enabled: Kinds, found: &mut Kinds) -> usize {
         if cut && t.groups > 1 {
             // The run goes on: read on from a few groups back so nothing is cut in two (always
             // past the first group, so this ends).
-            at = t.at[t.groups.saturating_sub(OVERLAP_GROUPS).max(1)];
+            at = t.at[t.groups.saturating_sub(OVERLAP_GROUPS).max(1)] as usize;
             continue;
         }
         return next;
@@ -454,7 +454,7 @@ fn read_token(b: &[u8], start: usize) -> (Option<Token>, usize) {
             }
             if group == 0 {
                 t.sep[t.groups] = pending;
-                t.at[t.groups] = i;
+                t.at[t.groups] = i as u32;
                 pending = 0;
             }
             t.digits[t.n] = c;
