@@ -339,6 +339,8 @@ MOCK_PIDS = []
 def long_prompts():
     """The body walk and the PII detector on 1 KiB, 64 KiB and 1 MiB prompts (gateway/benches/detector.rs),
     pinned to the subject core; one JSON line per size."""
+    # Built on both cores first; only the measurement is pinned.
+    sh("cargo bench -q --locked -p llmkube-gateway --bench detector --no-run", cwd=ROOT)
     out = sh_out(f"taskset -c {SUBJECT_CORE} cargo bench -q --locked -p llmkube-gateway --bench detector",
                  cwd=ROOT)
     return [json.loads(l) for l in out.splitlines() if l.startswith("{")]

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Response, header};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use llmkube_operator::defaults::TASK_COMPLEXITY_HEADER;
 use llmkube_operator::routing::{Deny, Via};
@@ -25,6 +26,9 @@ use crate::upstream::strip_response_headers;
 pub const BACKEND_HEADER: &str = "x-llmkube-backend";
 /// Response header naming the rule that matched.
 pub const RULE_HEADER: &str = "x-llmkube-rule";
+/// Largest non-streamed answer (with a Content-Length) read whole before it is sent on;
+/// larger or streamed answers go through a stream task (see [`crate::body`]).
+const BUFFERED_ANSWER_MAX: u64 = 64 << 10;
 
 /// Serves `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`.
 pub async fn proxy(
@@ -195,6 +199,38 @@ async fn serve(
                     .insert(HeaderName::from_static(RULE_HEADER), rule);
             }
             rec.status = head.status.as_u16();
+            let size = http_body::Body::size_hint(&body).exact();
+            if !sse && size.is_some_and(|n| n <= BUFFERED_ANSWER_MAX) {
+                // A small answer of known length (a JSON completion) is read whole here: no
+                // stream task, the backend connection is free at once, and a client that never
+                // reads holds nothing of the backend's.
+                let idle = snap.settings.stream_idle_timeout;
+                return match tokio::time::timeout(idle, body.collect()).await {
+                    Ok(Ok(collected)) => {
+                        let bytes = collected.to_bytes();
+                        rec.ttfb = Some(rec.started.elapsed());
+                        rec.bytes_out = bytes.len() as u64;
+                        rec.headers_sent = Some(Instant::now());
+                        rec.finish(Outcome::Ok);
+                        Response::from_parts(head, GatewayBody::full(bytes))
+                    }
+                    Ok(Err(e)) => {
+                        let e = ApiError::all_backends_failed(format!(
+                            "backend {:?} broke off its answer: {e}",
+                            name.as_str()
+                        ));
+                        fail(rec, e, Outcome::StreamError)
+                    }
+                    Err(_) => {
+                        let e = ApiError::timeout(format!(
+                            "backend {:?} sent its headers but not its body within {}s",
+                            name.as_str(),
+                            idle.as_secs_f64()
+                        ));
+                        fail(rec, e, Outcome::StreamError)
+                    }
+                };
+            }
             rec.headers_sent = Some(Instant::now());
             let limits = crate::body::StreamLimits {
                 idle_timeout: snap.settings.stream_idle_timeout,

@@ -234,3 +234,18 @@ async fn a_megabyte_of_number_dense_prose_is_scanned_within_the_policy_deadline(
     let r = post(&gw, &[], body.to_string()).await;
     assert_eq!(r.backend(), "local-a", "found in the last window");
 }
+
+#[tokio::test]
+async fn a_huge_model_name_is_echoed_bounded() {
+    let cast = Cast::new().await;
+    // No rule and no default route: the model is echoed in the 503.
+    let gw = cast.gateway("").await;
+    let model = "m".repeat(900_000);
+    let r = gw.chat(&model, &[]).await;
+    assert_error(&r, 503, "no_route");
+    assert!(r.body.len() < 2_000, "error body of {} bytes", r.body.len());
+    let lines = audit_lines(&gw.dir.path().join("audit.log"), 1).await;
+    let line = lines[0].to_string();
+    assert!(line.len() < 4_000, "audit line of {} bytes", line.len());
+    assert!(lines[0]["model"].as_str().unwrap().ends_with('…'));
+}
