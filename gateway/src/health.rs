@@ -8,18 +8,13 @@
 //! the backend; the probe's result restores the backend or quarantines it again. (The original
 //! quarantined on the first failure and let every request probe at once.)
 //!
-//! Active, when a backend declares `healthCheck`: [`run_active_checks`] GETs its path every
+//! Active, when a backend declares `healthCheck`: `crate::active_checks` GETs its path every
 //! `intervalSeconds`. A failed check takes the backend out of service until a check passes; a
 //! passing check restores it at once, whatever quarantined it.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-
-use crate::state::AppState;
 
 /// Milliseconds since the first call, never 0 (0 means "not quarantined").
 pub fn now_ms() -> u64 {
@@ -28,21 +23,21 @@ pub fn now_ms() -> u64 {
 }
 
 /// `quarantined_until` of a backend whose active check failed: out until a check passes.
-const UNTIL_CHECK_PASSES: u64 = u64::MAX;
+pub(crate) const UNTIL_CHECK_PASSES: u64 = u64::MAX;
 
 /// Health of one backend; shared by every snapshot that keeps the backend's name.
 #[derive(Debug, Default)]
 pub struct BackendHealth {
     /// `now_ms()` until which the backend is avoided; 0 when healthy.
-    quarantined_until: AtomicU64,
+    pub(crate) quarantined_until: AtomicU64,
     /// A half-open probe is in flight.
     probing: AtomicBool,
     /// Failures in a row since the last success.
     consecutive_failures: AtomicU32,
     /// `now_ms()` when the next active check is due (0: now).
-    next_check: AtomicU64,
+    pub(crate) next_check: AtomicU64,
     /// An active check is in flight.
-    checking: AtomicBool,
+    pub(crate) checking: AtomicBool,
 }
 
 /// Leave to send one request to a backend. Report its result with [`Permit::success`],
@@ -92,13 +87,13 @@ impl BackendHealth {
     }
 
     /// An active check passed: back in service, failures forgotten.
-    fn check_passed(&self) {
+    pub(crate) fn check_passed(&self) {
         self.consecutive_failures.store(0, Ordering::Release);
         self.quarantined_until.store(0, Ordering::Release);
     }
 
     /// An active check failed: out of service until one passes.
-    fn check_failed(&self) {
+    pub(crate) fn check_failed(&self) {
         self.quarantined_until
             .store(UNTIL_CHECK_PASSES, Ordering::Release);
     }
@@ -150,94 +145,6 @@ impl Drop for Permit<'_> {
         if self.probe {
             self.health.probing.store(false, Ordering::Release);
         }
-    }
-}
-
-/// How often the active checker looks for due checks.
-const CHECK_TICK: Duration = Duration::from_millis(250);
-
-/// Runs the active health checks of whatever router is current, until the task is aborted.
-/// Health is kept by backend name, so checks carry over reloads.
-pub async fn run_active_checks(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(CHECK_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let snap = state.router.load_full();
-        let now = now_ms();
-        for (i, target) in snap.backends.iter().enumerate() {
-            let Some(check) = &target.health_check else {
-                continue;
-            };
-            let h = &target.health;
-            if now < h.next_check.load(Ordering::Acquire) || h.checking.swap(true, Ordering::AcqRel)
-            {
-                continue;
-            }
-            h.next_check
-                .store(now + check.interval.as_millis() as u64, Ordering::Release);
-            let (state, snap) = (Arc::clone(&state), Arc::clone(&snap));
-            tokio::spawn(async move {
-                let target = &snap.backends[i];
-                let result = check_once(&state, target).await;
-                let h = &target.health;
-                let was_up = h.quarantined_until.load(Ordering::Acquire) != UNTIL_CHECK_PASSES;
-                let label = if result.is_ok() {
-                    "check_ok"
-                } else {
-                    "check_failed"
-                };
-                state.count_attempt(&snap, i, label);
-                match result {
-                    Ok(()) => {
-                        if !was_up {
-                            tracing::info!(backend = %target.name, "active health check passed; back in service");
-                        }
-                        h.check_passed();
-                    }
-                    Err(why) => {
-                        if was_up {
-                            tracing::warn!(backend = %target.name, %why, "active health check failed; out of service until it passes");
-                        }
-                        h.check_failed();
-                    }
-                }
-                h.checking.store(false, Ordering::Release);
-            });
-        }
-    }
-}
-
-/// One GET of the backend's check path: 2xx within the timeout passes.
-async fn check_once(
-    state: &AppState,
-    target: &crate::backend::BackendTarget,
-) -> Result<(), String> {
-    let Some(check) = &target.health_check else {
-        return Ok(());
-    };
-    let mut req = Request::builder()
-        .method(Method::GET)
-        .uri(target.uri(&check.path).map_err(|e| e.to_string())?);
-    for (name, value) in &target.credentials {
-        req = req.header(name, value);
-    }
-    let req = req
-        .body(Full::new(bytes::Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(check.timeout, async {
-        let resp = state.client.request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        // Read the (small) body so the connection goes back to the pool.
-        let _ = resp.into_body().collect().await;
-        Ok::<_, String>(status)
-    })
-    .await
-    .map_err(|_| format!("no answer within {}s", check.timeout.as_secs_f64()))??;
-    if answer.is_success() {
-        Ok(())
-    } else {
-        Err(format!("answered {answer}"))
     }
 }
 

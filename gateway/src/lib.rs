@@ -5,6 +5,7 @@
 //! ConfigMap through the Kubernetes API (Kubernetes mode) and returns a handle; the
 //! `llmkube-gateway` binary is a thin CLI around it.
 
+pub mod active_checks;
 pub mod audit;
 pub mod backend;
 pub mod body;
@@ -237,7 +238,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             cm.spawn_watcher(Arc::clone(&state), config.router_name.clone(), hash)
         }
     });
-    let checker = tokio::spawn(health::run_active_checks(Arc::clone(&state)));
+    let checker = tokio::spawn(active_checks::run(Arc::clone(&state)));
     let snap = state.router.load();
     tracing::info!(
         %addr,
