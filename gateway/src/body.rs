@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::error::error_json;
+use crate::error_shape::error_json;
 use crate::record::{Outcome, RequestRecord};
 use crate::sse::SseFraming;
 

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::GatewayBody;
+pub use crate::error_shape::error_json;
 
 /// Longest piece of client input (a `model`) echoed into an error message or an audit line,
 /// in bytes: a client must not be able to inflate what the gateway writes.
@@ -215,12 +216,4 @@ impl ApiError {
         }
         resp
     }
-}
-
-/// `{"error":{"message":..,"type":..,"param":..,"code":..}}`
-pub fn error_json(message: &str, kind: &str, param: Option<&str>, code: &str) -> String {
-    serde_json::json!({
-        "error": { "message": message, "type": kind, "param": param, "code": code }
-    })
-    .to_string()
 }

@@ -8,7 +8,7 @@
 //! the backend; the probe's result restores the backend or quarantines it again. (The original
 //! quarantined on the first failure and let every request probe at once.)
 //!
-//! Active, when a backend declares `healthCheck`: `crate::active_checks` GETs its path every
+//! Active, when a backend declares `healthCheck`: the active checker GETs its path every
 //! `intervalSeconds`. A failed check takes the backend out of service until a check passes; a
 //! passing check restores it at once, whatever quarantined it.
 

@@ -114,19 +114,6 @@ pub fn classifications(headers: &HeaderMap, header: &str) -> Result<Vec<String>,
     Ok(out)
 }
 
-/// `(name, value)` of every occurrence of each header in `names` (lowercase) with a text value.
-pub fn match_headers<'a>(headers: &'a HeaderMap, names: &'a [String]) -> Vec<(&'a str, &'a str)> {
-    let mut out = Vec::new();
-    for name in names {
-        for value in headers.get_all(name.as_str()) {
-            if let Ok(text) = value.to_str() {
-                out.push((name.as_str(), text));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

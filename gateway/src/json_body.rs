@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+pub use crate::body_text::BodyText;
 use crate::error::ApiError;
 
 /// A request body that is a JSON object, with what routing needs from it.
@@ -32,28 +33,6 @@ pub struct JsonBody {
     pub stream: bool,
     /// What was collected for classification.
     pub text: BodyText,
-}
-
-/// The body's strings as one text (joined by newlines), when the request needs them.
-#[derive(Debug, PartialEq, Eq)]
-pub enum BodyText {
-    /// Nothing asked for the text.
-    NotCollected,
-    /// Every key, string value and integer of the body.
-    Complete(String),
-    /// The body is larger than the scan limit: it was validated but not collected, and must
-    /// be treated as sensitive.
-    OverScanLimit,
-}
-
-impl BodyText {
-    /// The text, when it was collected.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            BodyText::Complete(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 /// Parses a JSON object body strictly. With `scan_limit`, collects the text of bodies up to

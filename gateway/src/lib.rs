@@ -10,9 +10,11 @@ pub mod audit;
 pub mod backend;
 pub mod body;
 pub mod body_budget;
+pub mod body_text;
 pub mod bundle;
 pub mod dispatch;
 pub mod error;
+pub mod error_shape;
 pub mod health;
 pub mod inbound;
 pub mod json_body;
@@ -158,7 +160,7 @@ pub struct RunningGateway {
 /// Loads the router, binds the listeners and starts serving.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let parts = reload::SnapshotParts {
+    let parts = state::SnapshotParts {
         resolve: config.resolve.clone(),
         audit_dropped: metrics.audit_dropped.clone(),
         engine: policy::PolicyEngine::new(config.policy.clone())?,

@@ -9,27 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llmkube_operator::manifest::{LoadError, load_router};
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::backend::ResolveOptions;
 use crate::bundle::RouterBundle;
 use crate::metrics::ReloadLabels;
 use crate::snapshot::{BuildContext, BuildError, RouterSnapshot};
 
-/// What every (re)load of the router file needs besides the file.
-pub struct SnapshotParts {
-    /// Backend addresses and credentials.
-    pub resolve: ResolveOptions,
-    /// Counts dropped audit lines.
-    pub audit_dropped: Counter,
-    /// The policy engine.
-    pub engine: Arc<crate::policy::PolicyEngine>,
-    /// Directory of built-in policies.
-    pub policy_dir: Option<PathBuf>,
-}
-use crate::state::AppState;
+use crate::state::{AppState, SnapshotParts};
 
 /// Why the router file could not be (re)loaded.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,18 @@ use crate::upstream::HttpClient;
 /// Most shadow copies in flight at once; beyond it copies are skipped and counted.
 pub const SHADOW_SLOTS: usize = 256;
 
+/// What every (re)load of the router file needs besides the file.
+pub struct SnapshotParts {
+    /// Backend addresses and credentials.
+    pub resolve: crate::backend::ResolveOptions,
+    /// Counts dropped audit lines.
+    pub audit_dropped: prometheus_client::metrics::counter::Counter,
+    /// The policy engine.
+    pub engine: Arc<crate::policy::PolicyEngine>,
+    /// Directory of built-in policies.
+    pub policy_dir: Option<std::path::PathBuf>,
+}
+
 /// Everything a request handler needs.
 pub struct AppState {
     /// The router currently served; swapped atomically on reload.
@@ -23,7 +35,7 @@ pub struct AppState {
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// What reloads need (backend resolution, the policy engine).
-    pub parts: crate::reload::SnapshotParts,
+    pub parts: SnapshotParts,
     /// Bounds shadow traffic.
     pub shadow_slots: Arc<Semaphore>,
     /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.

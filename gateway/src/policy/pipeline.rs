@@ -18,7 +18,7 @@ use llmkube_policy_sdk::view::RequestView;
 use llmkube_policy_sdk::wire::Writer;
 
 use super::{PolicyError, PolicyModule};
-use crate::json_body::BodyText;
+use crate::body_text::BodyText;
 use crate::metrics::Label;
 
 /// Most classifications a request may end up with.
@@ -333,7 +333,7 @@ impl PolicySet {
         inputs: &Inputs<'_>,
         classes: &[String],
     ) -> Result<Decision, PolicyError> {
-        let headers = crate::inbound::match_headers(inputs.headers, &self.rule_headers);
+        let headers = match_headers(inputs.headers, &self.rule_headers);
         let view = RequestView {
             method: inputs.method,
             path: inputs.path,
@@ -359,7 +359,7 @@ impl PolicySet {
         sources: &mut Sources,
         route: Option<&Route>,
     ) -> Step {
-        let headers = crate::inbound::match_headers(inputs.headers, &policy.headers);
+        let headers = match_headers(inputs.headers, &policy.headers);
         let rule = route.and_then(|r| match r.via {
             Via::Rule(i) => Some(table.rules[i].name.as_str()),
             _ => None,
@@ -491,6 +491,19 @@ fn encode(view: &RequestView<'_>) -> Vec<u8> {
     let mut w = Writer::with_capacity(256 + view.prompt.map_or(0, str::len));
     view.encode(&mut w);
     w.buf
+}
+
+/// `(name, value)` of every occurrence of each header in `names` (lowercase) with a text value.
+fn match_headers<'a>(headers: &'a HeaderMap, names: &'a [String]) -> Vec<(&'a str, &'a str)> {
+    let mut out = Vec::new();
+    for name in names {
+        for value in headers.get_all(name.as_str()) {
+            if let Ok(text) = value.to_str() {
+                out.push((name.as_str(), text));
+            }
+        }
+    }
+    out
 }
 
 /// Where each classification came from, index-aligned with the classifications.
