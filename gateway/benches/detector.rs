@@ -5,8 +5,10 @@
 //! bench orchestrator (bench/run.py) records them. Run after building the policies:
 //! `cargo bench -p llmkube-gateway --bench detector`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,15 +16,6 @@ use llmkube_gateway::json_body::parse_json_body;
 use llmkube_gateway::policy::pipeline::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windows};
 use llmkube_gateway::policy::{EngineSettings, PolicyEngine, PolicyModule};
 use llmkube_policy_sdk::view::RequestView;
-
-fn wasm(file: &str) -> Vec<u8> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let path = dir.join("wasm32-unknown-unknown/release").join(file);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; build the policies first", path.display()))
-}
 
 /// A chat body of about `size` bytes of ordinary prose with numbers that are not personal
 /// data (the detector's worst realistic case), split over several messages.
@@ -62,7 +55,7 @@ fn main() {
     let detector = PolicyModule::load(
         &engine,
         "pii-detector",
-        &wasm("llmkube_pii_detector.wasm"),
+        &common::wasm("llmkube_pii_detector.wasm"),
         None,
         &serde_json::json!({}),
     )

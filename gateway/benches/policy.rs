@@ -5,8 +5,10 @@
 //! - a fresh custom-policy instance (the tenant allowlist) per evaluation;
 //! - the PII detector (fresh instance) scanning a 4 KiB prompt.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use llmkube_gateway::policy::{EngineSettings, PolicyEngine, PolicyModule};
@@ -14,15 +16,6 @@ use llmkube_operator::compiler::{compile_table, decode_decision};
 use llmkube_operator::manifest::load_router;
 use llmkube_operator::routing::{RequestFacts, RoutingTable};
 use llmkube_policy_sdk::view::RequestView;
-
-fn wasm(file: &str) -> Vec<u8> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let path = dir.join("wasm32-unknown-unknown/release").join(file);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; build the policies first", path.display()))
-}
 
 fn prompt_4k() -> String {
     let para = "Please summarise the attached quarterly report for the board, keeping the tone neutral and the numbers exact. ";
@@ -80,7 +73,7 @@ fn benches(c: &mut Criterion) {
     let tenants = PolicyModule::load(
         &engine,
         "tenants",
-        &wasm("llmkube_tenant_allowlist.wasm"),
+        &common::wasm("llmkube_tenant_allowlist.wasm"),
         None,
         &serde_json::json!({"tenants": {"acme": ["llama-3-8b"]}}),
     )
@@ -103,7 +96,7 @@ fn benches(c: &mut Criterion) {
     let pii = PolicyModule::load(
         &engine,
         "pii",
-        &wasm("llmkube_pii_detector.wasm"),
+        &common::wasm("llmkube_pii_detector.wasm"),
         None,
         &serde_json::json!({}),
     )

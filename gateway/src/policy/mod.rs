@@ -6,6 +6,7 @@
 //! does not decode or does not make sense, no instance available — denies the request unless
 //! the policy is configured `failureMode: open`. The compiled rules always fail closed.
 
+mod answer;
 pub mod engine;
 pub mod harness;
 pub mod module;

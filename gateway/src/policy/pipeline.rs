@@ -6,17 +6,17 @@
 //! sensitive request never reaches a cloud-tier backend.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use llmkube_operator::compiler::{decode_decision, resolve_backends, strategy_from_abi};
+use llmkube_operator::compiler::decode_decision;
 use llmkube_operator::crd::model_router::{ClassificationMode, FailureMode, Tier};
 use llmkube_operator::routing::{Decision, Deny, Route, RoutingTable, Via};
 use llmkube_policy_sdk::metadata::Phase;
-use llmkube_policy_sdk::output::{Output, OutputAction};
+
 use llmkube_policy_sdk::view::RequestView;
 use llmkube_policy_sdk::wire::Writer;
 
+use super::answer::{Action, Answer};
 use super::{PolicyError, PolicyModule};
 use crate::body_text::BodyText;
 use crate::metrics::Label;
@@ -32,8 +32,6 @@ pub const DETECTOR_WINDOW: usize = 64 << 10;
 /// Consecutive windows overlap by this many bytes, more than the longest identifier the
 /// detector recognises together with its context words, so nothing hides on a boundary.
 pub const DETECTOR_OVERLAP: usize = 1 << 10;
-/// Most annotations per policy answer.
-const MAX_ANNOTATIONS: usize = 16;
 
 /// A policy active in a router.
 pub struct ActivePolicy {
@@ -150,25 +148,6 @@ pub struct Evaluation {
     pub annotations: Vec<(String, String)>,
     /// Which policies ran and how.
     pub trace: Vec<PolicyTrace>,
-}
-
-/// What a policy's answer contributes, validated.
-struct Answer {
-    action: Action,
-    add: Vec<String>,
-    set: Vec<(HeaderName, HeaderValue)>,
-    remove: Vec<HeaderName>,
-    notes: Vec<(String, String)>,
-}
-
-enum Action {
-    Continue,
-    Route(Route),
-    Reject {
-        status: u16,
-        code: String,
-        message: String,
-    },
 }
 
 impl PolicySet {
@@ -584,103 +563,6 @@ fn enforce_sensitivity(
         }
         Decision::Route(route) => Verdict::Route(route),
         Decision::Deny(deny) => Verdict::Deny(deny),
-    }
-}
-
-/// Headers a policy may not set or remove.
-fn reserved(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "host"
-            | "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-authorization"
-            | "proxy-connection"
-            | "authorization"
-            | "x-api-key"
-    )
-}
-
-impl Answer {
-    fn from_output(
-        out: &Output<'_>,
-        table: &RoutingTable,
-        policy: Option<usize>,
-    ) -> Result<Self, String> {
-        let action = match &out.action {
-            OutputAction::Continue => Action::Continue,
-            OutputAction::Reject {
-                status,
-                code,
-                message,
-            } => Action::Reject {
-                status: *status,
-                code: (*code).to_owned(),
-                message: (*message).to_owned(),
-            },
-            OutputAction::Route {
-                backends,
-                strategy,
-                fail_closed,
-                timeout_ms,
-                ..
-            } => {
-                let backends = resolve_backends(table, backends.clone())?;
-                Action::Route(Route {
-                    via: Via::Policy(policy.unwrap_or(usize::MAX)),
-                    backends,
-                    strategy: strategy_from_abi(*strategy),
-                    fail_closed: *fail_closed,
-                    timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-                    sensitive: false,
-                })
-            }
-        };
-        let mut add = Vec::new();
-        for class in out.add_classifications() {
-            let class = class.trim().to_ascii_lowercase();
-            if class.is_empty() || class.len() > 64 || class.contains(',') {
-                return Err(format!("invalid classification {class:?}"));
-            }
-            add.push(class);
-        }
-        let header = |name: &str| -> Result<HeaderName, String> {
-            let name =
-                HeaderName::try_from(name).map_err(|_| format!("invalid header name {name:?}"))?;
-            if reserved(&name) {
-                return Err(format!("may not change header {name}"));
-            }
-            Ok(name)
-        };
-        let mut set = Vec::new();
-        for (name, value) in out.set_headers() {
-            let value = HeaderValue::try_from(value)
-                .map_err(|_| format!("invalid value for header {name}"))?;
-            set.push((header(name)?, value));
-        }
-        let remove = out
-            .remove_headers()
-            .map(header)
-            .collect::<Result<Vec<_>, _>>()?;
-        let notes: Vec<(String, String)> = out
-            .annotations()
-            .map(|(k, v)| (k.chars().take(64).collect(), v.chars().take(256).collect()))
-            .collect();
-        if notes.len() > MAX_ANNOTATIONS {
-            return Err(format!("more than {MAX_ANNOTATIONS} annotations"));
-        }
-        Ok(Answer {
-            action,
-            add,
-            set,
-            remove,
-            notes,
-        })
     }
 }
 
