@@ -145,14 +145,16 @@ def render(raw):
     long = raw.get("long_prompts")
     if isinstance(long, list) and long:
         w("## Long prompts: the body walk and the PII detector\n")
-        w("`gateway/benches/detector.rs`, pinned to the subject core: a chat body of ordinary prose with "
-          "numbers that are not personal data, walked once by the gateway (strict JSON, every string "
-          "collected), then scanned by the built-in detector (WebAssembly, reused instance, production "
-          "limits) in 64 KiB windows; median of runs filling about a second.\n")
-        w("| prompt | body | walk | detector | walk + detector | walk MB/s | detector MB/s | total MB/s |")
-        w("|---|---|---|---|---|---|---|---|")
+        w("`gateway/benches/detector.rs`, pinned to the subject core: a chat body of prose, walked once "
+          "by the gateway (strict JSON, every string collected), then scanned by the built-in detector "
+          "(WebAssembly, reused instance, production limits) in 64 KiB windows; median of runs filling "
+          "about a second. `numbers` is prose with a price, an order number, an ISO date and a version in "
+          "every sentence, none of them personal data (the worst realistic case: every number is a stop); "
+          "`prose` has capitals but no digits.\n")
+        w("| prompt | text | body | walk | detector | walk + detector | walk MB/s | detector MB/s | total MB/s |")
+        w("|---|---|---|---|---|---|---|---|---|")
         for r in long:
-            w(f"| {r['prompt']} | {r['body_bytes']:,} B | {r['walk_ms']:.3f} ms | {r['detector_ms']:.3f} ms "
+            w(f"| {r['prompt']} | {r.get('text', 'numbers')} | {r['body_bytes']:,} B | {r['walk_ms']:.3f} ms | {r['detector_ms']:.3f} ms "
               f"| {r['total_ms']:.3f} ms | {r['walk_mb_s']:,.0f} | {r['detector_mb_s']:,.0f} | {r['total_mb_s']:,.0f} |")
         w("")
     elif isinstance(long, dict):
@@ -193,9 +195,9 @@ def render(raw):
             rl = med(litellm["closed"], "rps")
             rows.append(("throughput vs LiteLLM, rules + PII", "≥ 10x", ratio(rps, rl), bool(rl) and rps >= 10 * rl))
         if isinstance(long, list):
-            mib1 = next((r for r in long if r["prompt"] == "1MiB"), None)
+            mib1 = next((r for r in long if r["prompt"] == "1MiB" and r.get("text", "numbers") == "numbers"), None)
             if mib1:
-                rows.append(("PII detector on a 1 MiB prompt", "≥ 500 MB/s",
+                rows.append(("PII detector on a 1 MiB prompt dense with numbers", "≥ 500 MB/s",
                              f"{mib1['detector_mb_s']:,.0f} MB/s ({mib1['total_mb_s']:,.0f} with the walk)",
                              mib1["detector_mb_s"] >= 500))
         w("| goal | target | measured | met |")

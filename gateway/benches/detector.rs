@@ -1,8 +1,9 @@
 //! Long prompts through the classification path, as the gateway runs it: the strict one-pass
 //! body walk that collects every string, then the built-in PII detector (WebAssembly, reused
 //! instance, production limits) over the text in its windows. Prints one JSON line per prompt
-//! size (1 KiB, 64 KiB, 1 MiB) with MB/s for the walk, the detector and both together; the
-//! bench orchestrator (bench/run.py) records them. Run after building the policies:
+//! size (1 KiB, 64 KiB, 1 MiB) and kind of text (prose dense with numbers, plain prose) with
+//! MB/s for the walk, the detector and both together; the bench orchestrator (bench/run.py)
+//! records them. Run after building the policies:
 //! `cargo bench -p llmkube-gateway --bench detector`.
 
 #[path = "common/mod.rs"]
@@ -17,11 +18,16 @@ use llmkube_gateway::policy::pipeline::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windo
 use llmkube_gateway::policy::{EngineSettings, PolicyEngine, PolicyModule};
 use llmkube_policy_sdk::view::RequestView;
 
-/// A chat body of about `size` bytes of ordinary prose with numbers that are not personal
-/// data (the detector's worst realistic case), split over several messages.
-fn body(size: usize) -> Bytes {
-    let para = "Please summarise the attached Q3 report for the board: revenue rose 4.2% to $18.3M, \
-                order 58213 shipped on 2026-03-14, build 1.24.7 passed. Keep the tone neutral. ";
+/// Prose dense with numbers that are not personal data (prices, an order number, a date, a
+/// version in every sentence): the detector's worst realistic case.
+const NUMBERS: &str = "Please summarise the attached Q3 report for the board: revenue rose 4.2% \
+    to $18.3M, order 58213 shipped on 2026-03-14, build 1.24.7 passed. Keep the tone neutral. ";
+/// Ordinary prose: a few capitals, no digits.
+const PROSE: &str = "Please summarise the attached report for the board in plain words. Keep \
+    the tone neutral and the sentences short, and mention the risks the Platform team raised. ";
+
+/// A chat body of about `size` bytes of `para` repeated, split over several messages.
+fn body(size: usize, para: &str) -> Bytes {
     let per_message = 16 << 10;
     let mut messages = Vec::new();
     let mut left = size.saturating_sub(64);
@@ -60,8 +66,11 @@ fn main() {
         &serde_json::json!({}),
     )
     .unwrap();
-    for (label, size) in [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)] {
-        let bytes = body(size);
+    let cases = [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)]
+        .into_iter()
+        .flat_map(|size| [("numbers", NUMBERS, size), ("prose", PROSE, size)]);
+    for (kind, para, (label, size)) in cases {
+        let bytes = body(size, para);
         let walk = || parse_json_body(bytes.clone(), Some(usize::MAX)).unwrap();
         let parsed = walk();
         let text = parsed.text.as_str().unwrap().to_owned();
@@ -99,6 +108,7 @@ fn main() {
             "{}",
             serde_json::json!({
                 "prompt": label,
+                "text": kind,
                 "body_bytes": bytes.len(),
                 "walk_ms": walk_s * 1e3,
                 "detector_ms": detect_s * 1e3,

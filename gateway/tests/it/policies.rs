@@ -475,3 +475,77 @@ async fn the_custom_policy_example_router_runs_with_its_pinned_module() {
     assert_eq!(send("initech").await.unwrap().status(), 403);
     gw.shutdown().await;
 }
+
+/// The detector as it ships (WebAssembly, its SIMD skip) decides like the scanner compiled
+/// natively, on every prompt of the Faker corpus and on personal data placed at every offset
+/// of a 16-byte chunk after filler.
+#[test]
+fn the_shipped_detector_decides_like_the_native_scanner() {
+    use llmkube_gateway::policy::PolicyModule;
+    use llmkube_pii_detector::scan::{Kinds, scan};
+    use llmkube_policy_sdk::view::RequestView;
+
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        positives: Vec<Case>,
+        negatives: Vec<Case>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        text: String,
+    }
+    let corpus: Corpus = serde_json::from_str(include_str!(
+        "../../../policies/pii-detector/fixtures/faker-corpus.json"
+    ))
+    .unwrap();
+    let engine = PolicyEngine::new(EngineSettings::default()).unwrap();
+    let detector = PolicyModule::load(
+        &engine,
+        "pii-detector",
+        &policy_wasm("llmkube_pii_detector.wasm").1,
+        None,
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    let shipped = |text: &str| {
+        let view = RequestView {
+            method: "POST",
+            path: "/v1/chat/completions",
+            model: "m",
+            prompt: Some(text),
+            ..Default::default()
+        };
+        detector
+            .evaluate(&view.to_bytes(), |out| {
+                Ok(out.add_classifications().count())
+            })
+            .unwrap()
+            > 0
+    };
+    let mut texts: Vec<String> = corpus
+        .positives
+        .into_iter()
+        .chain(corpus.negatives)
+        .map(|c| c.text)
+        .collect();
+    for at in 0..40 {
+        for pii in [
+            "078-05-1120",
+            "a@example.com",
+            "GB82 WEST 1234 5698 7654 32",
+            "+44 20 7946 0958",
+        ] {
+            texts.push(format!(
+                "{}{pii} and more prose after it",
+                &"lorem ipsum ".repeat(4)[..at]
+            ));
+        }
+    }
+    let mut flagged = 0;
+    for text in &texts {
+        let native = !scan(text, Kinds::all(), &[]).is_empty();
+        assert_eq!(shipped(text), native, "{text}");
+        flagged += usize::from(native);
+    }
+    assert!(flagged > texts.len() / 2, "{flagged} of {}", texts.len());
+}

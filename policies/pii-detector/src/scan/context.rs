@@ -21,7 +21,7 @@ impl<'a> Context<'a> {
     pub(super) fn phone(&self) -> bool {
         let known = self.phone.get();
         known.unwrap_or_else(|| {
-            let found = has_context(self.before, &PHONE_WORDS);
+            let found = has_context(self.before, &PHONE_WORDS, &PHONE_FIRST);
             self.phone.set(Some(found));
             found
         })
@@ -30,7 +30,7 @@ impl<'a> Context<'a> {
     pub(super) fn card(&self) -> bool {
         let known = self.card.get();
         known.unwrap_or_else(|| {
-            let found = has_context(self.before, &CARD_WORDS);
+            let found = has_context(self.before, &CARD_WORDS, &CARD_FIRST);
             self.card.set(Some(found));
             found
         })
@@ -91,16 +91,65 @@ const CARD_WORDS: [&[u8]; 20] = [
     b"kreditkarte",
 ];
 
-/// Whether one of `words` (lowercase) starts at a word start in `context`.
-fn has_context(context: &[u8], words: &[&[u8]]) -> bool {
-    (0..context.len()).any(|i| {
-        let c = context[i].to_ascii_lowercase();
-        (i == 0 || !context[i - 1].is_ascii_alphanumeric())
-            && !c.is_ascii_digit()
-            && words.iter().any(|w| {
-                w[0] == c
-                    && context.len() - i >= w.len()
-                    && context[i..i + w.len()].eq_ignore_ascii_case(w)
-            })
-    })
+/// Whether one of `words` (lowercase) starts at a word start in `context`. At a word start
+/// only the words beginning with its letter are compared (`first` holds them as bits): this
+/// runs for every ambiguous number, so it must stay a short pass over the bytes.
+fn has_context(context: &[u8], words: &[&[u8]], first: &[u32; 256]) -> bool {
+    let mut prev_alnum = false;
+    for (i, &c) in context.iter().enumerate() {
+        let mut candidates = if prev_alnum { 0 } else { first[usize::from(c)] };
+        prev_alnum = c.is_ascii_alphanumeric();
+        while candidates != 0 {
+            let w = words[candidates.trailing_zeros() as usize];
+            if context.len() - i >= w.len() && context[i..i + w.len()].eq_ignore_ascii_case(w) {
+                return true;
+            }
+            candidates &= candidates - 1;
+        }
+    }
+    false
+}
+
+/// For each byte, the words of `words` (at most 32) that start with it in either case, as bits.
+const fn first_letters(words: &[&[u8]]) -> [u32; 256] {
+    assert!(words.len() <= 32);
+    let mut table = [0; 256];
+    let mut k = 0;
+    while k < words.len() {
+        table[words[k][0] as usize] |= 1 << k;
+        table[words[k][0].to_ascii_uppercase() as usize] |= 1 << k;
+        k += 1;
+    }
+    table
+}
+
+const PHONE_FIRST: [u32; 256] = first_letters(&PHONE_WORDS);
+const CARD_FIRST: [u32; 256] = first_letters(&CARD_WORDS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_words_count_only_at_a_word_start() {
+        assert!(has_context(
+            b"please Call me on",
+            &PHONE_WORDS,
+            &PHONE_FIRST
+        ));
+        assert!(has_context(
+            b"ll\xc3\xa1mame al",
+            &PHONE_WORDS,
+            &PHONE_FIRST
+        ));
+        assert!(has_context(b"(tel", &PHONE_WORDS, &PHONE_FIRST));
+        assert!(!has_context(
+            b"recall the order",
+            &PHONE_WORDS,
+            &PHONE_FIRST
+        ));
+        assert!(!has_context(b"te", &PHONE_WORDS, &PHONE_FIRST));
+        assert!(has_context(b"Visa", &CARD_WORDS, &CARD_FIRST));
+        assert!(!has_context(b"the revisa", &CARD_WORDS, &CARD_FIRST));
+    }
 }
