@@ -12,10 +12,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use llmkube_gateway::policy::{EngineSettings, PolicyEngine, PolicyModule};
-use llmkube_operator::compiler::{compile_table, decode_decision};
-use llmkube_operator::manifest::load_router;
-use llmkube_operator::routing::{RequestFacts, RoutingTable};
 use llmkube_policy_sdk::view::RequestView;
+use llmkube_router::compiler::{compile_table, decode_decision};
+use llmkube_router::manifest::load_router;
+use llmkube_router::routing::{RequestFacts, RoutingTable};
 
 fn prompt_4k() -> String {
     let para = "Please summarise the attached quarterly report for the board, keeping the tone neutral and the numbers exact. ";

@@ -13,10 +13,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
-use llmkube_operator::crd::model_router::{Backend, Provider, Tier};
-use llmkube_operator::defaults;
-use llmkube_operator::duration::parse_duration;
-use llmkube_operator::validate::FieldError;
+use llmkube_router::defaults;
+use llmkube_router::duration::parse_duration;
+use llmkube_router::spec::{Backend, Provider, Tier};
+use llmkube_router::validate::FieldError;
 
 use crate::health::BackendHealth;
 use crate::metrics::Label;

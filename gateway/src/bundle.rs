@@ -6,12 +6,7 @@ use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-/// Key of the router manifest in a bundle.
-pub const ROUTER_KEY: &str = "router.yaml";
-/// Key of the rules compiled by the controller.
-pub const RULES_KEY: &str = "rules.wasm";
-/// Key of their sha256 (hex).
-pub const RULES_SHA_KEY: &str = "rules.sha256";
+pub use llmkube_router::bundle::{ROUTER_KEY, RULES_KEY, RULES_SHA_KEY};
 
 /// One version of a router's configuration.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use llmkube_operator::crd::model_router::Strategy;
-use llmkube_operator::routing::Route;
+use llmkube_router::routing::Route;
+use llmkube_router::spec::Strategy;
 
 use crate::health::now_ms;
 use crate::snapshot::RouterSnapshot;
@@ -288,7 +288,7 @@ impl std::fmt::Display for Failure {
             Failure::Timeout(t) => write!(
                 f,
                 "no response headers within {}",
-                llmkube_operator::duration::format_duration(*t)
+                llmkube_router::duration::format_duration(*t)
             ),
             Failure::Connect(e) => write!(f, "connection failed: {e}"),
             Failure::Status(s) => write!(f, "answered {s}"),

@@ -10,13 +10,10 @@ use hyper::body::Incoming;
 
 use crate::body_budget::{BudgetFull, Reservation};
 use crate::error::ApiError;
+use llmkube_router::spec::{MAX_CLASSIFICATION_LEN, MAX_CLASSIFICATIONS};
 
 /// Longest time a client may take to send its body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most classification values one request may carry.
-const MAX_CLASSIFICATIONS: usize = 16;
-/// Longest classification value.
-const MAX_CLASSIFICATION_LEN: usize = 64;
 
 /// Reads the whole body, refusing more than `limit` bytes (413) or a client slower than a
 /// minute (408). Every byte is first reserved in `reservation`, `factor` times (the body, and
@@ -136,5 +133,16 @@ mod tests {
         let distinct: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
         many.insert("x-c", distinct.join(",").parse().unwrap());
         assert!(classifications(&many, "x-c").is_err());
+    }
+
+    /// The header takes the values a rule can name, no longer: the spec's limit (63 bytes).
+    #[test]
+    fn a_classification_value_is_as_long_as_the_spec_allows() {
+        let mut h = HeaderMap::new();
+        h.insert("x-c", "a".repeat(63).parse().unwrap());
+        assert!(classifications(&h, "x-c").is_ok());
+        h.insert("x-c", "a".repeat(64).parse().unwrap());
+        let err = classifications(&h, "x-c").unwrap_err();
+        assert!(err.message.contains("at most 63 bytes"), "{}", err.message);
     }
 }

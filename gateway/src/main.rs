@@ -16,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use llmkube_gateway::policy::EngineSettings;
 use llmkube_gateway::server::ServerLimits;
 use llmkube_gateway::{GatewayConfig, ResolveOptions, RouterSource, start};
-use llmkube_operator::duration::parse_duration;
+use llmkube_router::duration::parse_duration;
 
 /// OpenAI-compatible policy-routing gateway for LLMKube.
 #[derive(Debug, Parser)]

@@ -7,8 +7,8 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use llmkube_operator::defaults::TASK_COMPLEXITY_HEADER;
-use llmkube_operator::routing::{Deny, Via};
+use llmkube_router::defaults::TASK_COMPLEXITY_HEADER;
+use llmkube_router::routing::{Deny, Via};
 
 use crate::body::GatewayBody;
 use crate::dispatch::{Answered, Exhausted, Failure, Progress, dispatch};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmkube_operator::manifest::{LoadError, load_router};
+use llmkube_router::manifest::{LoadError, load_router};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 

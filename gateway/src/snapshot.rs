@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use llmkube_operator::compiler::{MODULE_NAME, compile_table};
-use llmkube_operator::crd::model_router::{AuditSink, ClassificationMode, ModelRouterSpec};
-use llmkube_operator::defaults;
-use llmkube_operator::duration::parse_duration;
-use llmkube_operator::manifest::RouterManifest;
-use llmkube_operator::routing::RoutingTable;
-use llmkube_operator::validate::{FieldError, ValidationErrors};
+use llmkube_router::compiler::{MODULE_NAME, compile_table};
+use llmkube_router::defaults;
+use llmkube_router::duration::parse_duration;
+use llmkube_router::manifest::RouterManifest;
+use llmkube_router::routing::RoutingTable;
+use llmkube_router::spec::{AuditSink, ClassificationMode, ModelRouterSpec};
+use llmkube_router::validate::{FieldError, ValidationErrors};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::audit::{AuditTarget, AuditWriter};
@@ -317,7 +317,7 @@ fn load_policies(
                 None,
                 "pii-detector",
                 module,
-                llmkube_operator::crd::model_router::FailureMode::Closed,
+                llmkube_router::spec::FailureMode::Closed,
             )),
             Err(message) => {
                 errors.push(FieldError {
@@ -344,7 +344,7 @@ fn active(
     index: Option<usize>,
     name: &str,
     module: Arc<PolicyModule>,
-    failure_mode: llmkube_operator::crd::model_router::FailureMode,
+    failure_mode: llmkube_router::spec::FailureMode,
 ) -> ActivePolicy {
     ActivePolicy {
         index,

@@ -17,7 +17,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use llmkube_operator::crd::model_router::{Provider, Tier};
+use llmkube_router::spec::{Provider, Tier};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 

@@ -1,16 +1,7 @@
-//! LLMKube custom resources, their validation, and the reference routing evaluator.
-//!
-//! This part of the operator needs no Kubernetes: the gateway uses it in standalone mode to
-//! load, validate and evaluate a `ModelRouter` from a YAML file.
+//! The LLMKube operator (`llmkube-controller`): the `Model` and `InferenceService` kinds, pure
+//! reconcilers for them and for `ModelRouter` (whose spec, validation and rule compiler live in
+//! `llmkube-router`), and the kube-runtime controller that applies what they decide.
 
-pub mod compiler;
-#[cfg(feature = "controller")]
 pub mod controller;
 pub mod crd;
-pub mod defaults;
-pub mod duration;
-pub mod manifest;
-#[cfg(feature = "controller")]
 pub mod reconcile;
-pub mod routing;
-pub mod validate;

@@ -2,13 +2,12 @@
 //! controller's validator on the apply-time gate, for the seed's router and for random specs.
 //! The rules are taken from the generated CRD and run with the cel-rust interpreter plus the
 //! Kubernetes strings library.
-#![cfg(feature = "controller")]
 
 use std::sync::Arc;
 
 use cel::{Context, Env, Program};
-use llmkube_operator::crd::model_router::{ModelRouter, ModelRouterSpec};
-use llmkube_operator::validate::validate_spec;
+use llmkube_router::spec::{ModelRouter, ModelRouterSpec};
+use llmkube_router::validate::validate_spec;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

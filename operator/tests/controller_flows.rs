@@ -1,6 +1,5 @@
 //! Reconcile flows through kube's `tower-test` mock client against an in-memory API:
 //! create, update, status patch, not-found and conflict, for all three kinds.
-#![cfg(feature = "controller")]
 
 mod support;
 
@@ -13,9 +12,9 @@ use llmkube_operator::controller::{Context, Error, Settings, error_policy};
 use llmkube_operator::controller::{inference_service, model, model_router};
 use llmkube_operator::crd::inference_service::InferenceService;
 use llmkube_operator::crd::model::Model;
-use llmkube_operator::crd::model_router::ModelRouter;
 use llmkube_operator::reconcile::inference_service::Settings as InferenceSettings;
 use llmkube_operator::reconcile::model_router::Settings as RouterSettings;
+use llmkube_router::spec::ModelRouter;
 use serde_json::{Value, json};
 use support::fake_api::{Call, FakeApi};
 
@@ -291,7 +290,7 @@ async fn policy_modules_are_copied_only_when_their_sha256_matches() {
     let (client, fake) = FakeApi::start();
     let ctx = context(client);
     let module = b"\0asm\x01\0\0\0".to_vec();
-    let digest = llmkube_operator::compiler::hex(&<sha2::Sha256 as sha2::Digest>::digest(&module));
+    let digest = llmkube_router::compiler::hex(&<sha2::Sha256 as sha2::Digest>::digest(&module));
     let mut router = seed_router();
     router["spec"]["policies"] = json!([{
         "name": "tenants",

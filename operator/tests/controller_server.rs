@@ -1,5 +1,4 @@
 //! The controller's probe and metrics endpoints over real HTTP.
-#![cfg(feature = "controller")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

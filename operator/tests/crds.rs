@@ -1,7 +1,6 @@
 //! The CRDs the chart installs are generated from the Rust types, stay structural, describe
 //! every field, and do not drift from what is committed.
 //! Regenerate with `LLMKUBE_BLESS=1 cargo test -p llmkube-operator --test crds`.
-#![cfg(feature = "controller")]
 
 use std::path::PathBuf;
 
@@ -113,7 +112,7 @@ fn schemas_are_structural_and_every_field_is_described() {
 #[test]
 fn the_seed_manifests_deserialise_into_the_kinds() {
     use llmkube_operator::crd::model::{Model, ModelFormat};
-    use llmkube_operator::crd::model_router::ModelRouter;
+    use llmkube_router::spec::ModelRouter;
     let pvc_model = "apiVersion: inference.llmkube.dev/v1alpha1
 kind: Model
 metadata: { name: llama-3-8b, namespace: default }

@@ -1,6 +1,5 @@
 //! The seed's manifests in `examples/seed/` parse strictly (no unknown fields), validate, and
 //! lead to the objects the seed promises.
-#![cfg(feature = "controller")]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,9 +7,9 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use llmkube_operator::crd::inference_service::InferenceService;
 use llmkube_operator::crd::model::Model;
-use llmkube_operator::manifest::load_router;
 use llmkube_operator::reconcile::inference_service::{Settings, deployment, service};
 use llmkube_operator::reconcile::model::{Source, parse_source};
+use llmkube_router::manifest::load_router;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

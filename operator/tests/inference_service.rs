@@ -1,5 +1,4 @@
 //! InferenceService desired objects and status, and the real model-downloader script.
-#![cfg(feature = "controller")]
 
 use k8s_openapi::api::core::v1::{SecurityContext, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

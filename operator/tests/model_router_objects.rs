@@ -1,16 +1,15 @@
 //! ModelRouter desired objects and status, starting from the seed's secure-router.
-#![cfg(feature = "controller")]
 
 use std::collections::BTreeMap;
 
-use llmkube_operator::compiler::compile;
-use llmkube_operator::crd::model_router::{
+use llmkube_operator::reconcile::model_router::*;
+use llmkube_router::compiler::compile;
+use llmkube_router::manifest::load_router;
+use llmkube_router::spec::{
     Backend, BackendStatus, ConfigMapKeyRef, ExternalBackend, LocalObjectReference, ModelRouter,
     ModuleSource, PolicyRef, Provider, ProxySpec, Tier,
 };
-use llmkube_operator::manifest::load_router;
-use llmkube_operator::reconcile::model_router::*;
-use llmkube_operator::validate::validate_spec;
+use llmkube_router::validate::validate_spec;
 
 fn seed() -> ModelRouter {
     let mut r: ModelRouter =

@@ -5,9 +5,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use llmkube_operator::compiler::decode_decision;
-use llmkube_operator::manifest::load_router;
-use llmkube_operator::routing::RoutingTable;
+use llmkube_router::compiler::decode_decision;
+use llmkube_router::manifest::load_router;
+use llmkube_router::routing::RoutingTable;
 use llmkube_policy_sdk::output::Output;
 
 fn table() -> &'static RoutingTable {

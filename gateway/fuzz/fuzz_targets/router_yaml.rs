@@ -6,9 +6,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use llmkube_operator::compiler::{compile, decode_decision};
-use llmkube_operator::manifest::load_router;
-use llmkube_operator::routing::{RequestFacts, RoutingTable};
+use llmkube_router::compiler::{compile, decode_decision};
+use llmkube_router::manifest::load_router;
+use llmkube_router::routing::{RequestFacts, RoutingTable};
 use llmkube_policy_sdk::abi;
 use llmkube_policy_sdk::output::Output;
 use llmkube_policy_sdk::view::RequestView;

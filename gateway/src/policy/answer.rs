@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
-use llmkube_operator::compiler::{resolve_backends, strategy_from_abi};
-use llmkube_operator::routing::{Route, RoutingTable, Via};
 use llmkube_policy_sdk::output::{Output, OutputAction};
+use llmkube_router::compiler::{resolve_backends, strategy_from_abi};
+use llmkube_router::routing::{Route, RoutingTable, Via};
 
 /// Most annotations per policy answer.
 const MAX_ANNOTATIONS: usize = 16;

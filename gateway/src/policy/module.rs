@@ -70,7 +70,7 @@ impl std::fmt::Debug for PolicyModule {
 
 /// Lowercase hex sha256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    llmkube_operator::compiler::hex(&Sha256::digest(bytes))
+    llmkube_router::compiler::hex(&Sha256::digest(bytes))
 }
 
 /// The exports of one instance.

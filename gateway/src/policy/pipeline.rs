@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use llmkube_operator::compiler::decode_decision;
-use llmkube_operator::crd::model_router::{ClassificationMode, FailureMode, Tier};
-use llmkube_operator::routing::{Decision, Deny, Route, RoutingTable, Via};
 use llmkube_policy_sdk::metadata::Phase;
+use llmkube_router::compiler::decode_decision;
+use llmkube_router::routing::{Decision, Deny, Route, RoutingTable, Via};
+use llmkube_router::spec::{ClassificationMode, FailureMode, MAX_CLASSIFICATIONS, Tier};
 
 use llmkube_policy_sdk::view::RequestView;
 use llmkube_policy_sdk::wire::Writer;
@@ -21,8 +21,6 @@ use super::{PolicyError, PolicyModule};
 use crate::body_text::BodyText;
 use crate::metrics::Label;
 
-/// Most classifications a request may end up with.
-const MAX_CLASSIFICATIONS: usize = 16;
 /// The classification the built-in detector adds, and that an unscannable body gets.
 pub const DETECTOR_CLASSIFICATION: &str = "pii";
 /// The detector scans long texts in windows of this many bytes, so one evaluation stays

@@ -11,12 +11,14 @@ use http_body_util::{BodyExt, Full, channel::Channel, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use llmkube_gateway::kube_source::ConfigMapSource;
 use llmkube_gateway::{GatewayConfig, RouterSource, start};
-use llmkube_operator::compiler::compile;
-use llmkube_operator::crd::model_router::{ModelRouter, ModelRouterSpec};
-use llmkube_operator::reconcile::model_router::{Settings, config_map};
+use llmkube_router::bundle::{bundle_files, bundled_spec};
+use llmkube_router::compiler::compile;
+use llmkube_router::manifest::{ManifestMeta, RouterManifest};
+use llmkube_router::spec::ModelRouterSpec;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -148,24 +150,41 @@ fn answer(
         .unwrap()
 }
 
-/// The ConfigMap the controller writes for `spec` (with the tenant policy module copied in).
+/// The ConfigMap the controller writes for `spec` (with the tenant policy module copied in):
+/// the bundle's files as its data, as `reconcile::model_router::config_map` writes them.
 fn controller_config_map(spec: &str, modules: &[(&str, Vec<u8>)]) -> ConfigMap {
     let spec: ModelRouterSpec = serde_yaml_ng::from_str(spec).unwrap();
-    let mut router = ModelRouter::new("test-router", spec);
-    router.metadata.namespace = Some("test".into());
-    let settings = Settings {
-        gateway_image: "gw".into(),
-        image_pull_secrets: vec![],
-        default_litellm_url: None,
-        fixed_uid: true,
-        allowance: Default::default(),
+    let rules = compile(&spec).unwrap();
+    let manifest = RouterManifest {
+        api_version: llmkube_router::API_VERSION.into(),
+        kind: "ModelRouter".into(),
+        metadata: ManifestMeta {
+            name: "test-router".into(),
+            namespace: Some("test".into()),
+        },
+        spec: bundled_spec(&spec),
     };
-    let rules = compile(&router.spec).unwrap();
     let modules = modules
         .iter()
         .map(|(n, b)| (n.to_string(), b.clone()))
         .collect();
-    config_map(&router, &settings, &rules, &modules).unwrap()
+    let files = bundle_files(&manifest, &rules, &modules).unwrap();
+    ConfigMap {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("test-router-router-proxy".into()),
+            namespace: Some("test".into()),
+            ..Default::default()
+        },
+        data: Some(files.text),
+        binary_data: Some(
+            files
+                .binary
+                .into_iter()
+                .map(|(k, v)| (k, ByteString(v)))
+                .collect(),
+        ),
+        ..ConfigMap::default()
+    }
 }
 
 #[tokio::test]

@@ -14,15 +14,15 @@ use kube::runtime::reflector::ObjectRef;
 use sha2::{Digest, Sha256};
 
 use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
-use crate::compiler::{compile, hex};
 use crate::crd::inference_service::InferenceService;
-use crate::crd::model_router::{BackendStatus, ModelRouter, PolicyRef};
-use crate::defaults::backend_url;
 use crate::reconcile::model_router::{
     Observation, config_map, deployment, refusals, role, role_binding, service, service_account,
     status,
 };
-use crate::validate::{FieldError, ValidationErrors, validate_spec};
+use llmkube_router::compiler::{compile, hex};
+use llmkube_router::defaults::backend_url;
+use llmkube_router::spec::{BackendStatus, ModelRouter, PolicyRef};
+use llmkube_router::validate::{FieldError, ValidationErrors, validate_spec};
 
 /// Reconciles one ModelRouter.
 pub async fn reconcile(router: Arc<ModelRouter>, ctx: Arc<Context>) -> Result<Action, Error> {

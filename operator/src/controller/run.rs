@@ -90,7 +90,7 @@ pub async fn run_controllers(client: Client, ctx: Arc<Context>) {
         .for_each(|r| log("InferenceService", r));
 
     let routers = Controller::new(
-        Api::<crate::crd::model_router::ModelRouter>::all(client.clone()),
+        Api::<llmkube_router::spec::ModelRouter>::all(client.clone()),
         watcher::Config::default(),
     );
     let (by_service, by_secret, by_config_map) =

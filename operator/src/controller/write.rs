@@ -13,10 +13,10 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::crd::condition::{Condition, settle_transitions};
 use crate::crd::inference_service::InferenceServiceStatus;
 use crate::crd::model::ModelStatus;
-use crate::crd::model_router::ModelRouterStatus;
+use llmkube_router::condition::{Condition, settle_transitions};
+use llmkube_router::spec::ModelRouterStatus;
 
 /// The field manager of every write.
 pub const MANAGER: &str = "llmkube-controller";

@@ -14,10 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::model::{Source, parse_source};
-use crate::crd::condition::Condition;
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
 use crate::reconcile::admission::Allowance;
+use llmkube_router::condition::Condition;
 
 /// The Service port every InferenceService is reached on (routers dial it).
 pub const SERVICE_PORT: i32 = 8080;
@@ -132,7 +132,7 @@ fn pod_labels(isvc: &InferenceService) -> BTreeMap<String, String> {
 
 fn owner(isvc: &InferenceService) -> Vec<OwnerReference> {
     vec![OwnerReference {
-        api_version: crate::crd::API_VERSION.into(),
+        api_version: llmkube_router::API_VERSION.into(),
         kind: "InferenceService".into(),
         name: isvc.metadata.name.clone().unwrap_or_default(),
         uid: isvc.metadata.uid.clone().unwrap_or_default(),

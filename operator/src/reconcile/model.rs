@@ -2,8 +2,8 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::crd::condition::Condition;
 use crate::crd::model::{ModelFormat, ModelSpec, ModelStatus};
+use llmkube_router::condition::Condition;
 
 /// A parsed `spec.source`.
 #[derive(Debug, Clone, PartialEq, Eq)]

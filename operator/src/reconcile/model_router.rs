@@ -23,13 +23,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::compiler::CompiledRules;
-use crate::crd::condition::Condition;
-use crate::crd::model_router::{
+use llmkube_router::bundle::{bundle_files, bundled_spec};
+use llmkube_router::compiler::CompiledRules;
+use llmkube_router::condition::Condition;
+use llmkube_router::manifest::{ManifestMeta, RouterManifest};
+use llmkube_router::spec::{
     BackendStatus, ModelRouter, ModelRouterSpec, ModelRouterStatus, Provider,
 };
-use crate::manifest::{ManifestMeta, RouterManifest};
-use crate::validate::ValidationErrors;
+use llmkube_router::validate::ValidationErrors;
 
 /// Where provider Secrets are mounted (`--credentials-dir`).
 pub const CREDENTIALS_DIR: &str = "/var/run/secrets/llmkube";
@@ -55,7 +56,10 @@ pub struct Settings {
 /// `<router>-router-proxy`.
 /// What the admin's allowance refuses in a router: a `spec.proxy.image` outside the allowed
 /// registry prefixes (the gateway pod mounts every Secret its backends name).
-pub fn refusals(spec: &ModelRouterSpec, settings: &Settings) -> Vec<crate::validate::FieldError> {
+pub fn refusals(
+    spec: &ModelRouterSpec,
+    settings: &Settings,
+) -> Vec<llmkube_router::validate::FieldError> {
     let image = spec.proxy.as_ref().and_then(|p| p.image.as_deref());
     image
         .and_then(|image| {
@@ -64,7 +68,7 @@ pub fn refusals(spec: &ModelRouterSpec, settings: &Settings) -> Vec<crate::valid
                 .check_image("image", image, &[&settings.gateway_image])
                 .err()
         })
-        .map(|message| crate::validate::FieldError {
+        .map(|message| llmkube_router::validate::FieldError {
             path: "spec.proxy.image".into(),
             message,
         })
@@ -128,7 +132,7 @@ fn meta(router: &ModelRouter) -> ObjectMeta {
         namespace: Some(namespace(router)),
         labels: Some(labels(router)),
         owner_references: Some(vec![OwnerReference {
-            api_version: crate::crd::API_VERSION.into(),
+            api_version: llmkube_router::API_VERSION.into(),
             kind: "ModelRouter".into(),
             name: router.metadata.name.clone().unwrap_or_default(),
             uid: router.metadata.uid.clone().unwrap_or_default(),
@@ -139,19 +143,11 @@ fn meta(router: &ModelRouter) -> ObjectMeta {
     }
 }
 
-/// Largest ConfigMap the API server stores (1 MiB), minus room for metadata.
-pub const CONFIG_MAP_BUDGET: usize = 1_000_000;
-
 /// The spec as the gateway receives it: every `configMapKeyRef` policy module becomes the file
 /// `<policy>.wasm` next to `router.yaml` (the controller copies it there), and litellm backends
 /// without `external.url` get `--default-litellm-url`.
 pub fn gateway_spec(spec: &ModelRouterSpec, settings: &Settings) -> ModelRouterSpec {
-    let mut spec = spec.clone();
-    for p in &mut spec.policies {
-        if p.module.config_map_key_ref.take().is_some() {
-            p.module.file = Some(format!("{}.wasm", p.name));
-        }
-    }
+    let mut spec = bundled_spec(spec);
     for b in &mut spec.backends {
         if let Some(ext) = &mut b.external
             && ext.url.is_none()
@@ -173,7 +169,7 @@ pub fn config_map(
     policy_modules: &BTreeMap<String, Vec<u8>>,
 ) -> Result<ConfigMap, String> {
     let manifest = RouterManifest {
-        api_version: crate::crd::API_VERSION.into(),
+        api_version: llmkube_router::API_VERSION.into(),
         kind: "ModelRouter".into(),
         metadata: ManifestMeta {
             name: router.metadata.name.clone().unwrap_or_default(),
@@ -181,24 +177,17 @@ pub fn config_map(
         },
         spec: gateway_spec(&router.spec, settings),
     };
-    let yaml = serde_yaml_ng::to_string(&manifest).map_err(|e| e.to_string())?;
-    let mut binary = BTreeMap::from([("rules.wasm".to_owned(), ByteString(rules.wasm.clone()))]);
-    for (name, bytes) in policy_modules {
-        binary.insert(format!("{name}.wasm"), ByteString(bytes.clone()));
-    }
-    let size = yaml.len() + binary.values().map(|b| b.0.len()).sum::<usize>();
-    if size > CONFIG_MAP_BUDGET {
-        return Err(format!(
-            "the router's configuration is {size} bytes (rules, manifest and policy modules); a ConfigMap holds at most {CONFIG_MAP_BUDGET}: use smaller policy modules"
-        ));
-    }
+    let files = bundle_files(&manifest, rules, policy_modules).map_err(|e| e.to_string())?;
     Ok(ConfigMap {
         metadata: meta(router),
-        data: Some(BTreeMap::from([
-            ("router.yaml".to_owned(), yaml),
-            ("rules.sha256".to_owned(), rules.sha256.clone()),
-        ])),
-        binary_data: Some(binary),
+        data: Some(files.text),
+        binary_data: Some(
+            files
+                .binary
+                .into_iter()
+                .map(|(key, bytes)| (key, ByteString(bytes)))
+                .collect(),
+        ),
         ..ConfigMap::default()
     })
 }

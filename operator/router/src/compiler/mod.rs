@@ -29,9 +29,9 @@ use wasm_encoder::{
     TypeSection, ValType,
 };
 
-use crate::crd::model_router::{ModelRouterSpec, Strategy, Tier};
 use crate::defaults::TASK_COMPLEXITY_HEADER;
 use crate::routing::{Decision, Deny, Route, RoutingTable, RuleEntry, Via};
+use crate::spec::{ModelRouterSpec, Strategy, Tier};
 use crate::validate::ValidationErrors;
 
 use data::{Data, Span};

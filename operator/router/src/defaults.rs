@@ -3,10 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::crd::model_router::{
-    Backend, ClassificationMode, DefaultRouteStrategy, ModelRouterSpec, Provider,
-};
 use crate::duration::parse_duration;
+use crate::spec::{Backend, ClassificationMode, DefaultRouteStrategy, ModelRouterSpec, Provider};
 
 /// Header carrying the client's data classification, unless `policy.classification.headerKey` says otherwise.
 pub const CLASSIFICATION_HEADER: &str = "x-llmkube-classification";

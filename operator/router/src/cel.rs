@@ -1,6 +1,6 @@
 //! The ModelRouter apply-time gate as CRD validation rules (CEL `x-kubernetes-validations`),
 //! so `kubectl apply` refuses a router that would let sensitive data leave the local tier,
-//! without a webhook. The controller runs the same checks (and more) in [`crate::validate`].
+//! without a webhook. The controller runs the same checks (and more) in the `validate` module.
 //!
 //! The API server estimates the cost of every rule from the schema's bounds, which is why the
 //! lists and strings these rules walk have `maxItems` / `maxLength`.

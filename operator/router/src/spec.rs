@@ -5,14 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Size limits, in the schema as in validation: the API server needs them to bound the cost
+/// of the CEL gate, and the gateway applies them in standalone mode too.
+pub const MAX_BACKENDS: usize = 64;
+/// Most rules per router.
+pub const MAX_RULES: usize = 64;
+/// Most backends per route.
+pub const MAX_ROUTE_BACKENDS: usize = 16;
+/// Most classification values per list, in a rule, the spec or a request (header or policy).
+pub const MAX_CLASSIFICATIONS: usize = 16;
+/// Longest classification value, in bytes.
+pub const MAX_CLASSIFICATION_LEN: usize = 63;
+
 /// Desired state of a policy-aware router in front of local and external inference backends.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[cfg_attr(feature = "controller", derive(kube::CustomResource))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "crd", derive(kube::CustomResource))]
 #[cfg_attr(
-    feature = "controller",
+    feature = "crd",
     kube(
         group = "inference.llmkube.dev",
         version = "v1alpha1",
@@ -27,18 +39,18 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = super::cel::model_router_rules)]
+#[cfg_attr(feature = "crd", schemars(transform = crate::cel::model_router_rules))]
 pub struct ModelRouterSpec {
     /// Backends requests can be sent to: in-cluster InferenceServices or external providers.
-    #[schemars(length(min = 1, max = crate::validate::MAX_BACKENDS))]
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = MAX_BACKENDS)))]
     pub backends: Vec<Backend>,
     /// Routing rules, evaluated in order; the first whose `match` fits the request wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::validate::MAX_RULES))]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_RULES)))]
     pub rules: Vec<Rule>,
     /// Backend name used when no rule matched (and, with `BackendNameMatch`, no backend name did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63))]
+    #[cfg_attr(feature = "crd", schemars(length(max = 63)))]
     pub default_route: Option<String>,
     /// `Static` (default): unmatched requests go to `defaultRoute`. `BackendNameMatch`: first a
     /// backend whose `displayName` (else `name`) equals the request's `model`.
@@ -60,7 +72,8 @@ pub struct ModelRouterSpec {
 }
 
 /// A custom WebAssembly policy (built with llmkube-policy-sdk).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRef {
     /// Unique policy name (audit lines and metrics use it).
@@ -71,7 +84,10 @@ pub struct PolicyRef {
     pub sha256: String,
     /// The policy's configuration (JSON), handed to its `configure` once at load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "super::schema::free_form_object")]
+    #[cfg_attr(
+        feature = "crd",
+        schemars(schema_with = "crate::schema::free_form_object")
+    )]
     pub config: Option<serde_json::Value>,
     /// `closed` (default): a failing policy denies the request. `open`: it is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +95,8 @@ pub struct PolicyRef {
 }
 
 /// Where a policy module is read from: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleSource {
     /// A file (standalone mode); relative paths are relative to the router file.
@@ -91,7 +108,8 @@ pub struct ModuleSource {
 }
 
 /// A key of a ConfigMap.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct ConfigMapKeyRef {
     /// ConfigMap name.
     pub name: String,
@@ -100,7 +118,8 @@ pub struct ConfigMapKeyRef {
 }
 
 /// What happens when a policy fails (traps, times out, answers garbage).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {
     /// Deny the request (503, error type `policy_error`).
@@ -111,12 +130,13 @@ pub enum FailureMode {
 }
 
 /// One place a request can be served.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = super::cel::backend_rules)]
+#[cfg_attr(feature = "crd", schemars(transform = crate::cel::backend_rules))]
 pub struct Backend {
     /// Unique name (`^[a-z0-9][a-z0-9-]{0,62}$`), referenced by rules and `defaultRoute`.
-    #[schemars(length(min = 1, max = 63))]
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 63)))]
     pub name: String,
     /// Public model id of this backend in `/v1/models` and for `BackendNameMatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,14 +168,16 @@ pub struct Backend {
 }
 
 /// Reference to an InferenceService in the same namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct InferenceServiceRef {
     /// InferenceService name.
     pub name: String,
 }
 
 /// An external provider endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalBackend {
     /// Request-shape adapter and credential convention.
@@ -172,18 +194,23 @@ pub struct ExternalBackend {
 }
 
 /// Name of a Secret in the router's namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct SecretRef {
     /// Secret name: a DNS-1123 subdomain (it becomes a directory name in the gateway pod).
-    #[schemars(
-        length(max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    #[cfg_attr(
+        feature = "crd",
+        schemars(
+            length(max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
     )]
     pub name: String,
 }
 
 /// External provider kinds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     /// OpenAI API (`Authorization: Bearer $OPENAI_API_KEY`).
@@ -213,7 +240,8 @@ impl Provider {
 }
 
 /// Where a backend runs, for data-residency decisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// Inside the trust boundary; may receive sensitive requests.
@@ -258,7 +286,8 @@ impl Backend {
 }
 
 /// Price per million tokens (decimal strings, e.g. `"0.15"`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct CostPerMillionTokens {
     /// USD per million prompt tokens.
     #[serde(rename = "promptUSD", default, skip_serializing_if = "Option::is_none")]
@@ -273,25 +302,30 @@ pub struct CostPerMillionTokens {
 }
 
 /// Active health check of a backend.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
     /// HTTP path probed with GET (default `/health`); 2xx passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256), regex(pattern = r"^/[^?#\s]*$"))]
+    #[cfg_attr(
+        feature = "crd",
+        schemars(length(max = 256), regex(pattern = r"^/[^?#\s]*$"))
+    )]
     pub path: Option<String>,
     /// Seconds between probes (1..3600, default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 3600))]
+    #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 3600)))]
     pub interval_seconds: Option<u32>,
     /// Seconds before a probe counts as failed (1..60, default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 60))]
+    #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 60)))]
     pub timeout_seconds: Option<u32>,
 }
 
 /// A routing rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// Unique rule name (appears in audit lines and metrics).
@@ -310,12 +344,13 @@ pub struct Rule {
 }
 
 /// Conditions of a rule; every declared field must match.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RuleMatch {
     /// Matches when the request carries any of these classifications.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::validate::MAX_CLASSIFICATIONS), inner(length(max = crate::validate::MAX_CLASSIFICATION_LEN)))]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_CLASSIFICATIONS), inner(length(max = MAX_CLASSIFICATION_LEN))))]
     pub data_classification: Vec<String>,
     /// Matches the `x-llmkube-task-complexity` header (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,10 +374,11 @@ pub struct RuleMatch {
 }
 
 /// The route of a rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct RouteSpec {
     /// Backend names, in preference order.
-    #[schemars(length(min = 1, max = crate::validate::MAX_ROUTE_BACKENDS), inner(length(max = 63)))]
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = MAX_ROUTE_BACKENDS), inner(length(max = 63))))]
     pub backends: Vec<String>,
     /// How the backends are used (default `primary-fallback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,7 +386,8 @@ pub struct RouteSpec {
 }
 
 /// Dispatch strategy over a route's backends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// In order; the next on connect error, 5xx or timeout.
@@ -374,7 +411,8 @@ impl Strategy {
 }
 
 /// What happens to requests no rule matched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub enum DefaultRouteStrategy {
     /// Send them to `defaultRoute`.
     #[default]
@@ -384,7 +422,8 @@ pub enum DefaultRouteStrategy {
 }
 
 /// Router-wide policy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
     /// Token and spend budgets (accepted; not yet enforced at request time).
@@ -399,7 +438,8 @@ pub struct PolicySpec {
 }
 
 /// A token or spend budget.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
     /// Budget name.
@@ -425,7 +465,8 @@ pub struct Budget {
 }
 
 /// Budget scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetScope {
     /// The whole router.
@@ -437,7 +478,8 @@ pub enum BudgetScope {
 }
 
 /// Request classification settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClassificationSpec {
     /// `header-only` (default), `detector` or `hybrid`.
@@ -448,18 +490,19 @@ pub struct ClassificationSpec {
     pub header_key: Option<String>,
     /// Classifications that must never leave the local tier (default `["pii", "phi"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::validate::MAX_CLASSIFICATIONS), inner(length(max = crate::validate::MAX_CLASSIFICATION_LEN)))]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_CLASSIFICATIONS), inner(length(max = MAX_CLASSIFICATION_LEN))))]
     pub sensitive_classifications: Option<Vec<String>>,
     /// Additive: largest body, in bytes, the detector scans (default: the body limit,
     /// `spec.proxy.maxRequestBodyBytes`). A larger body is not scanned and is treated as
     /// sensitive (`classificationSource: scan-limit`), never as clean.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1073741824))]
+    #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 1073741824)))]
     pub scan_limit_bytes: Option<u64>,
 }
 
 /// Classification modes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ClassificationMode {
     /// Trust the classification header.
@@ -472,7 +515,8 @@ pub enum ClassificationMode {
 }
 
 /// Audit log settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditLogSpec {
     /// `stdout` (default), `file` or `otlp`.
@@ -487,7 +531,8 @@ pub struct AuditLogSpec {
 }
 
 /// Audit sinks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AuditSink {
     /// One JSON line per request on standard output.
@@ -500,7 +545,8 @@ pub enum AuditSink {
 }
 
 /// Service exposing the router.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct EndpointSpec {
     /// Service type (`ClusterIP` by default).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -511,7 +557,8 @@ pub struct EndpointSpec {
 }
 
 /// Gateway deployment and request-handling settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProxySpec {
     /// Gateway replicas (1..10).
@@ -550,32 +597,35 @@ pub struct ProxySpec {
     /// Additive: connection errors and 5xx answers in a row that quarantine a backend
     /// (default 5; response-header timeouts are not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1000))]
+    #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 1000)))]
     pub consecutive_failures: Option<u32>,
 }
 
 /// Compute resources of a container; quantities are kept as written.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct ResourceRequirements {
     /// Upper bounds, e.g. `cpu: "1"`, `memory: 256Mi`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "super::schema::quantity_map")]
+    #[cfg_attr(feature = "crd", schemars(schema_with = "crate::schema::quantity_map"))]
     pub limits: BTreeMap<String, serde_json::Value>,
     /// Requests, e.g. `cpu: 100m`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "super::schema::quantity_map")]
+    #[cfg_attr(feature = "crd", schemars(schema_with = "crate::schema::quantity_map"))]
     pub requests: BTreeMap<String, serde_json::Value>,
 }
 
 /// Reference to an object by name in the same namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct LocalObjectReference {
     /// Object name.
     pub name: String,
 }
 
 /// Observed state of a `ModelRouter`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelRouterStatus {
     /// `Pending`, `Provisioning`, `Ready`, `Degraded` or `Failed`.
@@ -592,21 +642,25 @@ pub struct ModelRouterStatus {
     pub backends: Vec<BackendStatus>,
     /// Budget use per window (reserved; budgets are not enforced yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(with = "Vec<std::collections::BTreeMap<String, String>>")]
+    #[cfg_attr(
+        feature = "crd",
+        schemars(with = "Vec<std::collections::BTreeMap<String, String>>")
+    )]
     pub budget_utilization: Vec<serde_json::Value>,
     /// When the status was last written (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated: Option<String>,
     /// `Validated`, `BackendsReady`, `Available`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<super::condition::Condition>,
+    pub conditions: Vec<crate::condition::Condition>,
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
 
 /// A backend as the controller sees it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BackendStatus {
     /// Backend name.

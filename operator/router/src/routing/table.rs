@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::crd::model_router::{ModelRouterSpec, Strategy, Tier};
 use crate::defaults;
 use crate::duration::parse_duration;
+use crate::spec::{ModelRouterSpec, Strategy, Tier};
 use crate::validate::{ValidationErrors, validate_spec};
 
 /// Everything routing needs to know about one backend.

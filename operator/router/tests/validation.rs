@@ -1,8 +1,8 @@
 //! Apply-time validation and manifest loading, as a user applying YAML would see them.
 
-use llmkube_operator::crd::model_router::{ModelRouterSpec, Tier};
-use llmkube_operator::manifest::{LoadError, load_router};
-use llmkube_operator::validate::validate_spec;
+use llmkube_router::manifest::{LoadError, load_router};
+use llmkube_router::spec::{ModelRouterSpec, Tier};
+use llmkube_router::validate::validate_spec;
 
 fn errors(yaml: &str) -> Vec<String> {
     match load_router(yaml, None) {
@@ -16,7 +16,7 @@ const HEAD: &str =
 
 #[test]
 fn the_seed_secure_router_loads_unchanged() {
-    let yaml = include_str!("../../examples/seed/secure-router.yaml");
+    let yaml = include_str!("../../../examples/seed/secure-router.yaml");
     let m = load_router(yaml, None).expect("seed example must load");
     assert_eq!(m.metadata.name, "secure-router");
     assert_eq!(m.namespace(), "default");
@@ -28,7 +28,11 @@ fn the_seed_secure_router_loads_unchanged() {
 
 #[test]
 fn the_quickstart_router_loads() {
-    load_router(include_str!("../../examples/quickstart/router.yaml"), None).unwrap();
+    load_router(
+        include_str!("../../../examples/quickstart/router.yaml"),
+        None,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -166,7 +170,7 @@ fn sizes_are_bounded_like_the_crd_schema() {
         "backends: [{name: a, inferenceServiceRef: {name: a}}]\nrules: []\n",
     )
     .unwrap();
-    let rule: llmkube_operator::crd::model_router::Rule = serde_yaml_ng::from_str(
+    let rule: llmkube_router::spec::Rule = serde_yaml_ng::from_str(
         "{name: r, match: {dataClassification: [public]}, route: {backends: [a]}}",
     )
     .unwrap();

@@ -1,6 +1,6 @@
 //! The reference routing semantics.
 
-use crate::crd::model_router::{Strategy, Tier};
+use crate::spec::{Strategy, Tier};
 
 use super::decision::{Decision, Deny, RequestFacts, Route, Via};
 use super::table::{RoutingTable, RuleEntry};

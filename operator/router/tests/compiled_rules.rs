@@ -1,16 +1,16 @@
 //! The compiled rule module against the reference evaluator: random specs x random requests
 //! must give identical decisions, run under real wasmtime.
 
-use llmkube_operator::compiler::{CompiledRules, compile, compile_table, decode_decision};
-use llmkube_operator::crd::model_router::{
+use llmkube_policy_sdk::abi;
+use llmkube_policy_sdk::output::Output;
+use llmkube_policy_sdk::view::RequestView;
+use llmkube_router::compiler::{CompiledRules, compile, compile_table, decode_decision};
+use llmkube_router::routing::{Decision, RequestFacts, RoutingTable};
+use llmkube_router::spec::{
     Backend, ClassificationSpec, DefaultRouteStrategy, ExternalBackend, InferenceServiceRef,
     ModelRouterSpec, PolicySpec, Provider, RouteSpec, Rule, RuleMatch, Strategy as RouteStrategy,
     Tier,
 };
-use llmkube_operator::routing::{Decision, RequestFacts, RoutingTable};
-use llmkube_policy_sdk::abi;
-use llmkube_policy_sdk::output::Output;
-use llmkube_policy_sdk::view::RequestView;
 use proptest::prelude::*;
 use wasmtime::{Engine, Instance, Memory, Module, Store, TypedFunc};
 
@@ -246,7 +246,7 @@ prop_compose! {
             }),
             ..Default::default()
         };
-        let sensitive_set = llmkube_operator::defaults::sensitive_classifications(&spec);
+        let sensitive_set = llmkube_router::defaults::sensitive_classifications(&spec);
         spec.rules = rules
             .into_iter()
             .enumerate()
@@ -313,8 +313,8 @@ proptest! {
 
 #[test]
 fn compilation_is_deterministic_and_the_digest_names_the_rules() {
-    let yaml = include_str!("../../examples/quickstart/router.yaml");
-    let spec = llmkube_operator::manifest::load_router(yaml, None)
+    let yaml = include_str!("../../../examples/quickstart/router.yaml");
+    let spec = llmkube_router::manifest::load_router(yaml, None)
         .unwrap()
         .spec;
     let (a, b) = (compile(&spec).unwrap(), compile(&spec).unwrap());
@@ -330,8 +330,8 @@ fn compilation_is_deterministic_and_the_digest_names_the_rules() {
 
 #[test]
 fn the_quickstart_router_decides_as_documented() {
-    let yaml = include_str!("../../examples/quickstart/router.yaml");
-    let spec = llmkube_operator::manifest::load_router(yaml, None)
+    let yaml = include_str!("../../../examples/quickstart/router.yaml");
+    let spec = llmkube_router::manifest::load_router(yaml, None)
         .unwrap()
         .spec;
     let table = RoutingTable::new(&spec).unwrap();
@@ -383,8 +383,8 @@ fn the_quickstart_router_decides_as_documented() {
 
 #[test]
 fn a_malformed_view_traps_instead_of_deciding() {
-    let spec = llmkube_operator::manifest::load_router(
-        include_str!("../../examples/seed/secure-router.yaml"),
+    let spec = llmkube_router::manifest::load_router(
+        include_str!("../../../examples/seed/secure-router.yaml"),
         None,
     )
     .unwrap()

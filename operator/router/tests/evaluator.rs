@@ -1,8 +1,8 @@
 //! The reference routing semantics, case by case.
 
-use llmkube_operator::crd::model_router::Strategy;
-use llmkube_operator::manifest::load_router;
-use llmkube_operator::routing::{Decision, Deny, RequestFacts, Route, RoutingTable, Via};
+use llmkube_router::manifest::load_router;
+use llmkube_router::routing::{Decision, Deny, RequestFacts, Route, RoutingTable, Via};
+use llmkube_router::spec::Strategy;
 
 fn table(spec: &str) -> RoutingTable {
     let yaml = format!(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::crd::model_router::Strategy;
+use crate::spec::Strategy;
 
 /// What routing may look at in a request. Everything is borrowed from the request.
 #[derive(Debug, Clone, Copy, Default)]

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::API_VERSION;
-use crate::crd::model_router::ModelRouterSpec;
+use crate::API_VERSION;
+use crate::spec::ModelRouterSpec;
 use crate::validate::{FieldError, ValidationErrors, validate_spec};
 
 /// A `ModelRouter` object as written in a manifest.

@@ -1,10 +1,10 @@
 //! Status conditions, serialised like `metav1.Condition`.
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One aspect of an object's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// Condition type, e.g. `Ready`, `Validated`.

@@ -8,9 +8,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use crate::crd::model_router::{AuditSink, BudgetScope, ModelRouterSpec, Provider, Tier};
 use crate::defaults;
 use crate::duration::{format_duration, parse_duration};
+use crate::spec::{
+    AuditSink, BudgetScope, MAX_BACKENDS, MAX_CLASSIFICATION_LEN, MAX_CLASSIFICATIONS,
+    MAX_ROUTE_BACKENDS, MAX_RULES, ModelRouterSpec, Provider, Tier,
+};
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,18 +91,6 @@ pub fn validate_spec(spec: &ModelRouterSpec) -> Result<(), ValidationErrors> {
     check_bounds(spec, &mut c);
     c.finish()
 }
-
-/// Size limits, the same as the CRD schema's (the API server needs them to bound the cost of
-/// the CEL gate; the gateway applies them in standalone mode too).
-pub const MAX_BACKENDS: usize = 64;
-/// Most rules per router.
-pub const MAX_RULES: usize = 64;
-/// Most backends per route.
-pub const MAX_ROUTE_BACKENDS: usize = 16;
-/// Most classification values per list.
-pub const MAX_CLASSIFICATIONS: usize = 16;
-/// Longest classification value.
-pub const MAX_CLASSIFICATION_LEN: usize = 63;
 
 fn check_bounds(spec: &ModelRouterSpec, c: &mut Collector) {
     let mut at_most = |path: String, len: usize, max: usize| {
