@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod record;
+pub mod refusal;
 pub mod reload;
 pub mod server;
 pub mod service;

@@ -1,26 +1,31 @@
-//! The proxied endpoints: read, classify, decide, dispatch, stream back.
+//! The proxied endpoints (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`),
+//! one request as five steps: read, parse, decide (classify, evaluate, route or refuse),
+//! forward (dispatch to the route's backends), respond. A step that refuses returns a
+//! [`Refusal`]; [`proxy`] answers it and writes the audit line.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Response, header};
+use http::{HeaderName, HeaderValue, Response, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use llmkube_router::defaults::TASK_COMPLEXITY_HEADER;
-use llmkube_router::routing::{Deny, Via};
+use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
-use crate::body::GatewayBody;
+use crate::body::{GatewayBody, StreamLimits};
+use crate::body_budget::Reservation;
 use crate::dispatch::{Answered, Exhausted, Failure, Progress, dispatch};
 use crate::error::ApiError;
 use crate::inbound::{classifications, read_body};
-use crate::json_body::parse_json_body;
-use crate::policy::pipeline::{Inputs, Verdict};
+use crate::json_body::{JsonBody, parse_json_body};
+use crate::policy::pipeline::{Evaluation, Inputs, Verdict};
 use crate::record::{Outcome, RequestRecord};
+use crate::refusal::Refusal;
 use crate::snapshot::RouterSnapshot;
 use crate::state::AppState;
-use crate::upstream::Outbound;
-use crate::upstream::strip_response_headers;
+use crate::upstream::{Outbound, strip_response_headers};
 
 /// Response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-llmkube-backend";
@@ -30,7 +35,7 @@ pub const RULE_HEADER: &str = "x-llmkube-rule";
 /// larger or streamed answers go through a stream task (see [`crate::body`]).
 const BUFFERED_ANSWER_MAX: u64 = 64 << 10;
 
-/// Serves `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`.
+/// Serves one request of a proxied endpoint.
 pub async fn proxy(
     state: &Arc<AppState>,
     req: http::Request<Incoming>,
@@ -39,104 +44,133 @@ pub async fn proxy(
 ) -> Response<GatewayBody> {
     let snap = state.router.load_full();
     let id = request_id.to_str().unwrap_or_default().to_owned();
-    let rec = RequestRecord::new(Arc::clone(&snap), Arc::clone(&state.metrics), id, started);
+    let mut rec = RequestRecord::new(Arc::clone(&snap), Arc::clone(&state.metrics), id, started);
     let (parts, body) = req.into_parts();
-    let header_classes = match classifications(&parts.headers, &snap.table.classification_header) {
-        Ok(c) => c,
-        Err(e) => return fail(rec, e, Outcome::BadRequest),
-    };
+    // The body is held once, and once more as text when the detector scans it; the memory is
+    // given back when this function returns (a streamed answer no longer needs the request).
+    let mut reservation = state.body_budget.reservation();
+    let answered = async {
+        let read = read(state, &snap, &parts, body, &mut reservation).await?;
+        let json = parse(&snap, &parts, read.body, read.scan_limit, &mut rec)?;
+        let (route, eval) = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
+        let forward = Forward {
+            parts: &parts,
+            json: &json,
+            route: &route,
+            eval: &eval,
+            request_id,
+        };
+        forward.send(state, &snap, &mut rec).await
+    }
+    .await;
+    match answered {
+        Ok(answer) => respond(&snap, parts.version, answer, rec).await,
+        Err(refusal) => refusal.answer(rec),
+    }
+}
+
+/// What the client sent, read within the limits.
+struct Read {
+    body: Bytes,
+    /// The classifications the client's header declares.
+    header_classes: Vec<String>,
+    /// How much of the body's text the detector scans (`None`: it does not run).
+    scan_limit: Option<usize>,
+}
+
+/// Step 1: the classification header and the body, bounded in size, time and shared memory.
+async fn read(
+    state: &AppState,
+    snap: &RouterSnapshot,
+    parts: &Parts,
+    body: Incoming,
+    reservation: &mut Reservation,
+) -> Result<Read, Refusal> {
+    let header_classes = classifications(&parts.headers, &snap.table.classification_header)
+        .map_err(Refusal::bad_request)?;
     let scan_limit = snap
         .policies
         .needs_text(&header_classes)
         .then_some(snap.settings.scan_limit_bytes);
-    // The body is held once, and once more as text when the detector scans it. The
-    // reservation is returned when this request's handling ends (the response is streaming).
-    let mut reservation = state.body_budget.reservation();
     let factor = if scan_limit.is_some() { 2 } else { 1 };
     let limit = snap.settings.max_body_bytes;
-    let body = match read_body(body, &parts.headers, limit, &mut reservation, factor).await {
-        Ok(b) => b,
-        Err(e) if e.retry_after.is_some() => {
-            state.metrics.body_budget_refused.inc();
-            return fail(rec, e, Outcome::Overloaded);
-        }
-        Err(e) => return fail(rec, e, Outcome::BadRequest),
-    };
-    let request = Request {
-        parts: &parts,
+    let body = read_body(body, &parts.headers, limit, reservation, factor)
+        .await
+        .map_err(|e| {
+            if e.retry_after.is_some() {
+                state.metrics.body_budget_refused.inc();
+                Refusal::new(e, Outcome::Overloaded)
+            } else {
+                Refusal::bad_request(e)
+            }
+        })?;
+    Ok(Read {
+        body,
         header_classes,
         scan_limit,
-    };
-    serve(state, &snap, request, body, request_id, rec).await
+    })
 }
 
-/// What is known of a request before its body is parsed.
-struct Request<'a> {
-    parts: &'a Parts,
-    header_classes: Vec<String>,
+/// Step 2: the body as strict JSON, its text collected for the detector.
+fn parse(
+    snap: &RouterSnapshot,
+    parts: &Parts,
+    body: Bytes,
     scan_limit: Option<usize>,
-}
-
-async fn serve(
-    state: &Arc<AppState>,
-    snap: &Arc<RouterSnapshot>,
-    request: Request<'_>,
-    body: bytes::Bytes,
-    request_id: &HeaderValue,
-    mut rec: RequestRecord,
-) -> Response<GatewayBody> {
-    let Request {
-        parts,
-        header_classes,
-        scan_limit,
-    } = request;
+    rec: &mut RequestRecord,
+) -> Result<JsonBody, Refusal> {
     rec.bytes_in = body.len() as u64;
-    let json = match parse_json_body(body, scan_limit) {
-        Ok(j) => j,
-        Err(e) => return fail(rec, e, Outcome::BadRequest),
-    };
+    let json = parse_json_body(body, scan_limit).map_err(Refusal::bad_request)?;
     rec.model = crate::error::echo(&json.model).into_owned();
     if snap.audit_body {
         rec.body = Some(json.bytes.clone());
     }
-    let task = parts
+    rec.task_complexity = parts
         .headers
         .get(TASK_COMPLEXITY_HEADER)
-        .and_then(|v| v.to_str().ok());
-    rec.task_complexity = task.map(str::to_owned);
-    let eval = snap.policies.evaluate(
-        &snap.table,
-        &Inputs {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            model: &json.model,
-            stream: json.stream,
-            headers: &parts.headers,
-            text: &json.text,
-        },
-        header_classes,
-    );
-    rec.classifications = eval.classifications;
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(json)
+}
+
+/// Step 3: classification (header, detector, policies), custom policies and the rules: a
+/// route, or the refusal they decided.
+fn decide(
+    snap: &RouterSnapshot,
+    parts: &Parts,
+    json: &JsonBody,
+    header_classes: Vec<String>,
+    rec: &mut RequestRecord,
+) -> Result<(Route, Evaluation), Refusal> {
+    let inputs = Inputs {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        model: &json.model,
+        stream: json.stream,
+        headers: &parts.headers,
+        text: &json.text,
+    };
+    let mut eval = snap.policies.evaluate(&snap.table, &inputs, header_classes);
+    rec.classifications = std::mem::take(&mut eval.classifications);
     rec.classification_source = eval.classification_source;
-    rec.policies = eval.trace;
-    rec.annotations = eval.annotations;
-    let route = match eval.verdict {
-        Verdict::Route(route) => route,
+    rec.policies = std::mem::take(&mut eval.trace);
+    rec.annotations = std::mem::take(&mut eval.annotations);
+    let verdict = std::mem::replace(&mut eval.verdict, Verdict::Deny(Deny::NoRoute));
+    let refusal = match verdict {
+        Verdict::Route(route) => {
+            if let Via::Rule(i) = route.via {
+                rec.rule = Some(i);
+            }
+            return Ok((route, eval));
+        }
         Verdict::Deny(Deny::NoRoute) => {
-            let e = ApiError::no_route(&json.model);
-            return fail(rec, e, Outcome::NoRoute);
+            Refusal::new(ApiError::no_route(&json.model), Outcome::NoRoute)
         }
         Verdict::Deny(Deny::FailClosed { rule }) => {
             rec.rule = rule;
-            let why = match rule {
-                Some(i) => format!(
-                    "rule {:?} is fail-closed and none of its backends may serve this request",
-                    snap.table.rules[i].name
-                ),
-                None => "the request is classified sensitive and no local backend is routed for it"
-                    .to_owned(),
-            };
-            return fail(rec, ApiError::fail_closed(why), Outcome::FailClosed);
+            let name = rule.map(|i| snap.table.rules[i].name.as_str());
+            let e = ApiError::fail_closed(fail_closed_message(name));
+            Refusal::new(e, Outcome::FailClosed)
         }
         Verdict::Rejected {
             policy,
@@ -145,139 +179,159 @@ async fn serve(
             message,
         } => {
             let e = ApiError::policy_rejected(status, &code, &message, &policy);
-            return fail(rec, e, Outcome::PolicyRejected);
+            Refusal::new(e, Outcome::PolicyRejected)
         }
-        Verdict::Failed { policy, error } => {
-            let e = ApiError::policy_error(&policy, &error);
-            return fail(rec, e, Outcome::PolicyError);
-        }
+        Verdict::Failed { policy, error } => Refusal::new(
+            ApiError::policy_error(&policy, &error),
+            Outcome::PolicyError,
+        ),
     };
-    if let Via::Rule(i) = route.via {
-        rec.rule = Some(i);
+    Err(refusal)
+}
+
+/// Step 4: the request as it goes to the route's backends.
+struct Forward<'a> {
+    parts: &'a Parts,
+    json: &'a JsonBody,
+    route: &'a Route,
+    eval: &'a Evaluation,
+    request_id: &'a HeaderValue,
+}
+
+impl Forward<'_> {
+    /// Tries the route's backends (retries, fallback, quarantine) until one answers.
+    async fn send(
+        &self,
+        state: &Arc<AppState>,
+        snap: &Arc<RouterSnapshot>,
+        rec: &mut RequestRecord,
+    ) -> Result<Answered, Refusal> {
+        let out = Outbound {
+            method: &self.parts.method,
+            path_and_query: self
+                .parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str()),
+            headers: &self.parts.headers,
+            request_id: self.request_id,
+            body: self.json,
+            set_headers: &self.eval.set_headers,
+            remove_headers: &self.eval.remove_headers,
+        };
+        let mut progress = Progress::default();
+        let result = dispatch(state, snap, self.route, &out, &mut progress).await;
+        rec.attempts = progress.attempts;
+        rec.upstream_wait = progress.upstream_wait;
+        rec.timeout = progress.last_timeout;
+        result.map_err(|exhausted| exhausted_refusal(snap, self.route, exhausted))
     }
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let out = Outbound {
-        method: &parts.method,
-        path_and_query,
-        headers: &parts.headers,
-        request_id,
-        body: &json,
-        set_headers: &eval.set_headers,
-        remove_headers: &eval.remove_headers,
-    };
-    let mut progress = Progress::default();
-    let result = dispatch(state, snap, &route, &out, &mut progress).await;
-    rec.attempts = progress.attempts;
-    rec.upstream_wait = progress.upstream_wait;
-    rec.timeout = progress.last_timeout;
-    match result {
-        Ok(Answered { response, backend }) => {
-            rec.backend = Some(backend);
-            rec.error
-                .clone_from(&snap.backends[backend].credential_problem);
-            let (mut head, body) = response.into_parts();
-            strip_response_headers(&mut head.headers);
-            head.version = parts.version;
-            let sse = head
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
-            if sse {
-                head.headers.remove(header::CONTENT_LENGTH);
-            }
-            let name = &snap.backends[backend].name;
-            if let Ok(v) = HeaderValue::from_str(name) {
-                head.headers
-                    .insert(HeaderName::from_static(BACKEND_HEADER), v);
-            }
-            if let Some(rule) = rec
-                .rule
-                .and_then(|i| HeaderValue::from_str(&snap.rule_names[i]).ok())
-            {
-                head.headers
-                    .insert(HeaderName::from_static(RULE_HEADER), rule);
-            }
-            rec.status = head.status.as_u16();
-            let size = http_body::Body::size_hint(&body).exact();
-            if !sse && size.is_some_and(|n| n <= BUFFERED_ANSWER_MAX) {
-                // A small answer of known length (a JSON completion) is read whole here: no
-                // stream task, the backend connection is free at once, and a client that never
-                // reads holds nothing of the backend's.
-                let idle = snap.settings.stream_idle_timeout;
-                return match tokio::time::timeout(idle, body.collect()).await {
-                    Ok(Ok(collected)) => {
-                        let bytes = collected.to_bytes();
-                        rec.ttfb = Some(rec.started.elapsed());
-                        rec.bytes_out = bytes.len() as u64;
-                        rec.headers_sent = Some(Instant::now());
-                        rec.finish(Outcome::Ok);
-                        Response::from_parts(head, GatewayBody::full(bytes))
-                    }
-                    Ok(Err(e)) => {
-                        let e = ApiError::all_backends_failed(format!(
-                            "backend {:?} broke off its answer: {e}",
-                            name.as_str()
-                        ));
-                        fail(rec, e, Outcome::StreamError)
-                    }
-                    Err(_) => {
-                        let e = ApiError::timeout(format!(
-                            "backend {:?} sent its headers but not its body within {}s",
-                            name.as_str(),
-                            idle.as_secs_f64()
-                        ));
-                        fail(rec, e, Outcome::StreamError)
-                    }
-                };
-            }
-            rec.headers_sent = Some(Instant::now());
-            let limits = crate::body::StreamLimits {
-                idle_timeout: snap.settings.stream_idle_timeout,
-                max_duration: snap.settings.max_stream_duration,
-            };
-            let body = GatewayBody::upstream(body, sse, limits, rec);
-            Response::from_parts(head, body)
+}
+
+/// Why no backend of the route answered: a timeout, the route's fail-closed guarantee, or
+/// failures.
+fn exhausted_refusal(
+    snap: &RouterSnapshot,
+    route: &Route,
+    Exhausted { last }: Exhausted,
+) -> Refusal {
+    let describe =
+        |b: usize, f: &Failure| format!("backend {:?} {f}", snap.backends[b].name.as_str());
+    match &last {
+        Some((b, f @ Failure::Timeout(_))) => {
+            Refusal::new(ApiError::timeout(describe(*b, f)), Outcome::Timeout)
         }
-        Err(Exhausted { last }) => {
-            let describe =
-                |b: usize, f: &Failure| format!("backend {:?} {f}", snap.backends[b].name.as_str());
-            match &last {
-                Some((b, f @ Failure::Timeout(_))) => {
-                    let e = ApiError::timeout(describe(*b, f));
-                    fail(rec, e, Outcome::Timeout)
-                }
-                _ if route.fail_closed => {
-                    let detail = last.as_ref().map_or_else(
-                        || "every backend is quarantined".to_owned(),
-                        |(b, f)| describe(*b, f),
-                    );
-                    let e = ApiError::fail_closed(format!(
-                        "the route is fail-closed and none of its backends could serve the request ({detail})"
-                    ));
-                    fail(rec, e, Outcome::FailClosedRuntime)
-                }
-                Some((b, f)) => {
-                    let e = ApiError::all_backends_failed(format!(
-                        "all backends failed; last: {}",
-                        describe(*b, f)
-                    ));
-                    fail(rec, e, Outcome::AllBackendsFailed)
-                }
-                None => {
-                    let e =
-                        ApiError::all_backends_failed("every backend of the route is quarantined");
-                    fail(rec, e, Outcome::AllBackendsFailed)
-                }
-            }
+        _ if route.fail_closed => {
+            let detail = last.as_ref().map_or_else(
+                || "every backend is quarantined".to_owned(),
+                |(b, f)| describe(*b, f),
+            );
+            let e = ApiError::fail_closed(format!(
+                "the route is fail-closed and none of its backends could serve the request ({detail})"
+            ));
+            Refusal::new(e, Outcome::FailClosedRuntime)
+        }
+        Some((b, f)) => {
+            let e = ApiError::all_backends_failed(format!(
+                "all backends failed; last: {}",
+                describe(*b, f)
+            ));
+            Refusal::new(e, Outcome::AllBackendsFailed)
+        }
+        None => {
+            let e = ApiError::all_backends_failed("every backend of the route is quarantined");
+            Refusal::new(e, Outcome::AllBackendsFailed)
         }
     }
 }
 
-fn fail(mut rec: RequestRecord, e: ApiError, outcome: Outcome) -> Response<GatewayBody> {
-    rec.status = e.status.as_u16();
-    rec.error = Some(e.message.clone());
-    rec.headers_sent = Some(Instant::now());
-    rec.finish(outcome);
-    e.into_response()
+/// Step 5: the backend's answer to the client, with our headers: read whole when small and
+/// of known length, else streamed under the stream limits (the audit line is written when it
+/// ends).
+async fn respond(
+    snap: &RouterSnapshot,
+    version: Version,
+    Answered { response, backend }: Answered,
+    mut rec: RequestRecord,
+) -> Response<GatewayBody> {
+    rec.backend = Some(backend);
+    rec.error
+        .clone_from(&snap.backends[backend].credential_problem);
+    let (mut head, body) = response.into_parts();
+    strip_response_headers(&mut head.headers);
+    head.version = version;
+    let sse = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+    if sse {
+        head.headers.remove(header::CONTENT_LENGTH);
+    }
+    let name = &snap.backends[backend].name;
+    if let Ok(v) = HeaderValue::from_str(name) {
+        head.headers
+            .insert(HeaderName::from_static(BACKEND_HEADER), v);
+    }
+    if let Some(rule) = rec
+        .rule
+        .and_then(|i| HeaderValue::from_str(&snap.rule_names[i]).ok())
+    {
+        head.headers
+            .insert(HeaderName::from_static(RULE_HEADER), rule);
+    }
+    rec.status = head.status.as_u16();
+    let size = http_body::Body::size_hint(&body).exact();
+    if sse || size.is_none_or(|n| n > BUFFERED_ANSWER_MAX) {
+        rec.headers_sent = Some(Instant::now());
+        let limits = StreamLimits {
+            idle_timeout: snap.settings.stream_idle_timeout,
+            max_duration: snap.settings.max_stream_duration,
+        };
+        return Response::from_parts(head, GatewayBody::upstream(body, sse, limits, rec));
+    }
+    // A small answer of known length (a JSON completion) is read whole here: no stream task,
+    // the backend connection is free at once, and a client that never reads holds nothing of
+    // the backend's.
+    let idle = snap.settings.stream_idle_timeout;
+    let refusal = match tokio::time::timeout(idle, body.collect()).await {
+        Ok(Ok(collected)) => {
+            let bytes = collected.to_bytes();
+            rec.ttfb = Some(rec.started.elapsed());
+            rec.bytes_out = bytes.len() as u64;
+            rec.headers_sent = Some(Instant::now());
+            rec.finish(Outcome::Ok);
+            return Response::from_parts(head, GatewayBody::full(bytes));
+        }
+        Ok(Err(e)) => ApiError::all_backends_failed(format!(
+            "backend {:?} broke off its answer: {e}",
+            name.as_str()
+        )),
+        Err(_) => ApiError::timeout(format!(
+            "backend {:?} sent its headers but not its body within {}s",
+            name.as_str(),
+            idle.as_secs_f64()
+        )),
+    };
+    Refusal::new(refusal, Outcome::StreamError).answer(rec)
 }

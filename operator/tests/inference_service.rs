@@ -7,6 +7,7 @@ use llmkube_operator::crd::inference_service::{
 };
 use llmkube_operator::crd::model::{Model, ModelSpec};
 use llmkube_operator::reconcile::admission::Allowance;
+use llmkube_operator::reconcile::downloader::explain_init_failure;
 use llmkube_operator::reconcile::inference_service::*;
 
 fn isvc(runtime: Runtime) -> InferenceService {

@@ -1,5 +1,6 @@
 //! `InferenceService`: the Deployment and Service that serve a Model, and the status they lead to.
 
+use super::downloader::{explain_init_failure, newest_downloader_exit};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -498,41 +499,6 @@ pub fn deployment(
     })
 }
 
-/// A readable explanation of a failed model-downloader, from its exit code and termination
-/// message (the script writes JSON there; curl's exit code otherwise).
-pub fn explain_init_failure(exit_code: i32, message: &str) -> String {
-    let json: serde_json::Value = serde_json::from_str(message.trim()).unwrap_or_default();
-    if json["error"] == "sha256 mismatch" {
-        return format!(
-            "sha256 mismatch: spec.sha256 is {} but the download hashed to {}; the file was deleted",
-            json["expected"].as_str().unwrap_or("?"),
-            json["actual"].as_str().unwrap_or("?")
-        );
-    }
-    let curl = json["exitCode"].as_i64().map_or(exit_code, |c| c as i32);
-    let why = match curl {
-        6 => "could not resolve the model server's host name (DNS)",
-        7 => {
-            "could not connect to the model server: unreachable host or blocked egress (check NetworkPolicy)"
-        }
-        22 => "the model server answered with an HTTP error (e.g. 404: check spec.source)",
-        23 => {
-            "could not write the model file (curl exit 23): the source could not be read or the cache volume is full; for internal TLS confirm --ca-cert-configmap and that its ConfigMap exists in this namespace"
-        }
-        28 => "the download timed out",
-        35 | 60 | 77 => {
-            "TLS failure: the model server's certificate is not trusted; set --ca-cert-configmap to a ConfigMap holding your CA as ca.crt in this namespace"
-        }
-        _ => "",
-    };
-    let detail = json["error"].as_str().unwrap_or(message.trim());
-    match (why.is_empty(), detail.is_empty()) {
-        (false, _) => format!("model-downloader failed: {why} (exit {curl})"),
-        (true, false) => format!("model-downloader failed (exit {curl}): {detail}"),
-        (true, true) => format!("model-downloader failed (exit {curl})"),
-    }
-}
-
 /// What the controller observed about an InferenceService's objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observation {
@@ -563,7 +529,7 @@ pub fn observe_pods(pods: &[Pod]) -> (Option<(i32, String)>, bool) {
                     .as_deref()
                     .is_some_and(|m| m.contains("nvidia.com/gpu"))
         });
-    let failure = super::model::newest_downloader_exit(pods, |code| code != 0);
+    let failure = newest_downloader_exit(pods, |code| code != 0);
     (failure, waiting_for_gpu)
 }
 

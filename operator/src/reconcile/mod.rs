@@ -2,6 +2,7 @@
 //! The controller glue (watches, patches) calls these and stays thin.
 
 pub mod admission;
+pub mod downloader;
 pub mod inference_service;
 pub mod model;
 pub mod model_router;

@@ -1,5 +1,6 @@
 //! `Model`: where the weights come from, and what the controller reports about them.
 
+use super::downloader::{explain_init_failure, newest_downloader_exit};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::model::{ModelFormat, ModelSpec, ModelStatus};
@@ -89,40 +90,6 @@ pub enum DownloadReport {
     Failed(String),
 }
 
-/// The newest terminated `model-downloader` among `pods` whose exit code passes `keep`: its
-/// exit code and termination message. A crash-looping init container is `waiting`; its last
-/// run is in `lastState`.
-pub fn newest_downloader_exit(pods: &[Pod], keep: impl Fn(i32) -> bool) -> Option<(i32, String)> {
-    let mut newest: Option<(String, i32, String)> = None;
-    let statuses = pods
-        .iter()
-        .filter_map(|p| p.status.as_ref())
-        .flat_map(|s| s.init_container_statuses.iter().flatten())
-        .filter(|c| c.name == "model-downloader");
-    for c in statuses {
-        let states = [c.state.as_ref(), c.last_state.as_ref()];
-        let Some(t) = states
-            .into_iter()
-            .flatten()
-            .find_map(|s| s.terminated.as_ref())
-        else {
-            continue;
-        };
-        if !keep(t.exit_code) {
-            continue;
-        }
-        let at = t
-            .finished_at
-            .as_ref()
-            .map(|f| f.0.to_string())
-            .unwrap_or_default();
-        if newest.as_ref().is_none_or(|(seen, ..)| at > *seen) {
-            newest = Some((at, t.exit_code, t.message.clone().unwrap_or_default()));
-        }
-    }
-    newest.map(|(_, code, message)| (code, message))
-}
-
 /// The model-downloader's verdict from the pods that ran it: the newest terminated
 /// `model-downloader` init container, parsed from the JSON it wrote as termination message.
 pub fn download_report(pods: &[Pod]) -> Option<DownloadReport> {
@@ -147,9 +114,7 @@ pub fn parse_report(exit_code: i32, message: &str) -> DownloadReport {
             actual: json["actual"].as_str().unwrap_or_default().to_owned(),
         };
     }
-    DownloadReport::Failed(super::inference_service::explain_init_failure(
-        exit_code, message,
-    ))
+    DownloadReport::Failed(explain_init_failure(exit_code, message))
 }
 
 /// The status a Model should have, given what was observed.

@@ -30,7 +30,7 @@ use wasm_encoder::{
 };
 
 use crate::defaults::TASK_COMPLEXITY_HEADER;
-use crate::routing::{Decision, Deny, Route, RoutingTable, RuleEntry, Via};
+use crate::routing::{Decision, Deny, Route, RoutingTable, RuleEntry, Via, fail_closed_message};
 use crate::spec::{ModelRouterSpec, Strategy, Tier};
 use crate::validate::ValidationErrors;
 
@@ -398,7 +398,7 @@ fn emit_evaluate(table: &RoutingTable, data: &mut Data) -> Function {
                 data,
                 &deny_answer(
                     FAIL_CLOSED_CODE,
-                    fail_closed_message(Some(rule)),
+                    fail_closed_message(Some(&rule.name)),
                     Some(&rule.name),
                 ),
             ))
@@ -487,18 +487,6 @@ fn emit_evaluate(table: &RoutingTable, data: &mut Data) -> Function {
     ret(&mut s, no_route);
     s.end();
     f
-}
-
-fn fail_closed_message(rule: Option<&RuleEntry>) -> String {
-    match rule {
-        Some(r) => format!(
-            "rule {:?} is fail-closed and none of its backends may serve this request",
-            r.name
-        ),
-        None => {
-            "the request is classified sensitive and no local backend is routed for it".to_owned()
-        }
-    }
 }
 
 /// Emits `br_if 0` (to the end of the rule's block) for every condition that does not hold.

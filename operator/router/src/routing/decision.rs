@@ -72,3 +72,17 @@ pub enum Deny {
         rule: Option<usize>,
     },
 }
+
+/// Why a fail-closed route refused a request: rule `rule` (by name) allowed none of its
+/// backends, or, with no rule, the request is sensitive and nothing local is routed. The
+/// compiled rules and the gateway word it alike.
+pub fn fail_closed_message(rule: Option<&str>) -> String {
+    match rule {
+        Some(name) => {
+            format!("rule {name:?} is fail-closed and none of its backends may serve this request")
+        }
+        None => {
+            "the request is classified sensitive and no local backend is routed for it".to_owned()
+        }
+    }
+}

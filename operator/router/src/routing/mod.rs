@@ -9,5 +9,5 @@ mod decision;
 mod evaluate;
 mod table;
 
-pub use decision::{Decision, Deny, RequestFacts, Route, Via};
+pub use decision::{Decision, Deny, RequestFacts, Route, Via, fail_closed_message};
 pub use table::{BackendEntry, RoutingTable, RuleEntry, normalize_glob};

@@ -1,0 +1,37 @@
+//! A request the gateway will not serve, or could not: the error the client gets and the
+//! outcome its audit line records, decided together so they never disagree.
+
+use std::time::Instant;
+
+use http::Response;
+
+use crate::body::GatewayBody;
+use crate::error::ApiError;
+use crate::record::{Outcome, RequestRecord};
+
+/// The error answered and the outcome recorded.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: ApiError,
+    pub outcome: Outcome,
+}
+
+impl Refusal {
+    pub fn new(error: ApiError, outcome: Outcome) -> Self {
+        Refusal { error, outcome }
+    }
+
+    /// A request the client got wrong (400, 408, 413: the error says which).
+    pub fn bad_request(error: ApiError) -> Self {
+        Refusal::new(error, Outcome::BadRequest)
+    }
+
+    /// Ends the request: writes its audit line and answers the error.
+    pub fn answer(self, mut rec: RequestRecord) -> Response<GatewayBody> {
+        rec.status = self.error.status.as_u16();
+        rec.error = Some(self.error.message.clone());
+        rec.headers_sent = Some(Instant::now());
+        rec.finish(self.outcome);
+        self.error.into_response()
+    }
+}
