@@ -155,26 +155,34 @@ const INTERNAL_ONLY: [&str; 5] = [
     "x-forwarded-host",
 ];
 
-fn is_hop_by_hop(name: &HeaderName, inbound: &HeaderMap) -> bool {
+/// Headers the gateway owns on every hop: hop-by-hop, framing, `Host`, `Expect` and the
+/// client's own credentials. Never forwarded from the client, and a policy may neither set nor
+/// remove them. The one list of header hygiene.
+pub fn gateway_owned(name: &HeaderName) -> bool {
     let n = name.as_str();
     HOP_BY_HOP.contains(&n)
-        || n == "transfer-encoding"
+        || matches!(
+            n,
+            "transfer-encoding"
+                | "host"
+                | "content-length"
+                | "authorization"
+                | "x-api-key"
+                | "expect"
+        )
+}
+
+/// Whether a header is never forwarded to any backend: one the gateway owns, or one the
+/// client's `Connection` header names.
+fn never_forwarded(name: &HeaderName, inbound: &HeaderMap) -> bool {
+    let n = name.as_str();
+    gateway_owned(name)
         || inbound
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|token| token.trim().eq_ignore_ascii_case(n))
-}
-
-/// Whether a header is never forwarded to any backend: hop-by-hop, framing, the client's
-/// own credentials.
-fn never_forwarded(name: &HeaderName, inbound: &HeaderMap) -> bool {
-    is_hop_by_hop(name, inbound)
-        || matches!(
-            name.as_str(),
-            "host" | "content-length" | "authorization" | "x-api-key" | "expect"
-        )
 }
 
 /// Whether the client's header `name` may be forwarded to `target`.

@@ -9,6 +9,8 @@ use llmkube_policy_sdk::output::{Output, OutputAction};
 use llmkube_router::compiler::{resolve_backends, strategy_from_abi};
 use llmkube_router::routing::{Route, RoutingTable, Via};
 
+use crate::upstream::gateway_owned;
+
 /// Most annotations per policy answer.
 const MAX_ANNOTATIONS: usize = 16;
 
@@ -30,25 +32,6 @@ pub(super) enum Action {
         code: String,
         message: String,
     },
-}
-
-/// Headers a policy may not set or remove.
-fn reserved(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "host"
-            | "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-authorization"
-            | "proxy-connection"
-            | "authorization"
-            | "x-api-key"
-    )
 }
 
 impl Answer {
@@ -77,7 +60,7 @@ impl Answer {
             } => {
                 let backends = resolve_backends(table, backends.clone())?;
                 Action::Route(Route {
-                    via: Via::Policy(policy.unwrap_or(usize::MAX)),
+                    via: policy.map_or(Via::Detector, Via::Policy),
                     backends,
                     strategy: strategy_from_abi(*strategy),
                     fail_closed: *fail_closed,
@@ -97,7 +80,7 @@ impl Answer {
         let header = |name: &str| -> Result<HeaderName, String> {
             let name =
                 HeaderName::try_from(name).map_err(|_| format!("invalid header name {name:?}"))?;
-            if reserved(&name) {
+            if gateway_owned(&name) {
                 return Err(format!("may not change header {name}"));
             }
             Ok(name)

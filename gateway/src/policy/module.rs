@@ -140,22 +140,24 @@ impl Exports {
             .ok_or_else(|| PolicyError::Malformed("output lies outside memory".into()))
     }
 
-    /// Calls `llmkube_configure`; `Err` carries the refusal.
+    /// Calls `llmkube_configure`.
     fn configure(
         &self,
         store: &mut Store<HostState>,
         config: &[u8],
-    ) -> Result<Result<(), String>, PolicyError> {
+    ) -> Result<Configured, PolicyError> {
         let ptr = self.pass(store, config)?;
         let status = self
             .configure
             .call(&mut *store, (ptr, config.len() as i32))
             .map_err(classify)?;
         if status == 0 {
-            return Ok(Ok(()));
+            return Ok(Configured::Accepted);
         }
         let message = self.read(store, status, 4096)?;
-        Ok(Err(String::from_utf8_lossy(message).into_owned()))
+        Ok(Configured::Refused(
+            String::from_utf8_lossy(message).into_owned(),
+        ))
     }
 
     fn evaluate<R>(
@@ -254,8 +256,8 @@ impl PolicyModule {
             )));
         }
         match exports.configure(&mut store, &loaded.config) {
-            Ok(Ok(())) => Ok(Arc::new(loaded)),
-            Ok(Err(refusal)) => Err(LoadError::Refused(refusal)),
+            Ok(Configured::Accepted) => Ok(Arc::new(loaded)),
+            Ok(Configured::Refused(refusal)) => Err(LoadError::Refused(refusal)),
             Err(e) => Err(LoadError::Invalid(format!("configure failed: {e}"))),
         }
     }
@@ -287,11 +289,7 @@ impl PolicyModule {
     ) -> Result<R, PolicyError> {
         if !self.meta.reuse {
             let (mut store, _, exports, _slot) = self.instantiate()?;
-            exports
-                .configure(&mut store, &self.config)?
-                .map_err(|refusal| {
-                    PolicyError::Malformed(format!("refused its config: {refusal}"))
-                })?;
+            exports.configure(&mut store, &self.config)?.accepted()?;
             return exports.evaluate(&mut store, input, decide);
         }
         REUSED.with(|cell| {
@@ -304,11 +302,7 @@ impl PolicyModule {
                         reused.remove(0);
                     }
                     let (mut store, _, exports, slot) = self.instantiate()?;
-                    exports
-                        .configure(&mut store, &self.config)?
-                        .map_err(|refusal| {
-                            PolicyError::Malformed(format!("refused its config: {refusal}"))
-                        })?;
+                    exports.configure(&mut store, &self.config)?.accepted()?;
                     reused.push(Reused {
                         module: self.id,
                         alive: Arc::downgrade(&self.alive),
@@ -370,4 +364,24 @@ fn metadata_section(wasm: &[u8]) -> Result<&[u8], String> {
         "has no `{}` metadata section (build it with llmkube-policy-sdk's export_policy!)",
         abi::METADATA_SECTION
     ))
+}
+
+/// What a module answered to its configuration.
+enum Configured {
+    Accepted,
+    /// The module's own message.
+    Refused(String),
+}
+
+impl Configured {
+    /// At evaluation time a refusal (the module accepted the same config at load) is the
+    /// module misbehaving.
+    fn accepted(self) -> Result<(), PolicyError> {
+        match self {
+            Configured::Accepted => Ok(()),
+            Configured::Refused(refusal) => Err(PolicyError::Malformed(format!(
+                "refused its config: {refusal}"
+            ))),
+        }
+    }
 }

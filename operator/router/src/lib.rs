@@ -22,5 +22,7 @@ pub mod validate;
 pub const GROUP: &str = "inference.llmkube.dev";
 /// API version of every LLMKube kind.
 pub const VERSION: &str = "v1alpha1";
+/// The namespace of an object that names none, as the API server and kubectl assume.
+pub const DEFAULT_NAMESPACE: &str = "default";
 /// `apiVersion` as written in manifests.
 pub const API_VERSION: &str = "inference.llmkube.dev/v1alpha1";

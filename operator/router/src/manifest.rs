@@ -37,7 +37,10 @@ pub struct ManifestMeta {
 impl RouterManifest {
     /// The object's namespace, `default` when unset.
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or("default")
+        self.metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(crate::DEFAULT_NAMESPACE)
     }
 }
 

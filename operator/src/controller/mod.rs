@@ -61,7 +61,7 @@ impl Context {
     /// A context for `client` with `settings`.
     pub fn new(client: Client, settings: Settings, metrics: Arc<metrics::Metrics>) -> Self {
         let reporter = kube::runtime::events::Reporter {
-            controller: "llmkube-controller".into(),
+            controller: crate::reconcile::MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
         Context {
@@ -128,7 +128,7 @@ pub fn namespace_of<K: Resource>(obj: &K) -> String {
     obj.meta()
         .namespace
         .clone()
-        .unwrap_or_else(|| "default".into())
+        .unwrap_or_else(|| llmkube_router::DEFAULT_NAMESPACE.into())
 }
 
 /// RFC 3339 "now" for condition transition times.

@@ -171,3 +171,15 @@ async fn log<K: kube::Resource, E: std::fmt::Display>(
         Err(e) => tracing::warn!(kind, "{e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The selector is a literal (a `const` cannot format); it must name the manager.
+    #[test]
+    fn the_selector_names_the_manager() {
+        assert_eq!(
+            super::MANAGED,
+            format!("app.kubernetes.io/managed-by={}", crate::reconcile::MANAGER)
+        );
+    }
+}

@@ -18,8 +18,7 @@ use crate::crd::model::ModelStatus;
 use llmkube_router::condition::{Condition, settle_transitions};
 use llmkube_router::spec::ModelRouterStatus;
 
-/// The field manager of every write.
-pub const MANAGER: &str = "llmkube-controller";
+pub use crate::reconcile::MANAGER;
 
 /// Server-side applies `obj` (named and namespaced) and returns what the server stored.
 pub async fn apply<K>(client: &Client, obj: &K) -> Result<K, kube::Error>
@@ -31,7 +30,10 @@ where
         + DeserializeOwned,
 {
     let meta = obj.meta();
-    let namespace = meta.namespace.as_deref().unwrap_or("default");
+    let namespace = meta
+        .namespace
+        .as_deref()
+        .unwrap_or(llmkube_router::DEFAULT_NAMESPACE);
     let name = meta.name.as_deref().unwrap_or_default();
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     api.patch(

@@ -21,7 +21,7 @@ use crate::reconcile::admission::Allowance;
 use llmkube_router::condition::Condition;
 
 /// The Service port every InferenceService is reached on (routers dial it).
-pub const SERVICE_PORT: i32 = 8080;
+pub const SERVICE_PORT: i32 = llmkube_router::defaults::INFERENCE_SERVICE_PORT as i32;
 /// Where the model is mounted in the runtime container.
 pub const MODEL_DIR: &str = "/models";
 /// Where the CA bundle ConfigMap is mounted in init containers.
@@ -107,10 +107,7 @@ pub fn labels(isvc: &InferenceService) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "llmkube".into()),
         ("app.kubernetes.io/component".into(), "inference".into()),
-        (
-            "app.kubernetes.io/managed-by".into(),
-            "llmkube-controller".into(),
-        ),
+        ("app.kubernetes.io/managed-by".into(), super::MANAGER.into()),
         (
             ISVC_LABEL.into(),
             isvc.metadata.name.clone().unwrap_or_default(),
@@ -540,7 +537,7 @@ pub fn status(isvc: &InferenceService, obs: &Observation) -> InferenceServiceSta
         .metadata
         .namespace
         .clone()
-        .unwrap_or_else(|| "default".into());
+        .unwrap_or_else(|| llmkube_router::DEFAULT_NAMESPACE.into());
     let (phase, ready, reason, message) = if let Some(why) = &obs.config_error {
         ("Failed", false, "InvalidSpec", why.clone())
     } else if let Some((code, msg)) = &obs.init_failure {

@@ -88,7 +88,7 @@ fn namespace(router: &ModelRouter) -> String {
         .metadata
         .namespace
         .clone()
-        .unwrap_or_else(|| "default".into())
+        .unwrap_or_else(|| llmkube_router::DEFAULT_NAMESPACE.into())
 }
 
 fn port(router: &ModelRouter) -> i32 {
@@ -115,10 +115,7 @@ pub fn labels(router: &ModelRouter) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "llmkube".into()),
         ("app.kubernetes.io/component".into(), "router-proxy".into()),
-        (
-            "app.kubernetes.io/managed-by".into(),
-            "llmkube-controller".into(),
-        ),
+        ("app.kubernetes.io/managed-by".into(), super::MANAGER.into()),
         (
             "inference.llmkube.dev/model-router".into(),
             router.metadata.name.clone().unwrap_or_default(),

@@ -58,6 +58,8 @@ pub enum Via {
     DefaultRoute,
     /// The custom policy at this index of `spec.policies` routed the request.
     Policy(usize),
+    /// The built-in PII detector routed the request (its answers decode like a policy's).
+    Detector,
 }
 
 /// Why a request is refused.
