@@ -10,6 +10,7 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 
 use crate::health::{UNTIL_CHECK_PASSES, now_ms};
+use crate::metrics::AttemptResult;
 use crate::state::AppState;
 
 /// How often the active checker looks for due checks.
@@ -41,9 +42,9 @@ pub async fn run(state: Arc<AppState>) {
                 let h = &target.health;
                 let was_up = h.quarantined_until.load(Ordering::Acquire) != UNTIL_CHECK_PASSES;
                 let label = if result.is_ok() {
-                    "check_ok"
+                    AttemptResult::CheckOk
                 } else {
-                    "check_failed"
+                    AttemptResult::CheckFailed
                 };
                 state.count_attempt(&snap, i, label);
                 match result {

@@ -17,6 +17,7 @@ use llmkube_router::routing::Route;
 use llmkube_router::spec::Strategy;
 
 use crate::health::now_ms;
+use crate::metrics::AttemptResult;
 use crate::snapshot::RouterSnapshot;
 use crate::state::AppState;
 use crate::upstream::Outbound;
@@ -187,7 +188,7 @@ async fn attempt(
         let failure = match result {
             Ok(Ok(resp)) if !resp.status().is_server_error() => {
                 permit.success();
-                state.count_attempt(snap, b, "ok");
+                state.count_attempt(snap, b, AttemptResult::Ok);
                 if route.strategy == Strategy::Shadow {
                     shadow(state, snap, route, b, out);
                 }
@@ -201,9 +202,9 @@ async fn attempt(
             Err(_) => Failure::Timeout(timeout),
         };
         let result_label = match &failure {
-            Failure::Timeout(_) => "timeout",
-            Failure::Connect(_) => "connect_error",
-            Failure::Status(_) => "status_5xx",
+            Failure::Timeout(_) => AttemptResult::Timeout,
+            Failure::Connect(_) => AttemptResult::ConnectError,
+            Failure::Status(_) => AttemptResult::Status5xx,
         };
         state.count_attempt(snap, b, result_label);
         let probe = permit.is_probe();
@@ -255,7 +256,15 @@ fn shadow(
                 Ok(Ok(resp)) => drain(resp.into_body(), idle).await,
                 _ => false,
             };
-            state.count_attempt(&snap, b, if ok { "shadow_ok" } else { "shadow_error" });
+            state.count_attempt(
+                &snap,
+                b,
+                if ok {
+                    AttemptResult::ShadowOk
+                } else {
+                    AttemptResult::ShadowError
+                },
+            );
         });
     }
 }

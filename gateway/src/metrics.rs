@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -59,8 +59,7 @@ pub struct AttemptLabels {
     pub router: Label,
     /// Backend name.
     pub backend: Label,
-    /// `ok`, `status_5xx`, `connect_error`, `timeout`, `shadow_ok`, `shadow_error`.
-    pub result: &'static str,
+    pub result: AttemptResult,
 }
 
 /// Labels of `llmkube_policy_results_total`.
@@ -70,15 +69,74 @@ pub struct PolicyLabels {
     pub router: Label,
     /// Policy name (`llmkube-rules` for the compiled rules).
     pub policy: Label,
-    /// `continue`, `route`, `reject`, `failed`, `failed-open`.
-    pub result: &'static str,
+    pub result: PolicyResult,
 }
 
 /// Labels of `llmkube_router_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
-    /// `ok` or `rejected`.
-    pub result: &'static str,
+    pub result: ReloadResult,
+}
+
+/// Label values that are a closed set: an enum each, written as its wire string.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// The label value (and, where it appears there, the audit line's string).
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                EncodeLabelValue::encode(&self.as_str(), encoder)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_values! {
+    /// How one upstream attempt (or health check) ended.
+    AttemptResult {
+        Ok => "ok",
+        Status5xx => "status_5xx",
+        ConnectError => "connect_error",
+        Timeout => "timeout",
+        ShadowOk => "shadow_ok",
+        ShadowError => "shadow_error",
+        CheckOk => "check_ok",
+        CheckFailed => "check_failed",
+    }
+}
+
+label_values! {
+    /// What a policy (or the compiled rules) did with a request.
+    PolicyResult {
+        Continue => "continue",
+        Route => "route",
+        Reject => "reject",
+        Failed => "failed",
+        FailedOpen => "failed-open",
+    }
+}
+
+label_values! {
+    /// How a router reload ended.
+    ReloadResult {
+        Ok => "ok",
+        Rejected => "rejected",
+    }
 }
 
 /// All metrics of the gateway.

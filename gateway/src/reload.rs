@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::bundle::RouterBundle;
-use crate::metrics::ReloadLabels;
+use crate::metrics::{ReloadLabels, ReloadResult};
 use crate::snapshot::{BuildContext, BuildError, RouterSnapshot};
 
 use crate::state::{AppState, SnapshotParts};
@@ -120,14 +120,18 @@ pub fn swap_in(
         Ok(snapshot) => {
             state.router.store(Arc::new(snapshot));
             *last_hash = hash;
-            state.metrics.reloads.get_or_create(&label("ok")).inc();
+            state
+                .metrics
+                .reloads
+                .get_or_create(&label(ReloadResult::Ok))
+                .inc();
             Ok(true)
         }
         Err(e) => {
             state
                 .metrics
                 .reloads
-                .get_or_create(&label("rejected"))
+                .get_or_create(&label(ReloadResult::Rejected))
                 .inc();
             Err(e)
         }

@@ -46,7 +46,12 @@ pub struct AppState {
 
 impl AppState {
     /// Counts one upstream attempt.
-    pub fn count_attempt(&self, snap: &RouterSnapshot, backend: usize, result: &'static str) {
+    pub fn count_attempt(
+        &self,
+        snap: &RouterSnapshot,
+        backend: usize,
+        result: crate::metrics::AttemptResult,
+    ) {
         self.metrics
             .attempts
             .get_or_create(&AttemptLabels {

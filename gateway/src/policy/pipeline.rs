@@ -19,7 +19,7 @@ use llmkube_policy_sdk::wire::Writer;
 use super::answer::{Action, Answer};
 use super::{PolicyError, PolicyModule};
 use crate::body_text::BodyText;
-use crate::metrics::Label;
+use crate::metrics::{Label, PolicyResult};
 
 /// The classification the built-in detector adds, and that an unscannable body gets.
 pub const DETECTOR_CLASSIFICATION: &str = "pii";
@@ -96,8 +96,7 @@ pub struct PolicyTrace {
     pub name: Label,
     /// Module sha256.
     pub digest: String,
-    /// `continue`, `route`, `reject`, `failed`, `failed-open`.
-    pub result: &'static str,
+    pub result: PolicyResult,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -236,8 +235,11 @@ impl PolicySet {
             None => match self.run_rules(table, inputs, &ev.classifications) {
                 Ok(d) => d,
                 Err(error) => {
-                    ev.trace
-                        .push(trace(&self.rules, "failed", Some(error.to_string())));
+                    ev.trace.push(trace(
+                        &self.rules,
+                        PolicyResult::Failed,
+                        Some(error.to_string()),
+                    ));
                     ev.verdict = Verdict::Failed {
                         policy: Arc::new(self.rules.name.to_string()),
                         error,
@@ -388,11 +390,13 @@ impl PolicySet {
                 ev.annotations.extend(answer.notes);
                 match answer.action {
                     Action::Continue => {
-                        ev.trace.push(trace(&policy.module, "continue", None));
+                        ev.trace
+                            .push(trace(&policy.module, PolicyResult::Continue, None));
                         Step::Next
                     }
                     Action::Route(route) => {
-                        ev.trace.push(trace(&policy.module, "route", None));
+                        ev.trace
+                            .push(trace(&policy.module, PolicyResult::Route, None));
                         Step::Routed(route)
                     }
                     Action::Reject {
@@ -400,7 +404,8 @@ impl PolicySet {
                         code,
                         message,
                     } => {
-                        ev.trace.push(trace(&policy.module, "reject", None));
+                        ev.trace
+                            .push(trace(&policy.module, PolicyResult::Reject, None));
                         Step::Stop(Verdict::Rejected {
                             policy: Arc::clone(&policy.label),
                             status,
@@ -420,14 +425,17 @@ impl PolicySet {
             FailureMode::Open => {
                 ev.trace.push(trace(
                     &policy.module,
-                    "failed-open",
+                    PolicyResult::FailedOpen,
                     Some(error.to_string()),
                 ));
                 Step::Next
             }
             FailureMode::Closed => {
-                ev.trace
-                    .push(trace(&policy.module, "failed", Some(error.to_string())));
+                ev.trace.push(trace(
+                    &policy.module,
+                    PolicyResult::Failed,
+                    Some(error.to_string()),
+                ));
                 Step::Stop(Verdict::Failed {
                     policy: Arc::clone(&policy.label),
                     error,
@@ -455,7 +463,7 @@ enum Step {
     Stop(Verdict),
 }
 
-fn trace(module: &PolicyModule, result: &'static str, error: Option<String>) -> PolicyTrace {
+fn trace(module: &PolicyModule, result: PolicyResult, error: Option<String>) -> PolicyTrace {
     PolicyTrace {
         name: Arc::new(module.name.to_string()),
         digest: module.digest.clone(),
