@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use llmkube_gateway::json_body::parse_json_body;
-use llmkube_gateway::policy::pipeline::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windows};
+use llmkube_gateway::policy::windows::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windows};
 use llmkube_gateway::policy::{EngineSettings, PolicyEngine, PolicyModule};
 use llmkube_policy_sdk::view::RequestView;
 

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod dispatch;
 pub mod error;
 pub mod error_shape;
+pub mod headers;
 pub mod health;
 pub mod inbound;
 pub mod json_body;

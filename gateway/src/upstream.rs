@@ -120,18 +120,6 @@ pub fn build_client(
         .build(https))
 }
 
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
 /// Client headers a cloud-tier backend may receive, whatever its provider.
 const CLOUD_ALLOWED: [&str; 2] = ["content-type", "accept"];
 
@@ -155,28 +143,11 @@ const INTERNAL_ONLY: [&str; 5] = [
     "x-forwarded-host",
 ];
 
-/// Headers the gateway owns on every hop: hop-by-hop, framing, `Host`, `Expect` and the
-/// client's own credentials. Never forwarded from the client, and a policy may neither set nor
-/// remove them. The one list of header hygiene.
-pub fn gateway_owned(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    HOP_BY_HOP.contains(&n)
-        || matches!(
-            n,
-            "transfer-encoding"
-                | "host"
-                | "content-length"
-                | "authorization"
-                | "x-api-key"
-                | "expect"
-        )
-}
-
 /// Whether a header is never forwarded to any backend: one the gateway owns, or one the
 /// client's `Connection` header names.
 fn never_forwarded(name: &HeaderName, inbound: &HeaderMap) -> bool {
     let n = name.as_str();
-    gateway_owned(name)
+    crate::headers::gateway_owned(name)
         || inbound
             .get_all(header::CONNECTION)
             .iter()
@@ -271,7 +242,10 @@ pub fn strip_response_headers(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::try_from(t.trim()).ok())
         .collect();
-    for name in HOP_BY_HOP.iter().chain(&["transfer-encoding"]) {
+    for name in crate::headers::HOP_BY_HOP
+        .iter()
+        .chain(&["transfer-encoding"])
+    {
         headers.remove(*name);
     }
     for name in connection_tokens {

@@ -1,6 +1,6 @@
 //! Fixture files: requests and the decisions a policy must reach for them.
 //!
-//! The same file drives `cargo test` on the native build ([`crate::testing`]) and the gateway's
+//! The same file drives `cargo test` on the native build (the `testing` module) and the gateway's
 //! harness on the built `.wasm` under production limits (`llmkube-gateway policy-test`).
 //!
 //! ```json

@@ -9,7 +9,7 @@ use llmkube_policy_sdk::output::{Output, OutputAction};
 use llmkube_router::compiler::{resolve_backends, strategy_from_abi};
 use llmkube_router::routing::{Route, RoutingTable, Via};
 
-use crate::upstream::gateway_owned;
+use crate::headers::gateway_owned;
 
 /// Most annotations per policy answer.
 const MAX_ANNOTATIONS: usize = 16;

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod harness;
 pub mod module;
 pub mod pipeline;
+pub mod windows;
 
 pub use engine::{EngineSettings, PolicyEngine};
 pub use module::{LoadError, PolicyModule};

@@ -6,6 +6,7 @@
 //! separators, boundaries), then a checksum where one exists.
 
 mod context;
+mod date;
 mod number;
 mod skip;
 

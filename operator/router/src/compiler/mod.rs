@@ -13,15 +13,13 @@
 //! rule set.
 
 mod data;
+mod decode;
 mod helpers;
 
 use std::time::Duration;
 
 use llmkube_policy_sdk::abi;
-use llmkube_policy_sdk::output::{
-    Action, Decision as Answer, Output, OutputAction, Strategy as AbiStrategy,
-};
-use llmkube_policy_sdk::wire::Strs;
+use llmkube_policy_sdk::output::{Action, Decision as Answer, Strategy as AbiStrategy};
 use sha2::{Digest, Sha256};
 use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, CustomSection, DataSection, ExportKind, ExportSection,
@@ -30,9 +28,11 @@ use wasm_encoder::{
 };
 
 use crate::defaults::TASK_COMPLEXITY_HEADER;
-use crate::routing::{Decision, Deny, Route, RoutingTable, RuleEntry, Via, fail_closed_message};
+use crate::routing::{RoutingTable, RuleEntry, fail_closed_message};
 use crate::spec::{ModelRouterSpec, Strategy, Tier};
 use crate::validate::ValidationErrors;
+
+pub use decode::{decode_decision, resolve_backends, strategy_from_abi};
 
 use data::{Data, Span};
 use helpers::{idx, ty, word};
@@ -547,88 +547,4 @@ fn header_check(
         .call(helper)
         .i32_eqz()
         .br_if(0);
-}
-
-/// Turns a rule module's (or any routing policy's) output into a routing decision against
-/// `table`. Unknown backend or rule names, and answers other than route/no-route/fail-closed,
-/// are errors: the caller treats them as a policy failure.
-pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Decision, String> {
-    let annotation = |key: &str| {
-        output
-            .annotations()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-    };
-    match &output.action {
-        OutputAction::Route {
-            backends,
-            strategy,
-            fail_closed,
-            timeout_ms,
-            rule,
-        } => {
-            let backends = resolve_backends(table, backends.clone())?;
-            let via = match (rule, annotation(VIA_ANNOTATION)) {
-                (Some(name), _) => Via::Rule(rule_index(table, name)?),
-                (None, Some("backend-name")) => Via::BackendName,
-                (None, Some("default-route")) => Via::DefaultRoute,
-                (None, other) => {
-                    return Err(format!(
-                        "a route needs a rule or a via annotation, got {other:?}"
-                    ));
-                }
-            };
-            Ok(Decision::Route(Route {
-                via,
-                backends,
-                strategy: strategy_from_abi(*strategy),
-                fail_closed: *fail_closed,
-                timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-                sensitive: annotation(SENSITIVE_ANNOTATION) == Some("true"),
-            }))
-        }
-        OutputAction::Reject { code, .. } if *code == NO_ROUTE_CODE => {
-            Ok(Decision::Deny(Deny::NoRoute))
-        }
-        OutputAction::Reject { code, .. } if *code == FAIL_CLOSED_CODE => {
-            Ok(Decision::Deny(Deny::FailClosed {
-                rule: annotation(RULE_ANNOTATION)
-                    .map(|name| rule_index(table, name))
-                    .transpose()?,
-            }))
-        }
-        OutputAction::Reject { code, .. } => Err(format!("unexpected reject code {code:?}")),
-        OutputAction::Continue => Err("a rule module must decide, not continue".to_owned()),
-    }
-}
-
-/// Resolves a route answer's backend names against `table` (for the rule module and for
-/// custom policies alike); an unknown name is an error.
-pub fn resolve_backends(table: &RoutingTable, names: Strs<'_>) -> Result<Vec<usize>, String> {
-    names
-        .map(|name| {
-            table
-                .backends
-                .iter()
-                .position(|b| b.name == name)
-                .ok_or_else(|| format!("routes to unknown backend {name:?}"))
-        })
-        .collect()
-}
-
-/// The dispatch strategy of a route answer (unspecified means primary-fallback).
-pub fn strategy_from_abi(strategy: Option<AbiStrategy>) -> Strategy {
-    match strategy {
-        None | Some(AbiStrategy::PrimaryFallback) => Strategy::PrimaryFallback,
-        Some(AbiStrategy::Weighted) => Strategy::Weighted,
-        Some(AbiStrategy::Shadow) => Strategy::Shadow,
-    }
-}
-
-fn rule_index(table: &RoutingTable, name: &str) -> Result<usize, String> {
-    table
-        .rules
-        .iter()
-        .position(|r| r.name == name)
-        .ok_or_else(|| format!("unknown rule {name:?}"))
 }

@@ -6,6 +6,7 @@
 //! overlapping tokens. Ambiguous shapes count only with a context word just before them.
 
 use super::context::Context;
+use super::date::standalone_date;
 use super::{Kind, Kinds, is_word};
 
 /// Most digit groups one numeric token holds; a longer run is read as overlapping tokens.
@@ -184,7 +185,8 @@ pub(super) fn number_at(
         return j;
     }
     if *skip_dates && let Some(end) = standalone_date(b, i) {
-        return end;
+        // Past an extension, as a token read would go, so the scan goes on from the same place.
+        return skip_extension(b, end);
     }
     let mut at = i;
     loop {
@@ -547,39 +549,6 @@ fn is_phone(t: &Token, context: &Context<'_>) -> bool {
         return true;
     }
     (8..=13).contains(&d.len()) && !is_date(t) && context.phone()
-}
-
-/// Where the scan goes on after a date such as `2026-03-14` or `14.03.2026` at `i`, when
-/// nothing number-like follows it: the date is then a token of its own, and no kind has a date's shape (a phone
-/// number needs a context word, which [`is_date`] overrules; its parts are too short), so it
-/// is passed over without being read as a token. Dates are the commonest long numbers in
-/// prose, and reading a token costs several times this check.
-fn standalone_date(b: &[u8], i: usize) -> Option<usize> {
-    let s = b.get(i..i + 10)?;
-    let num = |from: usize, to: usize| {
-        s[from..to].iter().try_fold(0u32, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let day_month = |d: u32, m: u32| (1..=31).contains(&d) && (1..=12).contains(&m);
-    // The shapes [`is_date`] accepts, with one kind of separator throughout.
-    let (year, date) = if s[4] == b'-' && s[7] == b'-' {
-        (num(0, 4)?, day_month(num(8, 10)?, num(5, 7)?))
-    } else if matches!(s[2], b'.' | b'/') && s[5] == s[2] {
-        let (a, m) = (num(0, 2)?, num(3, 5)?);
-        (num(6, 10)?, day_month(a, m) || day_month(m, a))
-    } else {
-        return None;
-    };
-    let end = i + 10;
-    // Not followed by more of a number: a digit, `(`, or a separator before either.
-    let more = |k: usize| b.get(k).is_some_and(|c| c.is_ascii_digit() || *c == b'(');
-    let separator = b
-        .get(end)
-        .is_some_and(|c| matches!(c, b' ' | b'-' | b'.' | b'/'));
-    let continues = more(end) || (separator && more(end + 1));
-    // Past an extension, as a token read would go, so the scan goes on from the same place.
-    ((1900..=2099).contains(&year) && date && !continues).then(|| skip_extension(b, end))
 }
 
 /// A calendar date written with digits (`2026-03-14`, `14.03.2026`, `03/14/2026`): never a

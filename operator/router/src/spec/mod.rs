@@ -7,6 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod deploy;
+mod status;
+
+pub use deploy::{EndpointSpec, LocalObjectReference, ProxySpec, ResourceRequirements};
+pub use status::{BackendStatus, ModelRouterStatus};
+
 /// Size limits, in the schema as in validation: the API server needs them to bound the cost
 /// of the CEL gate, and the gateway applies them in standalone mode too.
 pub const MAX_BACKENDS: usize = 64;
@@ -542,142 +548,4 @@ pub enum AuditSink {
     File,
     /// OpenTelemetry (not supported by this gateway; falls back to stdout with a warning).
     Otlp,
-}
-
-/// Service exposing the router.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-pub struct EndpointSpec {
-    /// Service type (`ClusterIP` by default).
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub type_: Option<String>,
-    /// Service port (default 8080).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-}
-
-/// Gateway deployment and request-handling settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ProxySpec {
-    /// Gateway replicas (1..10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replicas: Option<i32>,
-    /// Deployment revision history limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision_history_limit: Option<i32>,
-    /// Gateway image override.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Container resources (`limits`/`requests`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-    /// Pull secrets for the gateway image.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub image_pull_secrets: Vec<LocalObjectReference>,
-    /// How long a failed backend is avoided (default 15s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quarantine_duration: Option<String>,
-    /// Default time to response headers per attempt (default 120s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_header_timeout: Option<String>,
-    /// Node selector for gateway pods.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
-    /// Additive: longest gap between two streamed chunks before the stream is cut (default 5m).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_idle_timeout: Option<String>,
-    /// Additive: cap on a response's total streaming time (default: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_stream_duration: Option<String>,
-    /// Additive: largest request body accepted, in bytes (default 32 MiB).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_request_body_bytes: Option<u64>,
-    /// Additive: connection errors and 5xx answers in a row that quarantine a backend
-    /// (default 5; response-header timeouts are not counted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 1000)))]
-    pub consecutive_failures: Option<u32>,
-}
-
-/// Compute resources of a container; quantities are kept as written.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-pub struct ResourceRequirements {
-    /// Upper bounds, e.g. `cpu: "1"`, `memory: 256Mi`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[cfg_attr(feature = "crd", schemars(schema_with = "crate::schema::quantity_map"))]
-    pub limits: BTreeMap<String, serde_json::Value>,
-    /// Requests, e.g. `cpu: 100m`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[cfg_attr(feature = "crd", schemars(schema_with = "crate::schema::quantity_map"))]
-    pub requests: BTreeMap<String, serde_json::Value>,
-}
-
-/// Reference to an object by name in the same namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-pub struct LocalObjectReference {
-    /// Object name.
-    pub name: String,
-}
-
-/// Observed state of a `ModelRouter`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ModelRouterStatus {
-    /// `Pending`, `Provisioning`, `Ready`, `Degraded` or `Failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// URL of the router's chat completions endpoint inside the cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Number of rules in force.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_rules: Option<i32>,
-    /// Each backend with its resolved address and health.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub backends: Vec<BackendStatus>,
-    /// Budget use per window (reserved; budgets are not enforced yet).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(
-        feature = "crd",
-        schemars(with = "Vec<std::collections::BTreeMap<String, String>>")
-    )]
-    pub budget_utilization: Vec<serde_json::Value>,
-    /// When the status was last written (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_updated: Option<String>,
-    /// `Validated`, `BackendsReady`, `Available`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<crate::condition::Condition>,
-    /// The generation this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
-
-/// A backend as the controller sees it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct BackendStatus {
-    /// Backend name.
-    pub name: String,
-    /// Effective tier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<Tier>,
-    /// Resolved base URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// Whether it answered its last probe.
-    #[serde(default)]
-    pub healthy: bool,
-    /// Why it is unhealthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// When it was last probed (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_probe_time: Option<String>,
 }

@@ -1,0 +1,33 @@
+//! Dates standing alone in the text, passed over without being read as numbers.
+
+/// Where a date such as `2026-03-14` or `14.03.2026` at `i` ends, when nothing number-like
+/// follows it: the date is then a token of its own, and no kind has a date's shape (a phone
+/// number needs a context word, which `number::is_date` overrules; its parts are too short),
+/// so it is passed over without being read as a token. Dates are the commonest long numbers
+/// in prose, and reading a token costs several times this check.
+pub(super) fn standalone_date(b: &[u8], i: usize) -> Option<usize> {
+    let s = b.get(i..i + 10)?;
+    let num = |from: usize, to: usize| {
+        s[from..to].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let day_month = |d: u32, m: u32| (1..=31).contains(&d) && (1..=12).contains(&m);
+    // The shapes [`is_date`] accepts, with one kind of separator throughout.
+    let (year, date) = if s[4] == b'-' && s[7] == b'-' {
+        (num(0, 4)?, day_month(num(8, 10)?, num(5, 7)?))
+    } else if matches!(s[2], b'.' | b'/') && s[5] == s[2] {
+        let (a, m) = (num(0, 2)?, num(3, 5)?);
+        (num(6, 10)?, day_month(a, m) || day_month(m, a))
+    } else {
+        return None;
+    };
+    let end = i + 10;
+    // Not followed by more of a number: a digit, `(`, or a separator before either.
+    let more = |k: usize| b.get(k).is_some_and(|c| c.is_ascii_digit() || *c == b'(');
+    let separator = b
+        .get(end)
+        .is_some_and(|c| matches!(c, b' ' | b'-' | b'.' | b'/'));
+    let continues = more(end) || (separator && more(end + 1));
+    ((1900..=2099).contains(&year) && date && !continues).then_some(end)
+}
