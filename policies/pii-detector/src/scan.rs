@@ -316,6 +316,9 @@ mod tests {
                 "ssn",
             ),
             ("id 555 078-05-1120", "ssn"),
+            // Found by the body_classification fuzz target: not an extension `#078`.
+            ("=YSYNYYYYYYYY'0#078-05-1120", "ssn"),
+            ("ref 12 x078-05-1120", "ssn"),
             ("call 843.435.3265x02014 now", "phone"),
             ("(665)615-0556x130", "phone"),
             ("+1-308-937-4071x8818", "phone"),

@@ -407,8 +407,14 @@ fn skip_extension(b: &[u8], i: usize) -> usize {
         .iter()
         .take_while(|c| c.is_ascii_digit())
         .count();
-    if (1..=6).contains(&digits) && !b.get(j + digits).is_some_and(|c| is_word(*c)) {
-        j + digits
+    let end = j + digits;
+    // Digits that run on into another number (`#078-05-1120`) are that number, not an extension.
+    let runs_on = b
+        .get(end)
+        .is_some_and(|c| matches!(c, b'-' | b'.' | b'/' | b' '))
+        && b.get(end + 1).is_some_and(u8::is_ascii_digit);
+    if (1..=6).contains(&digits) && !b.get(end).is_some_and(|c| is_word(*c)) && !runs_on {
+        end
     } else {
         i
     }
