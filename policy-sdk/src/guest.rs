@@ -153,8 +153,30 @@ macro_rules! export_policy {
     };
 }
 
+/// How loud a log line is; the gateway logs it at the same level, tagged with the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl Level {
+    fn abi(self) -> i32 {
+        use crate::abi::log_level;
+        match self {
+            Level::Error => log_level::ERROR,
+            Level::Warn => log_level::WARN,
+            Level::Info => log_level::INFO,
+            Level::Debug => log_level::DEBUG,
+        }
+    }
+}
+
 /// Sends a line to the gateway's log (at most 4 KiB are kept per line).
-pub fn log(level: i32, message: &str) {
+pub fn log(level: Level, message: &str) {
+    let level = level.abi();
     #[cfg(target_arch = "wasm32")]
     {
         #[link(wasm_import_module = "llmkube")]

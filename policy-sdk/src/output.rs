@@ -133,33 +133,55 @@ impl Decision {
     }
 
     /// For a route: the strategy.
+    ///
+    /// # Panics
+    /// On a decision that is not a route: a setting that would be ignored is a bug in the
+    /// policy, and a panic (a trap under the gateway, so the policy fails) shows it in the
+    /// policy's own tests instead of in production.
+    #[track_caller]
     pub fn with_strategy(mut self, s: Strategy) -> Self {
-        if let Action::Route { strategy, .. } = &mut self.action {
-            *strategy = Some(s);
+        match &mut self.action {
+            Action::Route { strategy, .. } => *strategy = Some(s),
+            other => wrong_action("with_strategy", "route", other),
         }
         self
     }
 
     /// For a route: deny rather than fall through when its backends cannot serve.
+    ///
+    /// # Panics
+    /// On a decision that is not a route (see [`Decision::with_strategy`]).
+    #[track_caller]
     pub fn fail_closed(mut self) -> Self {
-        if let Action::Route { fail_closed, .. } = &mut self.action {
-            *fail_closed = true;
+        match &mut self.action {
+            Action::Route { fail_closed, .. } => *fail_closed = true,
+            other => wrong_action("fail_closed", "route", other),
         }
         self
     }
 
     /// For a route: per-attempt timeout.
+    ///
+    /// # Panics
+    /// On a decision that is not a route (see [`Decision::with_strategy`]).
+    #[track_caller]
     pub fn timeout_ms(mut self, ms: u32) -> Self {
-        if let Action::Route { timeout_ms, .. } = &mut self.action {
-            *timeout_ms = Some(ms);
+        match &mut self.action {
+            Action::Route { timeout_ms, .. } => *timeout_ms = Some(ms),
+            other => wrong_action("timeout_ms", "route", other),
         }
         self
     }
 
     /// For a reject: the machine-readable code.
+    ///
+    /// # Panics
+    /// On a decision that is not a reject (see [`Decision::with_strategy`]).
+    #[track_caller]
     pub fn with_code(mut self, c: impl Into<String>) -> Self {
-        if let Action::Reject { code, .. } = &mut self.action {
-            *code = c.into();
+        match &mut self.action {
+            Action::Reject { code, .. } => *code = c.into(),
+            other => wrong_action("with_code", "reject", other),
         }
         self
     }
@@ -423,4 +445,15 @@ impl<'a> Output<'a> {
 fn pairs_of(raw: &[u8]) -> impl Iterator<Item = (&str, &str)> {
     let mut it = Strs::new(raw);
     std::iter::from_fn(move || Some((it.next()?, it.next()?)))
+}
+
+/// A builder setting applied to the wrong kind of decision.
+#[track_caller]
+fn wrong_action(setting: &str, applies_to: &str, action: &Action) -> ! {
+    let kind = match action {
+        Action::Continue => "proceed",
+        Action::Route { .. } => "route",
+        Action::Reject { .. } => "reject",
+    };
+    panic!("Decision::{setting} applies to a {applies_to}, not to a {kind}")
 }

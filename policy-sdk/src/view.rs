@@ -159,9 +159,11 @@ impl<'a> Request<'a> {
         std::iter::from_fn(move || Some((it.next()?, it.next()?)))
     }
 
-    /// The first value of header `name` (give it in lowercase).
+    /// The first value of header `name`, in any case (header names are case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// The rule that matched, when the policy runs after the rules.

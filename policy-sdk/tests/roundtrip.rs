@@ -100,3 +100,32 @@ fn huge_counts_are_refused_without_allocating() {
     let evil_out = [1u8, 0, 0xFF, 0xFF, 0xFF, 0x7F];
     assert!(Output::decode(&evil_out).is_err());
 }
+
+#[test]
+fn header_lookup_ignores_case() {
+    let headers = [("x-tenant", "acme")];
+    let view = RequestView {
+        method: "POST",
+        path: "/v1/chat/completions",
+        model: "m",
+        headers: &headers,
+        ..Default::default()
+    };
+    let bytes = view.to_bytes();
+    let request = Request::decode(&bytes).unwrap();
+    assert_eq!(request.header("X-Tenant"), Some("acme"));
+    assert_eq!(request.header("x-tenant"), Some("acme"));
+    assert_eq!(request.header("x-other"), None);
+}
+
+#[test]
+#[should_panic(expected = "Decision::with_code applies to a reject, not to a route")]
+fn a_setting_for_another_kind_of_decision_is_refused() {
+    let _ = Decision::route(["local"]).with_code("oops");
+}
+
+#[test]
+#[should_panic(expected = "Decision::fail_closed applies to a route, not to a reject")]
+fn a_route_setting_on_a_reject_is_refused() {
+    let _ = Decision::reject(403, "no").fail_closed();
+}

@@ -1,6 +1,7 @@
 //! Example policy: a tenant allowlist.
 //!
-//! Every request must name its tenant in a header (`x-tenant` by default). Unknown tenants are
+//! Every request must name its tenant in the `x-tenant` header (the header a policy reads is
+//! declared in its metadata, so it is fixed at build time, not configured). Unknown tenants are
 //! refused with 403, and each tenant may only use the models listed for it (`*` allows any).
 //! Known tenants are annotated in the audit line.
 
@@ -13,20 +14,15 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Header naming the tenant (lowercase); must also be listed in the metadata's `needs`.
-    #[serde(default = "default_header")]
-    pub header: String,
     /// Tenant -> models it may use (`*` for any).
     pub tenants: BTreeMap<String, Vec<String>>,
 }
 
-fn default_header() -> String {
-    "x-tenant".to_owned()
-}
+/// The header naming the tenant, as the metadata's `needs` declares it.
+const TENANT_HEADER: &str = "x-tenant";
 
 /// The policy.
 pub struct TenantAllowlist {
-    header: String,
     tenants: BTreeMap<String, Vec<String>>,
 }
 
@@ -34,21 +30,17 @@ impl Policy for TenantAllowlist {
     type Config = Config;
 
     fn configure(config: Config) -> Result<Self, String> {
-        if config.header != "x-tenant" {
-            return Err("this build reads only the x-tenant header".into());
-        }
         if config.tenants.is_empty() {
             return Err("at least one tenant is required".into());
         }
         Ok(TenantAllowlist {
-            header: config.header,
             tenants: config.tenants,
         })
     }
 
     fn evaluate(&self, request: &Request<'_>) -> Decision {
-        let Some(tenant) = request.header(&self.header) else {
-            return Decision::reject(401, format!("the {} header is required", self.header))
+        let Some(tenant) = request.header(TENANT_HEADER) else {
+            return Decision::reject(401, format!("the {TENANT_HEADER} header is required"))
                 .with_code("tenant_missing");
         };
         let Some(models) = self.tenants.get(tenant) else {
@@ -76,8 +68,8 @@ export_policy!(
     "configSchema": {
         "type": "object",
         "required": ["tenants"],
+        "additionalProperties": false,
         "properties": {
-            "header": { "type": "string", "default": "x-tenant" },
             "tenants": { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } }
         }
     }
