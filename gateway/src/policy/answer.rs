@@ -2,12 +2,11 @@
 //! headers and annotations it adds. Anything malformed is an error, so the policy fails
 //! (closed, unless configured open) instead of being half obeyed.
 
-use std::time::Duration;
-
 use http::{HeaderName, HeaderValue};
 use llmkube_policy_sdk::output::{Output, OutputAction};
-use llmkube_router::compiler::{resolve_backends, strategy_from_abi};
+use llmkube_router::compiler::route_from;
 use llmkube_router::routing::{Route, RoutingTable, Via};
+use llmkube_router::spec::MAX_CLASSIFICATION_LEN;
 
 use crate::headers::gateway_owned;
 
@@ -57,22 +56,19 @@ impl Answer {
                 fail_closed,
                 timeout_ms,
                 ..
-            } => {
-                let backends = resolve_backends(table, backends.clone())?;
-                Action::Route(Route {
-                    via: policy.map_or(Via::Detector, Via::Policy),
-                    backends,
-                    strategy: strategy_from_abi(*strategy),
-                    fail_closed: *fail_closed,
-                    timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-                    sensitive: false,
-                })
-            }
+            } => Action::Route(route_from(
+                table,
+                backends.clone(),
+                *strategy,
+                *fail_closed,
+                *timeout_ms,
+                policy.map_or(Via::Detector, Via::Policy),
+            )?),
         };
         let mut add = Vec::new();
         for class in out.add_classifications() {
             let class = class.trim().to_ascii_lowercase();
-            if class.is_empty() || class.len() > 64 || class.contains(',') {
+            if class.is_empty() || class.len() > MAX_CLASSIFICATION_LEN || class.contains(',') {
                 return Err(format!("invalid classification {class:?}"));
             }
             add.push(class);

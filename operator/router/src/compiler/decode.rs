@@ -31,7 +31,6 @@ pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Deci
             timeout_ms,
             rule,
         } => {
-            let backends = resolve_backends(table, backends.clone())?;
             let via = match (rule, annotation(VIA_ANNOTATION)) {
                 (Some(name), _) => Via::Rule(rule_index(table, name)?),
                 (None, Some("backend-name")) => Via::BackendName,
@@ -42,14 +41,16 @@ pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Deci
                     ));
                 }
             };
-            Ok(Decision::Route(Route {
+            let mut route = route_from(
+                table,
+                backends.clone(),
+                *strategy,
+                *fail_closed,
+                *timeout_ms,
                 via,
-                backends,
-                strategy: strategy_from_abi(*strategy),
-                fail_closed: *fail_closed,
-                timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-                sensitive: annotation(SENSITIVE_ANNOTATION) == Some("true"),
-            }))
+            )?;
+            route.sensitive = annotation(SENSITIVE_ANNOTATION) == Some("true");
+            Ok(Decision::Route(route))
         }
         OutputAction::Reject { code, .. } if *code == NO_ROUTE_CODE => {
             Ok(Decision::Deny(Deny::NoRoute))
@@ -64,6 +65,27 @@ pub fn decode_decision(table: &RoutingTable, output: &Output<'_>) -> Result<Deci
         OutputAction::Reject { code, .. } => Err(format!("unexpected reject code {code:?}")),
         OutputAction::Continue => Err("a rule module must decide, not continue".to_owned()),
     }
+}
+
+/// A route answer (of the rule module or of a custom policy) as the [`Route`] it selects
+/// `via`: backend names resolved against `table`, the ABI's strategy and timeout mapped. Not
+/// marked sensitive: only the rules know that (their `sensitive` annotation).
+pub fn route_from(
+    table: &RoutingTable,
+    backends: Strs<'_>,
+    strategy: Option<AbiStrategy>,
+    fail_closed: bool,
+    timeout_ms: Option<u32>,
+    via: Via,
+) -> Result<Route, String> {
+    Ok(Route {
+        via,
+        backends: resolve_backends(table, backends)?,
+        strategy: strategy_from_abi(strategy),
+        fail_closed,
+        timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+        sensitive: false,
+    })
 }
 
 /// Resolves a route answer's backend names against `table` (for the rule module and for

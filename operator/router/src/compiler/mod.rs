@@ -32,7 +32,7 @@ use crate::routing::{RoutingTable, RuleEntry, fail_closed_message};
 use crate::spec::{ModelRouterSpec, Strategy, Tier};
 use crate::validate::ValidationErrors;
 
-pub use decode::{decode_decision, resolve_backends, strategy_from_abi};
+pub use decode::{decode_decision, resolve_backends, route_from, strategy_from_abi};
 
 use data::{Data, Span};
 use helpers::{idx, ty, word};
