@@ -149,10 +149,13 @@ fn scan_with(text: &str, enabled: Kinds, terms: &[String], shortcuts: bool) -> K
                 {
                     found.insert(Kind::Iban);
                 }
-                i = match short_run_end(b, i).filter(|_| shortcuts) {
-                    _ if !numbers_wanted => i + 1,
-                    Some(end) => end,
-                    None => number_at(b, i, enabled, &mut found, &mut tokens),
+                i = if !numbers_wanted {
+                    i + 1
+                } else {
+                    match short_run_end(b, i).filter(|_| shortcuts) {
+                        Some(end) => end,
+                        None => number_at(b, i, enabled, &mut found, &mut tokens),
+                    }
                 }
             }
             _ => i += 1,

@@ -12,13 +12,12 @@ pub(super) fn standalone_date(b: &[u8], i: usize) -> Option<usize> {
             c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
         })
     };
-    let day_month = |d: u32, m: u32| (1..=31).contains(&d) && (1..=12).contains(&m);
-    // The shapes [`is_date`] accepts, with one kind of separator throughout.
-    let (year, date) = if s[4] == b'-' && s[7] == b'-' {
-        (num(0, 4)?, day_month(num(8, 10)?, num(5, 7)?))
+    // Shapes `number::is_date` accepts, with one kind of separator throughout.
+    let date = if s[4] == b'-' && s[7] == b'-' {
+        calendar_date(num(0, 4)?, num(5, 7)?, num(8, 10)?)
     } else if matches!(s[2], b'.' | b'/') && s[5] == s[2] {
-        let (a, m) = (num(0, 2)?, num(3, 5)?);
-        (num(6, 10)?, day_month(a, m) || day_month(m, a))
+        let (a, b, year) = (num(0, 2)?, num(3, 5)?, num(6, 10)?);
+        calendar_date(year, b, a) || calendar_date(year, a, b)
     } else {
         return None;
     };
@@ -29,5 +28,10 @@ pub(super) fn standalone_date(b: &[u8], i: usize) -> Option<usize> {
         .get(end)
         .is_some_and(|c| matches!(c, b' ' | b'-' | b'.' | b'/'));
     let continues = more(end) || (separator && more(end + 1));
-    ((1900..=2099).contains(&year) && date && !continues).then_some(end)
+    (date && !continues).then_some(end)
+}
+
+/// Whether `year`, `month` and `day` make a date as prose writes them (years 1900 to 2099).
+pub(super) fn calendar_date(year: u32, month: u32, day: u32) -> bool {
+    (1900..=2099).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)
 }

@@ -6,7 +6,7 @@
 //! overlapping tokens. Ambiguous shapes count only with a context word just before them.
 
 use super::context::Context;
-use super::date::standalone_date;
+use super::date::{calendar_date, standalone_date};
 use super::{Kind, Kinds, is_word};
 
 /// Most digit groups one numeric token holds; a longer run is read as overlapping tokens.
@@ -565,14 +565,12 @@ fn is_date(t: &Token) -> bool {
         d[r].iter()
             .fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0'))
     };
-    let year = |y: u32| (1900..=2099).contains(&y);
-    let day_month = |a: u32, b: u32| (1..=31).contains(&a) && (1..=12).contains(&b);
     if !t.plus && matches!(seps, DASH | DOT | SLASH) {
         match t.lens() {
-            [4, 2, 2] => year(num(0..4)) && day_month(num(6..8), num(4..6)),
+            [4, 2, 2] => calendar_date(num(0..4), num(4..6), num(6..8)),
             [2, 2, 4] => {
-                year(num(4..8))
-                    && (day_month(num(0..2), num(2..4)) || day_month(num(2..4), num(0..2)))
+                let (a, b, year) = (num(0..2), num(2..4), num(4..8));
+                calendar_date(year, b, a) || calendar_date(year, a, b)
             }
             _ => false,
         }
