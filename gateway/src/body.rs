@@ -25,7 +25,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::error_shape::error_json;
-use crate::record::{Outcome, RequestRecord};
 use crate::sse::SseFraming;
 
 /// Boxed error of a response body.
@@ -52,6 +51,31 @@ struct Downstream {
     done: bool,
 }
 
+/// Told what a pumped stream does; the request record implements it to account for the
+/// request (bytes, time to first byte, and its one audit line when the stream ends).
+pub trait StreamWatch: Send + 'static {
+    /// `bytes` more went toward the client (never 0).
+    fn sent(&mut self, bytes: usize);
+    /// The stream is over, however it ended.
+    fn ended(self, end: StreamEnd);
+}
+
+/// How a pumped stream ended.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// Everything the backend sent reached the channel; `sse` tells an event stream.
+    Complete {
+        /// Whether the body was an event stream.
+        sse: bool,
+    },
+    /// The client went away.
+    ClientGone,
+    /// The client took no data for the idle timeout (the message says how long).
+    ClientStalled(String),
+    /// The backend failed, idled out or the total cap passed.
+    Cut(String),
+}
+
 /// The stream's time limits.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamLimits {
@@ -67,13 +91,13 @@ impl GatewayBody {
         GatewayBody(Kind::Full(Some(bytes.into())))
     }
 
-    /// A backend's body, streamed through under `limits` by a pump task; `record` is
-    /// finished by the pump when the stream ends, fails, is cut or the client goes away.
+    /// A backend's body, streamed through under `limits` by a pump task that tells `watch`
+    /// what it sends and, once, how the stream ended.
     pub fn upstream(
         body: Incoming,
         sse: bool,
         limits: StreamLimits,
-        record: RequestRecord,
+        watch: impl StreamWatch,
     ) -> Self {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER_FRAMES);
         let complete = Arc::new(AtomicBool::new(false));
@@ -88,7 +112,7 @@ impl GatewayBody {
             tx,
             sse,
             limits,
-            record,
+            watch,
             complete: Arc::clone(&complete),
             framing: SseFraming::default(),
         };
@@ -103,12 +127,12 @@ impl GatewayBody {
 }
 
 /// Moves one backend stream to its client under the stream's timers.
-struct Pump {
+struct Pump<W> {
     body: Incoming,
     tx: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
     sse: bool,
     limits: StreamLimits,
-    record: RequestRecord,
+    watch: W,
     complete: Arc<AtomicBool>,
     framing: SseFraming,
 }
@@ -123,29 +147,21 @@ enum Stop {
     Cut(String, &'static str),
 }
 
-impl Pump {
+impl<W: StreamWatch> Pump<W> {
     async fn run(mut self) {
         let started = Instant::now();
         let deadline = self.limits.max_duration.map(|d| started + d);
-        match self.pump(deadline).await {
+        let end = match self.pump(deadline).await {
             Ok(()) => {
                 self.complete.store(true, Ordering::Release);
-                let outcome = if self.sse {
-                    Outcome::OkStream
-                } else {
-                    Outcome::Ok
-                };
-                self.record.finish(outcome);
+                StreamEnd::Complete { sse: self.sse }
             }
-            Err(Stop::ClientGone) => self.record.finish(Outcome::ClientClosed),
+            Err(Stop::ClientGone) => StreamEnd::ClientGone,
             Err(Stop::ClientStalled) => {
                 let idle = self.limits.idle_timeout.as_secs_f64();
-                tracing::warn!(request_id = %self.record.request_id, "the client took no data for {idle}s; stream cut");
-                self.record.error = Some(format!("the client took no data for {idle}s"));
-                self.record.finish(Outcome::ClientStalled);
+                StreamEnd::ClientStalled(format!("the client took no data for {idle}s"))
             }
             Err(Stop::Cut(message, code)) => {
-                tracing::warn!(request_id = %self.record.request_id, code, "{message}");
                 let clean = self.sse && self.framing.at_boundary();
                 let last = if clean {
                     let event = format!(
@@ -160,11 +176,12 @@ impl Pump {
                 if self.tx.try_send(last).is_ok() && clean {
                     self.complete.store(true, Ordering::Release);
                 }
-                self.record.error = Some(message);
-                self.record.finish(Outcome::StreamError);
+                StreamEnd::Cut(message)
             }
-        }
-        // Dropping the backend body here releases its connection.
+        };
+        // Dropping the backend body releases its connection.
+        drop(self.body);
+        self.watch.ended(end);
     }
 
     async fn pump(&mut self, deadline: Option<Instant>) -> Result<(), Stop> {
@@ -199,9 +216,7 @@ impl Pump {
                 if data.is_empty() {
                     continue;
                 }
-                let r = &mut self.record;
-                r.ttfb.get_or_insert_with(|| r.started.elapsed());
-                r.bytes_out += data.len() as u64;
+                self.watch.sent(data.len());
                 if self.sse {
                     self.framing.feed(data);
                 }

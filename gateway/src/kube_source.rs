@@ -57,7 +57,6 @@ impl ConfigMapSource {
         &self,
         state: Arc<AppState>,
         router_name: Option<String>,
-        mut last_hash: u64,
     ) -> JoinHandle<()> {
         let origin = format!("{self:?}");
         let config = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
@@ -74,8 +73,8 @@ impl ConfigMapSource {
                         continue;
                     }
                 };
-                let result = bundle(&cm, &origin)
-                    .and_then(|b| swap_in(&state, &b, router_name.as_deref(), &mut last_hash));
+                let result =
+                    bundle(&cm, &origin).and_then(|b| swap_in(&state, &b, router_name.as_deref()));
                 match result {
                     Ok(true) => {
                         tracing::info!(source = %origin, router = %state.router.load().name, "router reloaded")

@@ -152,7 +152,6 @@ pub struct RunningGateway {
     pub metrics_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     config: GatewayConfig,
-    last_hash: std::sync::Mutex<u64>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     watcher: Option<JoinHandle<()>>,
@@ -162,7 +161,7 @@ pub struct RunningGateway {
 /// Loads the router, binds the listeners and starts serving.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let parts = state::SnapshotParts {
+    let builder = snapshot::SnapshotBuilder {
         resolve: config.resolve.clone(),
         audit_dropped: metrics.audit_dropped.clone(),
         engine: policy::PolicyEngine::new(config.policy.clone())?,
@@ -173,7 +172,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         #[cfg(feature = "kubernetes")]
         RouterSource::ConfigMap(cm) => cm.fetch().await?,
     };
-    let snapshot = reload::build_snapshot(&bundle, config.router_name.as_deref(), &parts, None)?;
+    let snapshot = reload::build_snapshot(&bundle, config.router_name.as_deref(), &builder, None)?;
     let hash = bundle.content_hash();
     let client = upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let tls = match &config.tls {
@@ -192,7 +191,8 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         router: ArcSwap::from_pointee(snapshot),
         client,
         metrics,
-        parts,
+        builder,
+        router_hash: std::sync::Mutex::new(hash),
         shadow_slots: Arc::new(Semaphore::new(state::SHADOW_SLOTS)),
         draining: AtomicBool::new(false),
     });
@@ -231,15 +231,12 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         )));
     }
     let watcher = config.watch.then(|| match &config.source {
-        RouterSource::File(path) => reload::spawn_watcher(
-            Arc::clone(&state),
-            path.clone(),
-            config.router_name.clone(),
-            hash,
-        ),
+        RouterSource::File(path) => {
+            reload::spawn_watcher(Arc::clone(&state), path.clone(), config.router_name.clone())
+        }
         #[cfg(feature = "kubernetes")]
         RouterSource::ConfigMap(cm) => {
-            cm.spawn_watcher(Arc::clone(&state), config.router_name.clone(), hash)
+            cm.spawn_watcher(Arc::clone(&state), config.router_name.clone())
         }
     });
     let checker = tokio::spawn(active_checks::run(Arc::clone(&state)));
@@ -257,7 +254,6 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         metrics_addr,
         state,
         config,
-        last_hash: std::sync::Mutex::new(hash),
         stop,
         servers,
         watcher,
@@ -279,14 +275,10 @@ impl RunningGateway {
     /// Re-reads the router file now (what the watcher does on change). Returns whether the
     /// router changed; always `false` for a ConfigMap source, which is watched.
     pub fn reload_now(&self) -> Result<bool, reload::ReloadError> {
-        let mut hash = self.last_hash.lock().unwrap_or_else(|e| e.into_inner());
         match &self.config.source {
-            RouterSource::File(path) => reload::reload(
-                &self.state,
-                path,
-                self.config.router_name.as_deref(),
-                &mut hash,
-            ),
+            RouterSource::File(path) => {
+                reload::reload(&self.state, path, self.config.router_name.as_deref())
+            }
             #[cfg(feature = "kubernetes")]
             RouterSource::ConfigMap(_) => Ok(false),
         }

@@ -16,11 +16,11 @@ use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
 use crate::body::{GatewayBody, StreamLimits};
 use crate::body_budget::Reservation;
-use crate::dispatch::{Answered, Exhausted, Failure, Progress, dispatch};
+use crate::dispatch::{Answered, Exhausted, Failure, dispatch};
 use crate::error::ApiError;
 use crate::inbound::{classifications, read_body};
 use crate::json_body::{JsonBody, parse_json_body};
-use crate::policy::pipeline::{Evaluation, Inputs, Verdict};
+use crate::policy::pipeline::{Inputs, Verdict};
 use crate::record::{Outcome, RequestRecord};
 use crate::refusal::Refusal;
 use crate::snapshot::RouterSnapshot;
@@ -52,12 +52,11 @@ pub async fn proxy(
     let answered = async {
         let read = read(state, &snap, &parts, body, &mut reservation).await?;
         let json = parse(&snap, &parts, read.body, read.scan_limit, &mut rec)?;
-        let (route, eval) = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
+        let route = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
         let forward = Forward {
             parts: &parts,
             json: &json,
             route: &route,
-            eval: &eval,
             request_id,
         };
         forward.send(state, &snap, &mut rec).await
@@ -141,7 +140,7 @@ fn decide(
     json: &JsonBody,
     header_classes: Vec<String>,
     rec: &mut RequestRecord,
-) -> Result<(Route, Evaluation), Refusal> {
+) -> Result<Route, Refusal> {
     let inputs = Inputs {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -150,18 +149,14 @@ fn decide(
         headers: &parts.headers,
         text: &json.text,
     };
-    let mut eval = snap.policies.evaluate(&snap.table, &inputs, header_classes);
-    rec.classifications = std::mem::take(&mut eval.classifications);
-    rec.classification_source = eval.classification_source;
-    rec.policies = std::mem::take(&mut eval.trace);
-    rec.annotations = std::mem::take(&mut eval.annotations);
-    let verdict = std::mem::replace(&mut eval.verdict, Verdict::Deny(Deny::NoRoute));
+    let verdict =
+        (snap.policies).evaluate(&snap.table, &inputs, header_classes, &mut rec.evaluation);
     let refusal = match verdict {
         Verdict::Route(route) => {
             if let Via::Rule(i) = route.via {
                 rec.rule = Some(i);
             }
-            return Ok((route, eval));
+            return Ok(route);
         }
         Verdict::Deny(Deny::NoRoute) => {
             Refusal::new(ApiError::no_route(&json.model), Outcome::NoRoute)
@@ -194,7 +189,6 @@ struct Forward<'a> {
     parts: &'a Parts,
     json: &'a JsonBody,
     route: &'a Route,
-    eval: &'a Evaluation,
     request_id: &'a HeaderValue,
 }
 
@@ -216,14 +210,10 @@ impl Forward<'_> {
             headers: &self.parts.headers,
             request_id: self.request_id,
             body: self.json,
-            set_headers: &self.eval.set_headers,
-            remove_headers: &self.eval.remove_headers,
+            set_headers: &rec.evaluation.set_headers,
+            remove_headers: &rec.evaluation.remove_headers,
         };
-        let mut progress = Progress::default();
-        let result = dispatch(state, snap, self.route, &out, &mut progress).await;
-        rec.attempts = progress.attempts;
-        rec.upstream_wait = progress.upstream_wait;
-        rec.timeout = progress.last_timeout;
+        let result = dispatch(state, snap, self.route, &out, &mut rec.progress).await;
         result.map_err(|exhausted| exhausted_refusal(snap, self.route, exhausted))
     }
 }

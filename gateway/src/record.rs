@@ -7,7 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::body::{StreamEnd, StreamWatch};
+use crate::dispatch::Progress;
 use crate::metrics::{Label, Metrics, RequestLabels, RouterLabels, RuleLabels};
+use crate::policy::pipeline::{ClassificationSource, Evaluation, PolicyTrace};
 use crate::snapshot::RouterSnapshot;
 
 /// How a request ended (the audit `outcome`).
@@ -82,10 +85,6 @@ pub struct RequestRecord {
     pub started: Instant,
     /// Body `model`.
     pub model: String,
-    /// Request classifications.
-    pub classifications: Vec<String>,
-    /// Where the deciding classification came from.
-    pub classification_source: Option<crate::policy::pipeline::ClassificationSource>,
     /// `x-llmkube-task-complexity`.
     pub task_complexity: Option<String>,
     /// Index of the rule that matched.
@@ -94,12 +93,10 @@ pub struct RequestRecord {
     pub backend: Option<usize>,
     /// HTTP status returned to the client.
     pub status: u16,
-    /// Per-attempt timeout of the last attempt.
-    pub timeout: Option<Duration>,
-    /// Upstream attempts made.
-    pub attempts: u32,
-    /// Time spent waiting for backend response headers.
-    pub upstream_wait: Duration,
+    /// What the policies found and which of them ran (classifications, annotations, trace).
+    pub evaluation: Evaluation,
+    /// What dispatch did: attempts, time waiting for backends, the last attempt's timeout.
+    pub progress: Progress,
     /// When the response headers were handed to the client.
     pub headers_sent: Option<Instant>,
     /// Time to the first response body byte.
@@ -112,10 +109,6 @@ pub struct RequestRecord {
     pub body: Option<Bytes>,
     /// Why it failed, when it did.
     pub error: Option<String>,
-    /// Which policies ran, with their module digests.
-    pub policies: Vec<crate::policy::pipeline::PolicyTrace>,
-    /// Policy annotations.
-    pub annotations: Vec<(String, String)>,
     finished: bool,
 }
 
@@ -130,7 +123,7 @@ struct AuditLine<'a> {
     model: &'a str,
     classification: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    classification_source: Option<crate::policy::pipeline::ClassificationSource>,
+    classification_source: Option<ClassificationSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     task_complexity: Option<&'a str>,
     rule: Option<&'a str>,
@@ -148,7 +141,7 @@ struct AuditLine<'a> {
     error: Option<&'a str>,
     rules_digest: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    policies: &'a [crate::policy::pipeline::PolicyTrace],
+    policies: &'a [PolicyTrace],
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     annotations: serde_json::Map<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,23 +166,18 @@ impl RequestRecord {
             request_id,
             started,
             model: String::new(),
-            classifications: Vec::new(),
-            classification_source: None,
             task_complexity: None,
             rule: None,
             backend: None,
             status: 0,
-            timeout: None,
-            attempts: 0,
-            upstream_wait: Duration::ZERO,
+            evaluation: Evaluation::default(),
+            progress: Progress::default(),
             headers_sent: None,
             ttfb: None,
             bytes_in: 0,
             bytes_out: 0,
             body: None,
             error: None,
-            policies: Vec::new(),
-            annotations: Vec::new(),
             finished: false,
         }
     }
@@ -199,7 +187,7 @@ impl RequestRecord {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        let snap = &self.snapshot;
+        let (snap, ev) = (&self.snapshot, &self.evaluation);
         let elapsed = self.started.elapsed();
         let rule: Option<&Label> = self.rule.and_then(|i| snap.rule_names.get(i));
         let backend = self.backend.and_then(|i| snap.backends.get(i));
@@ -213,7 +201,7 @@ impl RequestRecord {
                 rule: Arc::clone(rule.unwrap_or(&snap.empty_label)),
                 backend: backend
                     .map_or_else(|| Arc::clone(&snap.empty_label), |b| Arc::clone(&b.name)),
-                classification: snap.classification_label(&self.classifications),
+                classification: snap.classification_label(&ev.classifications),
                 outcome: outcome.as_str(),
             })
             .inc();
@@ -226,7 +214,7 @@ impl RequestRecord {
         if let Some(sent) = self.headers_sent {
             let own = sent
                 .duration_since(self.started)
-                .saturating_sub(self.upstream_wait);
+                .saturating_sub(self.progress.upstream_wait);
             m.overhead.get_or_create(&router).observe(own.as_secs_f64());
         }
         if outcome.is_fail_closed() {
@@ -237,7 +225,7 @@ impl RequestRecord {
                 })
                 .inc();
         }
-        for t in &self.policies {
+        for t in &ev.trace {
             m.policy_results
                 .get_or_create(&crate::metrics::PolicyLabels {
                     router: Arc::clone(&snap.name),
@@ -253,24 +241,24 @@ impl RequestRecord {
             router: &snap.name,
             namespace: &snap.namespace,
             model: &self.model,
-            classification: self.classifications.join(","),
-            classification_source: self.classification_source,
+            classification: ev.classifications.join(","),
+            classification_source: ev.classification_source,
             task_complexity: self.task_complexity.as_deref(),
             rule: rule.map(|r| r.as_str()),
             backend: backend.map(|b| b.name.as_str()),
             backend_tier: backend.map(|b| b.tier.as_str()),
             outcome: outcome.as_str(),
             status: self.status,
-            attempts: self.attempts,
+            attempts: self.progress.attempts,
             latency_ms: ms(elapsed),
             ttfb_ms: self.ttfb.map(ms),
-            timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+            timeout_ms: self.progress.last_timeout.map(|t| t.as_millis() as u64),
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
             error: self.error.as_deref(),
             rules_digest: &snap.policies.rules.digest,
-            policies: &self.policies,
-            annotations: self
+            policies: &ev.trace,
+            annotations: ev
                 .annotations
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
@@ -280,6 +268,32 @@ impl RequestRecord {
         if let Ok(text) = serde_json::to_string(&line) {
             snap.audit.write(text);
         }
+    }
+}
+
+impl StreamWatch for RequestRecord {
+    fn sent(&mut self, bytes: usize) {
+        self.ttfb.get_or_insert_with(|| self.started.elapsed());
+        self.bytes_out += bytes as u64;
+    }
+
+    fn ended(mut self, end: StreamEnd) {
+        let outcome = match end {
+            StreamEnd::Complete { sse: true } => Outcome::OkStream,
+            StreamEnd::Complete { sse: false } => Outcome::Ok,
+            StreamEnd::ClientGone => Outcome::ClientClosed,
+            StreamEnd::ClientStalled(message) => {
+                tracing::warn!(request_id = %self.request_id, "{message}; stream cut");
+                self.error = Some(message);
+                Outcome::ClientStalled
+            }
+            StreamEnd::Cut(message) => {
+                tracing::warn!(request_id = %self.request_id, "{message}");
+                self.error = Some(message);
+                Outcome::StreamError
+            }
+        };
+        self.finish(outcome);
     }
 }
 

@@ -14,9 +14,8 @@ use tokio::task::JoinHandle;
 
 use crate::bundle::RouterBundle;
 use crate::metrics::{ReloadLabels, ReloadResult};
-use crate::snapshot::{BuildContext, BuildError, RouterSnapshot};
-
-use crate::state::{AppState, SnapshotParts};
+use crate::snapshot::{BuildError, RouterSnapshot, SnapshotBuilder};
+use crate::state::AppState;
 
 /// Why the router file could not be (re)loaded.
 #[derive(Debug, thiserror::Error)]
@@ -55,18 +54,6 @@ pub enum ReloadError {
     },
 }
 
-/// Reads, validates and prepares the router in `path`.
-pub fn load_snapshot(
-    path: &Path,
-    name: Option<&str>,
-    parts: &SnapshotParts,
-    previous: Option<&RouterSnapshot>,
-) -> Result<(RouterSnapshot, u64), ReloadError> {
-    let bundle = read_bundle(path)?;
-    let snapshot = build_snapshot(&bundle, name, parts, previous)?;
-    Ok((snapshot, bundle.content_hash()))
-}
-
 /// Reads the router file at `path` as a bundle.
 pub fn read_bundle(path: &Path) -> Result<RouterBundle, ReloadError> {
     RouterBundle::read(path).map_err(|source| ReloadError::Read {
@@ -79,47 +66,41 @@ pub fn read_bundle(path: &Path) -> Result<RouterBundle, ReloadError> {
 pub fn build_snapshot(
     bundle: &RouterBundle,
     name: Option<&str>,
-    parts: &SnapshotParts,
+    builder: &SnapshotBuilder,
     previous: Option<&RouterSnapshot>,
 ) -> Result<RouterSnapshot, ReloadError> {
     let manifest = load_router(&bundle.text, name).map_err(|source| ReloadError::Load {
         path: bundle.origin.clone(),
         source,
     })?;
-    let cx = BuildContext {
-        resolve: &parts.resolve,
-        audit_dropped: &parts.audit_dropped,
-        engine: &parts.engine,
-        bundle,
-        policy_dir: parts.policy_dir.as_deref(),
-    };
-    let snapshot =
-        RouterSnapshot::build(&manifest, &cx, previous).map_err(|source| ReloadError::Build {
+    let snapshot = builder
+        .build(&manifest, bundle, previous)
+        .map_err(|source| ReloadError::Build {
             path: bundle.origin.clone(),
             source,
         })?;
-    parts.engine.retain_modules(&snapshot.policies.digests());
+    builder.engine.retain_modules(&snapshot.policies.digests());
     Ok(snapshot)
 }
 
-/// Swaps in `bundle` unless its content is unchanged since `last_hash`; counts the outcome.
+/// Swaps in `bundle` unless its content is the one being served; counts the outcome.
 /// Returns whether it swapped. On error the previous router keeps serving.
 pub fn swap_in(
     state: &AppState,
     bundle: &RouterBundle,
     name: Option<&str>,
-    last_hash: &mut u64,
 ) -> Result<bool, ReloadError> {
     let hash = bundle.content_hash();
-    if hash == *last_hash {
+    let mut served = state.router_hash.lock().unwrap_or_else(|e| e.into_inner());
+    if hash == *served {
         return Ok(false);
     }
     let current = state.router.load_full();
     let label = |result| ReloadLabels { result };
-    match build_snapshot(bundle, name, &state.parts, Some(&current)) {
+    match build_snapshot(bundle, name, &state.builder, Some(&current)) {
         Ok(snapshot) => {
             state.router.store(Arc::new(snapshot));
-            *last_hash = hash;
+            *served = hash;
             state
                 .metrics
                 .reloads
@@ -139,25 +120,15 @@ pub fn swap_in(
 }
 
 /// Re-reads `path` into `state` unless its content is unchanged. Returns whether it swapped.
-pub fn reload(
-    state: &AppState,
-    path: &Path,
-    name: Option<&str>,
-    last_hash: &mut u64,
-) -> Result<bool, ReloadError> {
+pub fn reload(state: &AppState, path: &Path, name: Option<&str>) -> Result<bool, ReloadError> {
     let bundle = read_bundle(path)?;
-    swap_in(state, &bundle, name, last_hash)
+    swap_in(state, &bundle, name)
 }
 
 /// Starts watching `path` (and SIGHUP) and reloads on change until the task is aborted.
 ///
 /// The watch is registered before this returns, so no change made afterwards is missed.
-pub fn spawn_watcher(
-    state: Arc<AppState>,
-    path: PathBuf,
-    name: Option<String>,
-    mut last_hash: u64,
-) -> JoinHandle<()> {
+pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) -> JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let dir = path
         .parent()
@@ -201,7 +172,7 @@ pub fn spawn_watcher(
             // Let a burst of writes settle, then reload once.
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
-            match reload(&state, &path, name.as_deref(), &mut last_hash) {
+            match reload(&state, &path, name.as_deref()) {
                 Ok(true) => {
                     tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded")
                 }

@@ -30,18 +30,16 @@ use crate::policy::{PolicyEngine, PolicyModule};
 /// File name of the built-in PII detector in the policy directory.
 pub const PII_DETECTOR_FILE: &str = "llmkube_pii_detector.wasm";
 
-/// What building a snapshot needs besides the manifest.
-pub struct BuildContext<'a> {
+/// Prepares snapshots: what every (re)load needs besides the router's bundle.
+pub struct SnapshotBuilder {
     /// Backend addresses and credentials.
-    pub resolve: &'a ResolveOptions,
+    pub resolve: ResolveOptions,
     /// Counts dropped audit lines.
-    pub audit_dropped: &'a Counter,
+    pub audit_dropped: Counter,
     /// The policy engine.
-    pub engine: &'a Arc<PolicyEngine>,
-    /// The router's files (policy modules, precompiled rules).
-    pub bundle: &'a RouterBundle,
+    pub engine: Arc<PolicyEngine>,
     /// Directory of built-in policies (the PII detector).
-    pub policy_dir: Option<&'a Path>,
+    pub policy_dir: Option<PathBuf>,
 }
 
 /// Request-handling settings of a router (`spec.proxy` with defaults).
@@ -149,17 +147,20 @@ pub struct RouterSnapshot {
     pub policies: PolicySet,
 }
 
-impl RouterSnapshot {
-    /// Builds a snapshot; `previous` lends its backend health (by name) and audit writer.
+impl SnapshotBuilder {
+    /// Builds a snapshot of `manifest` with the files of `bundle`; `previous` lends its
+    /// backend health (by name) and audit writer.
     pub fn build(
+        &self,
         manifest: &RouterManifest,
-        cx: &BuildContext<'_>,
+        bundle: &RouterBundle,
         previous: Option<&RouterSnapshot>,
-    ) -> Result<Self, BuildError> {
-        let (opts, audit_dropped) = (cx.resolve, cx.audit_dropped);
+    ) -> Result<RouterSnapshot, BuildError> {
+        let (opts, audit_dropped) = (&self.resolve, &self.audit_dropped);
         let spec = &manifest.spec;
         let table = RoutingTable::new(spec).map_err(BuildError::Invalid)?;
-        let policies = load_policies(spec, &table, cx)
+        let policy_dir = self.policy_dir.as_deref();
+        let policies = load_policies(spec, &table, bundle, &self.engine, policy_dir)
             .map_err(|e| BuildError::Invalid(ValidationErrors(e)))?;
         let old_health: HashMap<&str, &Arc<BackendHealth>> = previous
             .map(|p| {
@@ -238,7 +239,9 @@ impl RouterSnapshot {
             empty_label: Arc::new(String::new()),
         })
     }
+}
 
+impl RouterSnapshot {
     /// A bounded metric label for a request's classifications: the first one the spec knows,
     /// else `other`, or `none` without any. Clients cannot create new series.
     pub fn classification_label(&self, classifications: &[String]) -> Label {
@@ -252,15 +255,18 @@ impl RouterSnapshot {
     }
 }
 
-/// Compiles the rules and loads every policy module (pinned by sha256), collecting every problem.
+/// Compiles the rules and loads every policy module (pinned by sha256), collecting every
+/// problem.
 fn load_policies(
     spec: &ModelRouterSpec,
     table: &RoutingTable,
-    cx: &BuildContext<'_>,
+    bundle: &RouterBundle,
+    engine: &Arc<PolicyEngine>,
+    policy_dir: Option<&Path>,
 ) -> Result<PolicySet, Vec<FieldError>> {
     let mut errors = Vec::new();
     let compiled = compile_table(table);
-    let (wasm, sha256) = match cx.bundle.precompiled_rules() {
+    let (wasm, sha256) = match bundle.precompiled_rules() {
         Some((wasm, sha256)) => {
             if sha256 != compiled.sha256 {
                 tracing::warn!(
@@ -274,7 +280,7 @@ fn load_policies(
         None => (&compiled.wasm[..], compiled.sha256.as_str()),
     };
     let rules = PolicyModule::load(
-        cx.engine,
+        engine,
         MODULE_NAME,
         wasm,
         Some(sha256),
@@ -290,12 +296,12 @@ fn load_policies(
     for (i, p) in spec.policies.iter().enumerate() {
         let path = format!("spec.policies[{i}]");
         let bytes = match (&p.module.file, &p.module.config_map_key_ref) {
-            (Some(file), _) => cx.bundle.module(file),
+            (Some(file), _) => bundle.module(file),
             _ => Err("configMapKeyRef is resolved by the controller in Kubernetes mode; standalone mode needs module.file".into()),
         };
         let loaded = bytes.and_then(|bytes| {
             let config = p.config.clone().unwrap_or_else(|| serde_json::json!({}));
-            PolicyModule::load(cx.engine, &p.name, &bytes, Some(&p.sha256), &config)
+            PolicyModule::load(engine, &p.name, &bytes, Some(&p.sha256), &config)
                 .map_err(|e| e.to_string())
         });
         match loaded {
@@ -312,7 +318,7 @@ fn load_policies(
     let detector = if mode == ClassificationMode::HeaderOnly {
         None
     } else {
-        match load_detector(cx.policy_dir, cx.engine) {
+        match load_detector(policy_dir, engine) {
             Ok(module) => Some(active(
                 None,
                 "pii-detector",

@@ -1,30 +1,18 @@
 //! State shared by every connection of a running gateway.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 use crate::health::now_ms;
 use crate::metrics::{AttemptLabels, BackendLabels, Metrics, RouterLabels};
-use crate::snapshot::RouterSnapshot;
+use crate::snapshot::{RouterSnapshot, SnapshotBuilder};
 use crate::upstream::HttpClient;
 
 /// Most shadow copies in flight at once; beyond it copies are skipped and counted.
 pub const SHADOW_SLOTS: usize = 256;
-
-/// What every (re)load of the router file needs besides the file.
-pub struct SnapshotParts {
-    /// Backend addresses and credentials.
-    pub resolve: crate::backend::ResolveOptions,
-    /// Counts dropped audit lines.
-    pub audit_dropped: prometheus_client::metrics::counter::Counter,
-    /// The policy engine.
-    pub engine: Arc<crate::policy::PolicyEngine>,
-    /// Directory of built-in policies.
-    pub policy_dir: Option<std::path::PathBuf>,
-}
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -34,8 +22,11 @@ pub struct AppState {
     pub client: HttpClient,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// What reloads need (backend resolution, the policy engine).
-    pub parts: SnapshotParts,
+    /// Prepares the router's next versions.
+    pub builder: SnapshotBuilder,
+    /// Content hash of the bundle being served; held while a new version is swapped in, so
+    /// the watcher and a manual reload never race.
+    pub router_hash: Mutex<u64>,
     /// Bounds shadow traffic.
     pub shadow_slots: Arc<Semaphore>,
     /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.

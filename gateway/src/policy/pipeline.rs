@@ -122,10 +122,9 @@ pub enum Verdict {
     },
 }
 
-/// Everything the pipeline decided.
+/// What the pipeline found and asked for besides its verdict; kept on the request record.
+#[derive(Default)]
 pub struct Evaluation {
-    /// The verdict.
-    pub verdict: Verdict,
     /// Final classifications (header ones plus any policy added).
     pub classifications: Vec<String>,
     /// Where the deciding classification came from: the first sensitive one, else the first.
@@ -158,23 +157,29 @@ impl PolicySet {
         }
     }
 
-    /// Runs the pipeline for one request.
+    /// Runs the pipeline for one request, filling in `ev` (which the request record keeps for
+    /// the audit line and dispatch) and returning the verdict.
     pub fn evaluate(
         &self,
         table: &RoutingTable,
         inputs: &Inputs<'_>,
         header_classes: Vec<String>,
-    ) -> Evaluation {
-        let mut ev = Evaluation {
-            verdict: Verdict::Deny(Deny::NoRoute),
-            classification_source: None,
-            set_headers: Vec::new(),
-            remove_headers: Vec::new(),
-            annotations: Vec::new(),
-            trace: Vec::new(),
-            classifications: Vec::new(),
-        };
+        ev: &mut Evaluation,
+    ) -> Verdict {
         let mut sources = Sources::default();
+        let verdict = self.decide(table, inputs, header_classes, ev, &mut sources);
+        ev.classification_source = sources.deciding(table, &ev.classifications);
+        verdict
+    }
+
+    fn decide(
+        &self,
+        table: &RoutingTable,
+        inputs: &Inputs<'_>,
+        header_classes: Vec<String>,
+        ev: &mut Evaluation,
+        sources: &mut Sources,
+    ) -> Verdict {
         for class in header_classes {
             sources.add(&mut ev.classifications, class, ClassificationSource::Header);
         }
@@ -186,11 +191,9 @@ impl PolicySet {
             match inputs.text {
                 BodyText::Complete(text) => {
                     if let Step::Stop(verdict) =
-                        self.run_detector(detector, table, inputs, text, &mut ev, &mut sources)
+                        self.run_detector(detector, table, inputs, text, ev, sources)
                     {
-                        ev.verdict = verdict;
-                        ev.classification_source = sources.deciding(table, &ev.classifications);
-                        return ev;
+                        return verdict;
                     }
                 }
                 // Not scanned (over the scan limit, or not collected): never clean.
@@ -210,19 +213,15 @@ impl PolicySet {
             .filter(|p| p.module.meta.phase == Phase::Pre);
         let mut decided: Option<Route> = None;
         for policy in pre {
-            match self.run_policy(policy, table, inputs, prompt, &mut ev, &mut sources, None) {
+            match self.run_policy(policy, table, inputs, prompt, ev, sources, None) {
                 Step::Next => {}
                 Step::Routed(route) => {
                     decided = Some(route);
                     break;
                 }
-                Step::Stop(verdict) => {
-                    ev.verdict = verdict;
-                    return ev;
-                }
+                Step::Stop(verdict) => return verdict,
             }
         }
-        ev.classification_source = sources.deciding(table, &ev.classifications);
         let mut decision = match decided {
             Some(route) => Decision::Route(route),
             None => match self.run_rules(table, inputs, &ev.classifications) {
@@ -233,11 +232,10 @@ impl PolicySet {
                         PolicyResult::Failed,
                         Some(error.to_string()),
                     ));
-                    ev.verdict = Verdict::Failed {
+                    return Verdict::Failed {
                         policy: Arc::new(self.rules.name.to_string()),
                         error,
                     };
-                    return ev;
                 }
             },
         };
@@ -247,32 +245,17 @@ impl PolicySet {
                 .iter()
                 .filter(|p| p.module.meta.phase == Phase::Post)
             {
-                let step = self.run_policy(
-                    policy,
-                    table,
-                    inputs,
-                    prompt,
-                    &mut ev,
-                    &mut sources,
-                    Some(route),
-                );
-                match step {
+                match self.run_policy(policy, table, inputs, prompt, ev, sources, Some(route)) {
                     Step::Next => {}
                     Step::Routed(new_route) => {
                         decision = Decision::Route(new_route);
                         break;
                     }
-                    Step::Stop(verdict) => {
-                        ev.verdict = verdict;
-                        ev.classification_source = sources.deciding(table, &ev.classifications);
-                        return ev;
-                    }
+                    Step::Stop(verdict) => return verdict,
                 }
             }
         }
-        ev.classification_source = sources.deciding(table, &ev.classifications);
-        ev.verdict = enforce_sensitivity(table, &ev.classifications, unscanned, decision);
-        ev
+        enforce_sensitivity(table, &ev.classifications, unscanned, decision)
     }
 
     /// Runs the detector over `text` window by window, stopping at the first finding.
