@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use llmkube_gateway::json_body::parse_json_body;
+use llmkube_gateway::parse_json_body;
 use llmkube_gateway::policy::windows::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windows};
 use llmkube_gateway::policy::{EngineSettings, PolicyEngine, PolicyModule};
 use llmkube_policy_sdk::view::RequestView;

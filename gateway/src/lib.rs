@@ -5,35 +5,25 @@
 //! ConfigMap through the Kubernetes API (Kubernetes mode) and returns a handle; the
 //! `llmkube-gateway` binary is a thin CLI around it.
 
-pub mod active_checks;
-pub mod audit;
-pub mod backend;
-pub mod body;
-pub mod body_budget;
-pub mod body_text;
-pub mod bundle;
-pub mod dispatch;
-pub mod error;
-pub mod error_shape;
-pub mod headers;
-pub mod health;
-pub mod inbound;
-pub mod json_body;
-#[cfg(feature = "kubernetes")]
-pub mod kube_source;
-pub mod metrics;
+mod audit;
+mod http;
+mod metrics;
 pub mod policy;
-pub mod proxy;
-pub mod record;
-pub mod refusal;
-pub mod reload;
-pub mod server;
-pub mod service;
-pub mod snapshot;
-pub mod sse;
-pub mod state;
-pub mod tls;
-pub mod upstream;
+mod request;
+mod router;
+mod routes;
+mod state;
+
+pub use http::server::ServerLimits;
+pub use http::sse::SseFraming;
+pub use http::tls::TlsError;
+pub use request::body_text::BodyText;
+pub use request::json_body::{JsonBody, parse_json_body};
+pub use request::upstream::ClientError;
+pub use router::backend::ResolveOptions;
+#[cfg(feature = "kubernetes")]
+pub use router::kube_source::ConfigMapSource;
+pub use router::reload::ReloadError;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,8 +36,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-pub use backend::ResolveOptions;
-
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -58,7 +46,7 @@ pub enum RouterSource {
     File(PathBuf),
     /// The gateway's ConfigMap, read and watched through the Kubernetes API.
     #[cfg(feature = "kubernetes")]
-    ConfigMap(kube_source::ConfigMapSource),
+    ConfigMap(ConfigMapSource),
 }
 
 /// How to run a gateway.
@@ -90,7 +78,7 @@ pub struct GatewayConfig {
     /// binary, else `/usr/share/llmkube/policies`.
     pub policy_dir: Option<PathBuf>,
     /// Bounds on connections and buffered bodies, whatever the clients do.
-    pub limits: server::ServerLimits,
+    pub limits: ServerLimits,
 }
 
 impl GatewayConfig {
@@ -114,7 +102,7 @@ impl GatewayConfig {
             watch: true,
             policy: policy::EngineSettings::default(),
             policy_dir: None,
-            limits: server::ServerLimits::default(),
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -124,13 +112,13 @@ impl GatewayConfig {
 pub enum StartError {
     /// The router file is missing or invalid.
     #[error(transparent)]
-    Router(#[from] reload::ReloadError),
+    Router(#[from] ReloadError),
     /// The upstream client could not be built.
     #[error(transparent)]
-    Client(#[from] upstream::ClientError),
+    Client(#[from] ClientError),
     /// Inbound TLS could not be set up.
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] TlsError),
     /// The WebAssembly engine could not be set up.
     #[error(transparent)]
     Engine(#[from] policy::engine::EngineError),
@@ -161,27 +149,29 @@ pub struct RunningGateway {
 /// Loads the router, binds the listeners and starts serving.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let builder = snapshot::SnapshotBuilder {
+    let builder = router::snapshot::SnapshotBuilder {
         resolve: config.resolve.clone(),
         audit_dropped: metrics.audit_dropped.clone(),
         engine: policy::PolicyEngine::new(config.policy.clone())?,
         policy_dir: config.policy_dir.clone(),
     };
     let bundle = match &config.source {
-        RouterSource::File(path) => reload::read_bundle(path)?,
+        RouterSource::File(path) => router::reload::read_bundle(path)?,
         #[cfg(feature = "kubernetes")]
         RouterSource::ConfigMap(cm) => cm.fetch().await?,
     };
-    let snapshot = reload::build_snapshot(&bundle, config.router_name.as_deref(), &builder, None)?;
+    let snapshot =
+        router::reload::build_snapshot(&bundle, config.router_name.as_deref(), &builder, None)?;
     let hash = bundle.content_hash();
-    let client = upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
+    let client =
+        request::upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let tls = match &config.tls {
-        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(http::tls::server_config(
             cert, key,
         )?)),
         None => None,
     };
-    let body_budget = body_budget::BodyBudget::new(
+    let body_budget = request::body_budget::BodyBudget::new(
         config.limits.body_memory_bytes,
         config.limits.body_memory_wait,
         metrics.body_bytes.clone(),
@@ -207,11 +197,11 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         source,
     })?;
     let (stop, stop_rx) = watch::channel(false);
-    let mut servers = vec![tokio::spawn(server::serve(
+    let mut servers = vec![tokio::spawn(http::server::serve(
         listener,
         tls,
         Arc::clone(&state),
-        service::handle,
+        routes::handle,
         stop_rx.clone(),
         config.shutdown_grace,
         config.limits.clone(),
@@ -220,26 +210,28 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     if let Some(maddr) = config.metrics_listen {
         let l = bind(maddr).await?;
         metrics_addr = l.local_addr().ok();
-        servers.push(tokio::spawn(server::serve(
+        servers.push(tokio::spawn(http::server::serve(
             l,
             None,
             Arc::clone(&state),
-            service::handle_metrics,
+            routes::handle_metrics,
             stop_rx,
             Duration::from_secs(1),
             config.limits.clone(),
         )));
     }
     let watcher = config.watch.then(|| match &config.source {
-        RouterSource::File(path) => {
-            reload::spawn_watcher(Arc::clone(&state), path.clone(), config.router_name.clone())
-        }
+        RouterSource::File(path) => router::reload::spawn_watcher(
+            Arc::clone(&state),
+            path.clone(),
+            config.router_name.clone(),
+        ),
         #[cfg(feature = "kubernetes")]
         RouterSource::ConfigMap(cm) => {
             cm.spawn_watcher(Arc::clone(&state), config.router_name.clone())
         }
     });
-    let checker = tokio::spawn(active_checks::run(Arc::clone(&state)));
+    let checker = tokio::spawn(router::active_checks::run(Arc::clone(&state)));
     let snap = state.router.load();
     tracing::info!(
         %addr,
@@ -274,10 +266,10 @@ impl RunningGateway {
 
     /// Re-reads the router file now (what the watcher does on change). Returns whether the
     /// router changed; always `false` for a ConfigMap source, which is watched.
-    pub fn reload_now(&self) -> Result<bool, reload::ReloadError> {
+    pub fn reload_now(&self) -> Result<bool, ReloadError> {
         match &self.config.source {
             RouterSource::File(path) => {
-                reload::reload(&self.state, path, self.config.router_name.as_deref())
+                router::reload::reload(&self.state, path, self.config.router_name.as_deref())
             }
             #[cfg(feature = "kubernetes")]
             RouterSource::ConfigMap(_) => Ok(false),

@@ -13,8 +13,8 @@ use clap::Parser;
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use llmkube_gateway::ServerLimits;
 use llmkube_gateway::policy::EngineSettings;
-use llmkube_gateway::server::ServerLimits;
 use llmkube_gateway::{GatewayConfig, ResolveOptions, RouterSource, start};
 use llmkube_router::duration::parse_duration;
 
@@ -270,13 +270,11 @@ async fn config_map_source(
 ) -> Result<RouterSource, kube::Error> {
     let client = kube::Client::try_default().await?;
     let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-    Ok(RouterSource::ConfigMap(
-        llmkube_gateway::kube_source::ConfigMapSource {
-            client,
-            namespace,
-            name,
-        },
-    ))
+    Ok(RouterSource::ConfigMap(llmkube_gateway::ConfigMapSource {
+        client,
+        namespace,
+        name,
+    }))
 }
 
 #[cfg(not(feature = "kubernetes"))]

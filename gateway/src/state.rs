@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
-use crate::health::now_ms;
 use crate::metrics::{AttemptLabels, BackendLabels, Metrics, RouterLabels};
-use crate::snapshot::{RouterSnapshot, SnapshotBuilder};
-use crate::upstream::HttpClient;
+use crate::request::upstream::HttpClient;
+use crate::router::health::now_ms;
+use crate::router::snapshot::{RouterSnapshot, SnapshotBuilder};
 
 /// Most shadow copies in flight at once; beyond it copies are skipped and counted.
 pub const SHADOW_SLOTS: usize = 256;
@@ -32,7 +32,7 @@ pub struct AppState {
     /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.
     pub draining: AtomicBool,
     /// Memory shared by every buffered request body.
-    pub body_budget: Arc<crate::body_budget::BodyBudget>,
+    pub body_budget: Arc<crate::request::body_budget::BodyBudget>,
 }
 
 impl AppState {

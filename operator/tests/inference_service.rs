@@ -214,7 +214,7 @@ fn init_failures_are_explained() {
 #[test]
 fn status_follows_the_model_the_downloader_and_the_replicas() {
     let i = isvc(Runtime::Llamacpp);
-    let phase = |obs: Observation| status(&i, &obs).phase.unwrap();
+    let phase = |obs: Observation| status(&i, &obs).phase.unwrap().as_str();
     assert_eq!(phase(Observation::default()), "Pending");
     assert_eq!(
         phase(Observation {
@@ -255,7 +255,7 @@ fn status_follows_the_model_the_downloader_and_the_replicas() {
             ..Default::default()
         },
     );
-    assert_eq!(failed.phase.as_deref(), Some("Failed"));
+    assert_eq!(failed.phase.map(|p| p.as_str()), Some("Failed"));
     assert!(failed.conditions[0].message.contains("TLS failure"));
     assert_eq!(
         failed.endpoint.as_deref(),

@@ -227,7 +227,7 @@ fn status_lists_every_problem_and_follows_the_gateway() {
     bad.spec.rules[0].fail_closed = false;
     bad.spec.default_route = Some("nowhere".into());
     let s = status(&bad, &validate_spec(&bad.spec), &Observation::default());
-    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    assert_eq!(s.phase.map(|p| p.as_str()), Some("Failed"));
     let validated = &s.conditions[0];
     assert_eq!(
         (validated.type_.as_str(), validated.status.as_str()),
@@ -247,7 +247,9 @@ fn status_lists_every_problem_and_follows_the_gateway() {
 
     let ok = validate_spec(&r.spec);
     assert_eq!(
-        status(&r, &ok, &Observation::default()).phase.as_deref(),
+        status(&r, &ok, &Observation::default())
+            .phase
+            .map(|p| p.as_str()),
         Some("Provisioning")
     );
     let degraded = status(
@@ -263,7 +265,7 @@ fn status_lists_every_problem_and_follows_the_gateway() {
             }],
         },
     );
-    assert_eq!(degraded.phase.as_deref(), Some("Degraded"));
+    assert_eq!(degraded.phase.map(|p| p.as_str()), Some("Degraded"));
     assert_eq!(
         degraded.conditions[1].message,
         "local-llama: InferenceService llama-3-8b is not Ready"
@@ -279,7 +281,7 @@ fn status_lists_every_problem_and_follows_the_gateway() {
     );
     assert_eq!(
         (
-            ready.phase.as_deref(),
+            ready.phase.map(|p| p.as_str()),
             ready.active_rules,
             ready.observed_generation
         ),

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llmkube_gateway::json_body::{BodyText, parse_json_body};
+use llmkube_gateway::{BodyText, parse_json_body};
 use llmkube_pii_detector::scan::{Kind, Kinds, scan};
 
 const MARKER: &str = "078-05-1120";

@@ -8,7 +8,7 @@ use llmkube_router::compiler::route_from;
 use llmkube_router::routing::{Route, RoutingTable, Via};
 use llmkube_router::spec::MAX_CLASSIFICATION_LEN;
 
-use crate::headers::gateway_owned;
+use crate::http::headers::gateway_owned;
 
 /// Most annotations per policy answer.
 const MAX_ANNOTATIONS: usize = 16;

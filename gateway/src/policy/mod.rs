@@ -10,7 +10,7 @@ mod answer;
 pub mod engine;
 pub mod harness;
 pub mod module;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod windows;
 
 pub use engine::{EngineSettings, PolicyEngine};

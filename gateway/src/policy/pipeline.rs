@@ -19,8 +19,8 @@ use llmkube_policy_sdk::wire::Writer;
 use super::answer::{Action, Answer};
 use super::windows::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windows};
 use super::{PolicyError, PolicyModule};
-use crate::body_text::BodyText;
 use crate::metrics::{Label, PolicyResult};
+use crate::request::body_text::BodyText;
 
 /// The classification the built-in detector adds, and that an unscannable body gets.
 pub const DETECTOR_CLASSIFICATION: &str = "pii";

@@ -13,7 +13,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
-use llmkube_gateway::kube_source::ConfigMapSource;
+use llmkube_gateway::ConfigMapSource;
 use llmkube_gateway::{GatewayConfig, RouterSource, start};
 use llmkube_router::bundle::{bundle_files, bundled_spec};
 use llmkube_router::compiler::compile;

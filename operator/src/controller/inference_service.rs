@@ -1,6 +1,7 @@
 //! Reconciling an `InferenceService`: apply its Deployment and Service once its Model is
 //! Ready, read the pods for download failures and GPU shortage, write status and Events.
 
+use llmkube_router::condition::Phase;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -30,7 +31,7 @@ async fn run(isvc: &InferenceService, ctx: &Context) -> Result<Action, Error> {
         obs.model_ready = model
             .status
             .as_ref()
-            .is_some_and(|s| s.phase.as_deref() == Some("Ready"));
+            .is_some_and(|s| s.phase == Some(Phase::Ready));
     }
     if let (true, Some(model)) = (obs.model_ready, &model) {
         let settings = &ctx.settings.inference;
@@ -55,8 +56,8 @@ async fn run(isvc: &InferenceService, ctx: &Context) -> Result<Action, Error> {
     if write::status(&ctx.client, isvc, current, &mut next).await? {
         announce_failure(isvc, current, &next, ctx).await;
     }
-    Ok(match next.phase.as_deref() {
-        Some("Ready") => Action::requeue(RESYNC),
+    Ok(match next.phase {
+        Some(Phase::Ready) => Action::requeue(RESYNC),
         _ => Action::requeue(PROGRESS),
     })
 }
@@ -72,7 +73,7 @@ async fn announce_failure(
     let Some(ready) = next.conditions.iter().find(|c| c.type_ == "Ready") else {
         return;
     };
-    let failing = matches!(next.phase.as_deref(), Some("Failed" | "WaitingForGPU"));
+    let failing = matches!(next.phase, Some(Phase::Failed | Phase::WaitingForGpu));
     let before = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
     if !failing || before.is_some_and(|b| b.message == ready.message) {
         return;

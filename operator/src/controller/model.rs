@@ -1,5 +1,6 @@
 //! Reconciling a `Model`: look at its PVC or at the model-downloader's verdict, write status.
 
+use llmkube_router::condition::Phase;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -45,8 +46,8 @@ async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
     }
     let mut next = status(&model.spec, &ns, &obs);
     super::write::status(&ctx.client, model, model.status.as_ref(), &mut next).await?;
-    Ok(match next.phase.as_deref() {
-        Some("Pending") => Action::requeue(PROGRESS),
+    Ok(match next.phase {
+        Some(Phase::Pending) => Action::requeue(PROGRESS),
         _ => Action::requeue(RESYNC),
     })
 }

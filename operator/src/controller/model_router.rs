@@ -4,6 +4,7 @@
 //!
 //! An invalid router never touches the running gateway: its objects keep the last good rules.
 
+use llmkube_router::condition::Phase;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -82,9 +83,9 @@ async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
     }
     let mut next = status(router, &validation, &obs);
     write::status(&ctx.client, router, router.status.as_ref(), &mut next).await?;
-    Ok(match next.phase.as_deref() {
-        Some("Ready") => Action::requeue(RESYNC),
-        Some("Failed") => Action::await_change(),
+    Ok(match next.phase {
+        Some(Phase::Ready) => Action::requeue(RESYNC),
+        Some(Phase::Failed) => Action::await_change(),
         _ => Action::requeue(PROGRESS),
     })
 }
@@ -170,11 +171,11 @@ async fn backend_statuses(
             match services.get_opt(&r.name).await? {
                 None => Some(format!("InferenceService {:?} not found", r.name)),
                 Some(isvc) => match isvc.status.and_then(|s| s.phase) {
-                    Some(phase) if phase == "Ready" => None,
+                    Some(Phase::Ready) => None,
                     phase => Some(format!(
                         "InferenceService {:?} is {}",
                         r.name,
-                        phase.as_deref().unwrap_or("not ready yet")
+                        phase.map_or("not ready yet", Phase::as_str)
                     )),
                 },
             }

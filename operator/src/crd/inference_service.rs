@@ -164,7 +164,7 @@ pub struct InferenceResources {
 pub struct InferenceServiceStatus {
     /// `Pending`, `Creating`, `Progressing`, `Ready`, `WaitingForGPU` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<llmkube_router::condition::Phase>,
     /// In-cluster URL of the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

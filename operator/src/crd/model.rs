@@ -141,7 +141,7 @@ pub struct ModelResources {
 pub struct ModelStatus {
     /// `Pending`, `Downloading`, `Copying`, `Ready` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<llmkube_router::condition::Phase>,
     /// File size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,

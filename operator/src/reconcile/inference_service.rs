@@ -18,7 +18,7 @@ use super::model::{Source, parse_source};
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
 use crate::reconcile::admission::Allowance;
-use llmkube_router::condition::Condition;
+use llmkube_router::condition::{Condition, Phase};
 
 /// The Service port every InferenceService is reached on (routers dial it).
 pub const SERVICE_PORT: i32 = llmkube_router::defaults::INFERENCE_SERVICE_PORT as i32;
@@ -539,24 +539,24 @@ pub fn status(isvc: &InferenceService, obs: &Observation) -> InferenceServiceSta
         .clone()
         .unwrap_or_else(|| llmkube_router::DEFAULT_NAMESPACE.into());
     let (phase, ready, reason, message) = if let Some(why) = &obs.config_error {
-        ("Failed", false, "InvalidSpec", why.clone())
+        (Phase::Failed, false, "InvalidSpec", why.clone())
     } else if let Some((code, msg)) = &obs.init_failure {
         (
-            "Failed",
+            Phase::Failed,
             false,
             "ModelDownloadFailed",
             explain_init_failure(*code, msg),
         )
     } else if !obs.model_ready {
         (
-            "Pending",
+            Phase::Pending,
             false,
             "ModelNotReady",
             format!("waiting for Model {:?} to be Ready", isvc.spec.model_ref),
         )
     } else if obs.waiting_for_gpu {
         (
-            "WaitingForGPU",
+            Phase::WaitingForGpu,
             false,
             "InsufficientGPU",
             "no node has the requested GPUs free".into(),
@@ -564,22 +564,27 @@ pub fn status(isvc: &InferenceService, obs: &Observation) -> InferenceServiceSta
     } else {
         match obs.replicas {
             None => (
-                "Creating",
+                Phase::Creating,
                 false,
                 "Creating",
                 "creating the Deployment".into(),
             ),
             Some((r, d)) if r < d || d == 0 => (
-                "Progressing",
+                Phase::Progressing,
                 false,
                 "Progressing",
                 format!("{r}/{d} replicas ready"),
             ),
-            Some((r, d)) => ("Ready", true, "Ready", format!("{r}/{d} replicas ready")),
+            Some((r, d)) => (
+                Phase::Ready,
+                true,
+                "Ready",
+                format!("{r}/{d} replicas ready"),
+            ),
         }
     };
     InferenceServiceStatus {
-        phase: Some(phase.into()),
+        phase: Some(phase),
         endpoint: Some(format!(
             "http://{name}.{namespace}.svc.cluster.local:{SERVICE_PORT}"
         )),

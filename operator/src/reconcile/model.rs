@@ -4,7 +4,7 @@ use super::downloader::{explain_init_failure, newest_downloader_exit};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::model::{ModelFormat, ModelSpec, ModelStatus};
-use llmkube_router::condition::Condition;
+use llmkube_router::condition::{Condition, Phase};
 
 /// A parsed `spec.source`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,16 +120,16 @@ pub fn parse_report(exit_code: i32, message: &str) -> DownloadReport {
 /// The status a Model should have, given what was observed.
 pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStatus {
     let (phase, ready, reason, message, path) = match parse_source(spec) {
-        Err(message) => ("Failed", false, "InvalidSource", message, None),
+        Err(message) => (Phase::Failed, false, "InvalidSource", message, None),
         Ok(_) if obs.refused.is_some() => (
-            "Failed",
+            Phase::Failed,
             false,
             "SourceNotAllowed",
             obs.refused.clone().unwrap_or_default(),
             None,
         ),
         Ok(Source::Remote(url)) if url.starts_with("http://") && !spec.allow_plain_http => (
-            "Failed",
+            Phase::Failed,
             false,
             "InsecureSource",
             format!("source {url:?} is plain http://, which anyone on the path can alter; use https:// or set spec.allowPlainHttp: true"),
@@ -137,14 +137,14 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
         ),
         Ok(Source::Pvc { claim, path }) => match &obs.pvc_phase {
             None | Some(None) => (
-                "Failed",
+                Phase::Failed,
                 false,
                 "PVCNotFound",
                 format!("PVC {claim:?} not found in namespace {namespace:?}"),
                 None,
             ),
             Some(Some(phase)) if phase != "Bound" => (
-                "Pending",
+                Phase::Pending,
                 false,
                 "PVCNotBound",
                 format!("PVC {claim:?} is {phase}, waiting for it to be Bound"),
@@ -152,11 +152,11 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
             ),
             Some(Some(_)) => {
                 let mounted = format!("/models/{path}");
-                ("Ready", true, "PVCBound", format!("served read-only from PVC {claim:?}"), Some(mounted))
+                (Phase::Ready, true, "PVCBound", format!("served read-only from PVC {claim:?}"), Some(mounted))
             }
         },
         Ok(Source::HfRepo(id)) => (
-            "Ready",
+            Phase::Ready,
             true,
             "ResolvedAtRuntime",
             format!("{id} is resolved by the runtime image through its HF_ENDPOINT mirror"),
@@ -164,21 +164,21 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
         ),
         Ok(Source::Remote(_) | Source::File(_)) => match &obs.download {
             None => (
-                "Ready",
+                Phase::Ready,
                 true,
                 "AwaitingDownload",
                 "fetched and verified by the model-downloader init container of each InferenceService".to_owned(),
                 None,
             ),
-            Some(DownloadReport::Done { .. }) => ("Ready", true, "Verified", "downloaded and hashed".to_owned(), Some("/models/model".to_owned())),
+            Some(DownloadReport::Done { .. }) => (Phase::Ready, true, "Verified", "downloaded and hashed".to_owned(), Some("/models/model".to_owned())),
             Some(DownloadReport::Mismatch { expected, actual }) => (
-                "Failed",
+                Phase::Failed,
                 false,
                 "SHA256Mismatch",
                 format!("sha256 mismatch: spec.sha256 is {expected} but the file hashed to {actual}; the file was deleted"),
                 None,
             ),
-            Some(DownloadReport::Failed(why)) => ("Failed", false, "DownloadFailed", why.clone(), None),
+            Some(DownloadReport::Failed(why)) => (Phase::Failed, false, "DownloadFailed", why.clone(), None),
         },
     };
     let (sha256, size) = match &obs.download {
@@ -205,7 +205,7 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
         });
     }
     ModelStatus {
-        phase: Some(phase.to_owned()),
+        phase: Some(phase),
         path,
         sha256,
         size,
@@ -243,7 +243,7 @@ mod tests {
     fn ready(s: &ModelStatus) -> (&str, &str, &str) {
         let c = &s.conditions[0];
         (
-            s.phase.as_deref().unwrap(),
+            s.phase.unwrap().as_str(),
             c.status.as_str(),
             c.message.as_str(),
         )

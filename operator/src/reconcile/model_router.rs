@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use llmkube_router::bundle::{bundle_files, bundled_spec};
 use llmkube_router::compiler::CompiledRules;
-use llmkube_router::condition::Condition;
+use llmkube_router::condition::{Condition, Phase};
 use llmkube_router::manifest::{ManifestMeta, RouterManifest};
 use llmkube_router::spec::{
     BackendStatus, ModelRouter, ModelRouterSpec, ModelRouterStatus, Provider,
@@ -530,16 +530,16 @@ pub fn status(
         ),
     };
     let phase = if validation.is_err() {
-        "Failed"
+        Phase::Failed
     } else if available.status != "True" {
-        "Provisioning"
+        Phase::Provisioning
     } else if backends_ready.status != "True" {
-        "Degraded"
+        Phase::Degraded
     } else {
-        "Ready"
+        Phase::Ready
     };
     ModelRouterStatus {
-        phase: Some(phase.into()),
+        phase: Some(phase),
         endpoint: validation.is_ok().then(|| endpoint(router)),
         active_rules: validation.is_ok().then_some(router.spec.rules.len() as i32),
         backends: obs.backends.clone(),

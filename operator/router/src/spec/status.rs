@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Tier;
+use crate::condition::Phase;
 
 /// Observed state of a `ModelRouter`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -11,7 +12,7 @@ use super::Tier;
 pub struct ModelRouterStatus {
     /// `Pending`, `Provisioning`, `Ready`, `Degraded` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// URL of the router's chat completions endpoint inside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

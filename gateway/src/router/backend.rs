@@ -18,8 +18,8 @@ use llmkube_router::duration::parse_duration;
 use llmkube_router::spec::{Backend, Provider, Tier};
 use llmkube_router::validate::FieldError;
 
-use crate::health::BackendHealth;
 use crate::metrics::Label;
+use crate::router::health::BackendHealth;
 
 /// How backends are found and authenticated, outside the manifest.
 #[derive(Debug, Clone, Default)]

@@ -12,9 +12,9 @@ use llmkube_router::manifest::{LoadError, load_router};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bundle::RouterBundle;
 use crate::metrics::{ReloadLabels, ReloadResult};
-use crate::snapshot::{BuildError, RouterSnapshot, SnapshotBuilder};
+use crate::router::bundle::RouterBundle;
+use crate::router::snapshot::{BuildError, RouterSnapshot, SnapshotBuilder};
 use crate::state::AppState;
 
 /// Why the router file could not be (re)loaded.

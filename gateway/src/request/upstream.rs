@@ -21,8 +21,8 @@ use llmkube_router::spec::{Provider, Tier};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::backend::BackendTarget;
-use crate::json_body::JsonBody;
+use crate::request::json_body::JsonBody;
+use crate::router::backend::BackendTarget;
 
 /// The request as sent to backends.
 pub struct Outbound<'a> {
@@ -147,7 +147,7 @@ const INTERNAL_ONLY: [&str; 5] = [
 /// client's `Connection` header names.
 fn never_forwarded(name: &HeaderName, inbound: &HeaderMap) -> bool {
     let n = name.as_str();
-    crate::headers::gateway_owned(name)
+    crate::http::headers::gateway_owned(name)
         || inbound
             .get_all(header::CONNECTION)
             .iter()
@@ -242,7 +242,7 @@ pub fn strip_response_headers(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::try_from(t.trim()).ok())
         .collect();
-    for name in crate::headers::HOP_BY_HOP
+    for name in crate::http::headers::HOP_BY_HOP
         .iter()
         .chain(&["transfer-encoding"])
     {

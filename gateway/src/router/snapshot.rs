@@ -20,12 +20,12 @@ use llmkube_router::validate::{FieldError, ValidationErrors};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::audit::{AuditTarget, AuditWriter};
-use crate::backend::{BackendTarget, ResolveOptions, resolve_backends};
-use crate::bundle::RouterBundle;
-use crate::health::BackendHealth;
 use crate::metrics::Label;
 use crate::policy::pipeline::{ActivePolicy, PolicySet};
 use crate::policy::{PolicyEngine, PolicyModule};
+use crate::router::backend::{BackendTarget, ResolveOptions, resolve_backends};
+use crate::router::bundle::RouterBundle;
+use crate::router::health::BackendHealth;
 
 /// File name of the built-in PII detector in the policy directory.
 pub const PII_DETECTOR_FILE: &str = "llmkube_pii_detector.wasm";

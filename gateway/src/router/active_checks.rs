@@ -1,6 +1,6 @@
 //! Active health checks: every backend that declares `healthCheck` is probed on its own
 //! interval, by one ticker for whatever router is current (health is kept by backend name, so
-//! checks carry over reloads). The verdicts feed [`crate::health::BackendHealth`].
+//! checks carry over reloads). The verdicts feed [`crate::router::health::BackendHealth`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 
-use crate::health::{UNTIL_CHECK_PASSES, now_ms};
 use crate::metrics::AttemptResult;
+use crate::router::health::{UNTIL_CHECK_PASSES, now_ms};
 use crate::state::AppState;
 
 /// How often the active checker looks for due checks.
@@ -70,7 +70,7 @@ pub async fn run(state: Arc<AppState>) {
 /// One GET of the backend's check path: 2xx within the timeout passes.
 async fn check_once(
     state: &AppState,
-    target: &crate::backend::BackendTarget,
+    target: &crate::router::backend::BackendTarget,
 ) -> Result<(), String> {
     let Some(check) = &target.health_check else {
         return Ok(());

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::GatewayBody;
-pub use crate::error_shape::error_json;
+use crate::http::body::GatewayBody;
+pub use crate::http::error_shape::error_json;
 
 /// Longest piece of client input (a `model`) echoed into an error message or an audit line,
 /// in bytes: a client must not be able to inflate what the gateway writes.

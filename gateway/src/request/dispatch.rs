@@ -16,11 +16,11 @@ use hyper::body::Incoming;
 use llmkube_router::routing::Route;
 use llmkube_router::spec::Strategy;
 
-use crate::health::now_ms;
 use crate::metrics::AttemptResult;
-use crate::snapshot::RouterSnapshot;
+use crate::request::upstream::Outbound;
+use crate::router::health::now_ms;
+use crate::router::snapshot::RouterSnapshot;
 use crate::state::AppState;
-use crate::upstream::Outbound;
 
 /// A backend answered.
 pub struct Answered {
@@ -102,7 +102,7 @@ pub fn weighted_order(candidates: impl Iterator<Item = (usize, u32)>) -> Vec<usi
 /// Time to response headers for one attempt: the rule's, else the backend's, else the router's.
 fn attempt_timeout(
     route: &Route,
-    target: &crate::backend::BackendTarget,
+    target: &crate::router::backend::BackendTarget,
     snap: &RouterSnapshot,
 ) -> Duration {
     route
@@ -166,7 +166,7 @@ async fn attempt(
     out: &Outbound<'_>,
     progress: &mut Progress,
     b: usize,
-    permit: crate::health::Permit<'_>,
+    permit: crate::router::health::Permit<'_>,
     last: &mut Option<(usize, Failure)>,
 ) -> Option<Answered> {
     let target = &snap.backends[b];
@@ -174,14 +174,17 @@ async fn attempt(
         let timeout = attempt_timeout(route, target, snap);
         progress.attempts += 1;
         progress.last_timeout = Some(timeout);
-        let request =
-            match crate::upstream::build_request(target, out, &snap.table.classification_header) {
-                Ok(r) => r,
-                Err(e) => {
-                    *last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
-                    return None;
-                }
-            };
+        let request = match crate::request::upstream::build_request(
+            target,
+            out,
+            &snap.table.classification_header,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                *last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
+                return None;
+            }
+        };
         let sent = Instant::now();
         let result = tokio::time::timeout(timeout, state.client.request(request)).await;
         progress.upstream_wait += sent.elapsed();
@@ -243,7 +246,7 @@ fn shadow(
             continue;
         };
         let Ok(request) =
-            crate::upstream::build_request(target, out, &snap.table.classification_header)
+            crate::request::upstream::build_request(target, out, &snap.table.classification_header)
         else {
             continue;
         };

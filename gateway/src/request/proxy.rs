@@ -14,25 +14,25 @@ use hyper::body::Incoming;
 use llmkube_router::defaults::TASK_COMPLEXITY_HEADER;
 use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
-use crate::body::{GatewayBody, StreamLimits};
-use crate::body_budget::Reservation;
-use crate::dispatch::{Answered, Exhausted, Failure, dispatch};
-use crate::error::ApiError;
-use crate::inbound::{classifications, read_body};
-use crate::json_body::{JsonBody, parse_json_body};
+use crate::http::body::{GatewayBody, StreamLimits};
+use crate::http::error::ApiError;
 use crate::policy::pipeline::{Inputs, Verdict};
-use crate::record::{Outcome, RequestRecord};
-use crate::refusal::Refusal;
-use crate::snapshot::RouterSnapshot;
+use crate::request::body_budget::Reservation;
+use crate::request::dispatch::{Answered, Exhausted, Failure, dispatch};
+use crate::request::inbound::{classifications, read_body};
+use crate::request::json_body::{JsonBody, parse_json_body};
+use crate::request::record::{Outcome, RequestRecord};
+use crate::request::refusal::Refusal;
+use crate::request::upstream::{Outbound, strip_response_headers};
+use crate::router::snapshot::RouterSnapshot;
 use crate::state::AppState;
-use crate::upstream::{Outbound, strip_response_headers};
 
 /// Response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-llmkube-backend";
 /// Response header naming the rule that matched.
 pub const RULE_HEADER: &str = "x-llmkube-rule";
 /// Largest non-streamed answer (with a Content-Length) read whole before it is sent on;
-/// larger or streamed answers go through a stream task (see [`crate::body`]).
+/// larger or streamed answers go through a stream task (see [`crate::http::body`]).
 const BUFFERED_ANSWER_MAX: u64 = 64 << 10;
 
 /// Serves one request of a proxied endpoint.
@@ -120,7 +120,7 @@ fn parse(
 ) -> Result<JsonBody, Refusal> {
     rec.bytes_in = body.len() as u64;
     let json = parse_json_body(body, scan_limit).map_err(Refusal::bad_request)?;
-    rec.model = crate::error::echo(&json.model).into_owned();
+    rec.model = crate::http::error::echo(&json.model).into_owned();
     if snap.audit_body {
         rec.body = Some(json.bytes.clone());
     }

@@ -9,7 +9,7 @@
 //! outcome `client_stalled`. A stream cut after it started ends with an SSE `error` event and
 //! a clean close when the backend stopped between events; inside an event, or for a non-SSE
 //! body, it is aborted instead, the only honest signal left once headers are sent (see
-//! [`crate::sse`]). Memory per stream stays at the channel's few frames.
+//! [`crate::http::sse`]). Memory per stream stays at the channel's few frames.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,8 +24,8 @@ use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::error_shape::error_json;
-use crate::sse::SseFraming;
+use crate::http::error_shape::error_json;
+use crate::http::sse::SseFraming;
 
 /// Boxed error of a response body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,5 +1,5 @@
 //! Reading a client request: the bounded body and the routing facts from headers (the body's
-//! JSON is read by [`crate::json_body`]).
+//! JSON is read by [`crate::request::json_body`]).
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::body_budget::{BudgetFull, Reservation};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::request::body_budget::{BudgetFull, Reservation};
 use llmkube_router::spec::{MAX_CLASSIFICATION_LEN, MAX_CLASSIFICATIONS};
 
 /// Longest time a client may take to send its body.

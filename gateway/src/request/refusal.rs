@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use http::Response;
 
-use crate::body::GatewayBody;
-use crate::error::ApiError;
-use crate::record::{Outcome, RequestRecord};
+use crate::http::body::GatewayBody;
+use crate::http::error::ApiError;
+use crate::request::record::{Outcome, RequestRecord};
 
 /// The error answered and the outcome recorded.
 #[derive(Debug)]

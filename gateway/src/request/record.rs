@@ -7,11 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::body::{StreamEnd, StreamWatch};
-use crate::dispatch::Progress;
+use crate::http::body::{StreamEnd, StreamWatch};
 use crate::metrics::{Label, Metrics, RequestLabels, RouterLabels, RuleLabels};
 use crate::policy::pipeline::{ClassificationSource, Evaluation, PolicyTrace};
-use crate::snapshot::RouterSnapshot;
+use crate::request::dispatch::Progress;
+use crate::router::snapshot::RouterSnapshot;
 
 /// How a request ended (the audit `outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,9 +8,9 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::body::GatewayBody;
-use crate::error::ApiError;
-use crate::proxy::proxy;
+use crate::http::body::GatewayBody;
+use crate::http::error::ApiError;
+use crate::request::proxy::proxy;
 use crate::state::AppState;
 
 const PROXIED: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];

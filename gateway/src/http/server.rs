@@ -27,8 +27,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{BoxError, GatewayBody};
-use crate::health::now_ms;
+use crate::http::body::{BoxError, GatewayBody};
+use crate::router::health::now_ms;
 use crate::state::AppState;
 
 /// Longest time a client may take to finish the TLS handshake.

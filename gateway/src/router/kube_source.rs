@@ -12,8 +12,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
-use crate::bundle::{ROUTER_KEY, RouterBundle};
-use crate::reload::{ReloadError, swap_in};
+use crate::router::bundle::{ROUTER_KEY, RouterBundle};
+use crate::router::reload::{ReloadError, swap_in};
 use crate::state::AppState;
 
 /// The ConfigMap a gateway serves (written by the controller).

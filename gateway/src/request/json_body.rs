@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-pub use crate::body_text::BodyText;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+pub use crate::request::body_text::BodyText;
 
 /// A request body that is a JSON object, with what routing needs from it.
 #[derive(Debug)]

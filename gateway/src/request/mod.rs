@@ -1,0 +1,12 @@
+//! One proxied request from its bytes to its audit line: read and parse, decide, dispatch to
+//! the route's backends, respond. [`proxy`] lists the steps.
+
+pub(crate) mod body_budget;
+pub(crate) mod body_text;
+pub(crate) mod dispatch;
+mod inbound;
+pub(crate) mod json_body;
+pub(crate) mod proxy;
+pub(crate) mod record;
+mod refusal;
+pub(crate) mod upstream;
