@@ -5,43 +5,7 @@
 
 use wasm_encoder::{BlockType, Function, InstructionSink, MemArg, ValType};
 
-/// Function indices (the module has no imports).
-pub mod idx {
-    /// `llmkube_alloc(len) -> ptr`
-    pub const ALLOC: u32 = 0;
-    /// `llmkube_configure(ptr, len) -> i64`
-    pub const CONFIGURE: u32 = 1;
-    /// `llmkube_evaluate(ptr, len) -> i64`
-    pub const EVALUATE: u32 = 2;
-    /// `eq(a, alen, b, blen) -> bool`
-    pub const EQ: u32 = 3;
-    /// `eq_ci_trim(s, slen, lit, litlen) -> bool`: ASCII-trimmed, ASCII case-insensitive.
-    pub const EQ_CI_TRIM: u32 = 4;
-    /// `glob(p, plen, s, slen) -> bool`: `*` any bytes, `?` one byte.
-    pub const GLOB: u32 = 5;
-    /// `any_in_set(list, n, set, set_n) -> bool`
-    pub const ANY_IN_SET: u32 = 6;
-    /// `has_header(hdrs, n, name, nlen, value, vlen) -> bool`
-    pub const HAS_HEADER: u32 = 7;
-    /// `first_header_ci_eq(hdrs, n, name, nlen, lit, litlen) -> bool`
-    pub const FIRST_HEADER_CI_EQ: u32 = 8;
-    /// `skip_strs(p, n) -> p'`
-    pub const SKIP_STRS: u32 = 9;
-}
-
-/// Type indices.
-pub mod ty {
-    /// `(i32) -> i32`
-    pub const I_I: u32 = 0;
-    /// `(i32, i32) -> i64`
-    pub const II_L: u32 = 1;
-    /// `(i32 x4) -> i32`
-    pub const IIII_I: u32 = 2;
-    /// `(i32 x6) -> i32`
-    pub const IIIIII_I: u32 = 3;
-    /// `(i32, i32) -> i32`
-    pub const II_I: u32 = 4;
-}
+use super::funcs::Func;
 
 /// A byte load.
 pub fn byte() -> MemArg {
@@ -394,7 +358,7 @@ pub fn any_in_set() -> Function {
         .i32_const(4)
         .i32_add()
         .i32_load(word())
-        .call(idx::EQ)
+        .call(Func::Eq.index())
         .if_(BlockType::Empty)
         .i32_const(1)
         .return_()
@@ -458,21 +422,21 @@ fn header_walk(first_match_decides: bool) -> Function {
         .local_get(kl)
         .local_get(name)
         .local_get(nlen)
-        .call(idx::EQ)
+        .call(Func::Eq.index())
         .if_(BlockType::Empty);
     if first_match_decides {
         s.local_get(v)
             .local_get(vl)
             .local_get(x)
             .local_get(xlen)
-            .call(idx::EQ_CI_TRIM)
+            .call(Func::EqCiTrim.index())
             .return_();
     } else {
         s.local_get(v)
             .local_get(vl)
             .local_get(x)
             .local_get(xlen)
-            .call(idx::EQ)
+            .call(Func::Eq.index())
             .if_(BlockType::Empty)
             .i32_const(1)
             .return_()
