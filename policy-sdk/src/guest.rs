@@ -15,16 +15,90 @@ thread_local! {
     static OUTPUT: RefCell<Writer> = RefCell::new(Writer::with_capacity(256));
 }
 
-/// Copies a string into a byte array at compile time (for the metadata section).
-pub const fn bytes_of<const N: usize>(s: &str) -> [u8; N] {
-    let src = s.as_bytes();
-    let mut out = [0u8; N];
+/// The metadata section's start: the ABI version, then the policy's own object.
+const SECTION_HEAD: &str = "{\"abi\":{\"major\":1,\"minor\":0},\"policy\":";
+const _: () = assert!(crate::abi::MAJOR == 1 && crate::abi::MINOR == 0);
+
+/// Whether the policy's metadata gives its own `"version"` (else the crate's is put in).
+const fn names_version(meta: &[u8]) -> bool {
+    let key = b"\"version\"";
     let mut i = 0;
-    while i < N {
-        out[i] = src[i];
+    while i + key.len() <= meta.len() {
+        let mut k = 0;
+        while k < key.len() && meta[i + k] == key[k] {
+            k += 1;
+        }
+        if k == key.len() {
+            return true;
+        }
         i += 1;
     }
+    false
+}
+
+/// Where the policy's object opens (just past its `{`), and whether anything follows before
+/// its `}` (so that the version needs a comma after it).
+const fn object_start(meta: &[u8]) -> (usize, bool) {
+    let mut i = 0;
+    while i < meta.len() && meta[i] != b'{' {
+        i += 1;
+    }
+    let start = if i < meta.len() { i + 1 } else { meta.len() };
+    let mut j = start;
+    while j < meta.len() && meta[j].is_ascii_whitespace() {
+        j += 1;
+    }
+    (start, j < meta.len() && meta[j] != b'}')
+}
+
+/// Length of [`section`]`(meta, version)`.
+pub const fn section_len(meta: &str, version: &str) -> usize {
+    let meta = meta.as_bytes();
+    let mut len = SECTION_HEAD.len() + meta.len() + 1;
+    if !names_version(meta) {
+        let (_, more) = object_start(meta);
+        // "version":"<version>" and a comma when more follows.
+        len += 12 + version.len() + more as usize;
+    }
+    len
+}
+
+/// The metadata section at compile time: the ABI version, then the policy's `meta` object with
+/// `"version": version` (the crate's version) put first unless `meta` names its own.
+/// `N` must be [`section_len`]`(meta, version)`.
+pub const fn section<const N: usize>(meta: &str, version: &str) -> [u8; N] {
+    let (meta, version) = (meta.as_bytes(), version.as_bytes());
+    let mut out = [0u8; N];
+    let mut n = 0;
+    n = put(&mut out, n, SECTION_HEAD.as_bytes(), 0, SECTION_HEAD.len());
+    if names_version(meta) {
+        n = put(&mut out, n, meta, 0, meta.len());
+    } else {
+        let (start, more) = object_start(meta);
+        n = put(&mut out, n, meta, 0, start);
+        n = put(&mut out, n, b"\"version\":\"", 0, 11);
+        n = put(&mut out, n, version, 0, version.len());
+        n = put(&mut out, n, b"\",", 0, 1 + more as usize);
+        n = put(&mut out, n, meta, start, meta.len());
+    }
+    put(&mut out, n, b"}", 0, 1);
     out
+}
+
+/// Copies `src[from..to]` into `out` at `at`; returns the end.
+const fn put<const N: usize>(
+    out: &mut [u8; N],
+    at: usize,
+    src: &[u8],
+    from: usize,
+    to: usize,
+) -> usize {
+    let mut i = from;
+    while i < to {
+        out[at + i - from] = src[i];
+        i += 1;
+    }
+    at + to - from
 }
 
 /// `llmkube_alloc`: a zeroed buffer the host writes input into; ownership comes back with the
@@ -91,14 +165,13 @@ pub fn evaluate<P: Policy>(ptr: i32, len: i32, slot: &'static LocalKey<RefCell<O
 
 /// Exports a [`Policy`] as a WebAssembly policy module.
 ///
-/// The second argument is the policy's metadata as a JSON object literal (`name`, `version`,
-/// and optionally `needs`, `reuse`, `phase`, `configSchema`, `description`); the ABI version
-/// is added for you. A unit test checking the metadata is generated too.
+/// The second argument is the policy's metadata as a JSON object literal (`name`, and
+/// optionally `version`, `needs`, `reuse`, `phase`, `configSchema`, `description`); the ABI
+/// version is added for you, and `version` defaults to the policy crate's version. A unit test checking the metadata is generated too.
 ///
 /// ```ignore
 /// llmkube_policy_sdk::export_policy!(TenantAllowlist, r#"{
 ///     "name": "tenant-allowlist",
-///     "version": "0.1.0",
 ///     "needs": { "headers": ["x-tenant"] }
 /// }"#);
 /// ```
@@ -106,13 +179,13 @@ pub fn evaluate<P: Policy>(ptr: i32, len: i32, slot: &'static LocalKey<RefCell<O
 macro_rules! export_policy {
     ($policy:ty, $meta:literal) => {
         const _: () = {
-            const META: &str =
-                concat!("{\"abi\":{\"major\":1,\"minor\":0},\"policy\":", $meta, "}");
-            const _: () = assert!($crate::abi::MAJOR == 1 && $crate::abi::MINOR == 0);
+            const META: &str = $meta;
+            const VERSION: &str = env!("CARGO_PKG_VERSION");
+            const LEN: usize = $crate::guest::section_len(META, VERSION);
 
             #[cfg_attr(target_arch = "wasm32", unsafe(link_section = "llmkube.policy"))]
             #[used]
-            static METADATA: [u8; META.len()] = $crate::guest::bytes_of::<{ META.len() }>(META);
+            static METADATA: [u8; LEN] = $crate::guest::section::<LEN>(META, VERSION);
 
             #[allow(non_upper_case_globals)]
             #[unsafe(no_mangle)]
@@ -145,8 +218,10 @@ macro_rules! export_policy {
         #[cfg(test)]
         #[test]
         fn llmkube_policy_metadata_is_valid() {
-            let meta = concat!("{\"abi\":{\"major\":1,\"minor\":0},\"policy\":", $meta, "}");
-            if let Err(e) = $crate::metadata::parse_section(meta.as_bytes()) {
+            const VERSION: &str = env!("CARGO_PKG_VERSION");
+            const LEN: usize = $crate::guest::section_len($meta, VERSION);
+            let section = $crate::guest::section::<LEN>($meta, VERSION);
+            if let Err(e) = $crate::metadata::parse_section(&section) {
                 panic!("{e}");
             }
         }
@@ -189,4 +264,46 @@ pub fn log(level: Level, message: &str) {
     }
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("[policy log {level}] {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{section, section_len};
+    use crate::metadata::parse_section;
+
+    /// The section for `meta` built by a crate at version 2.3.4 (`section` writes exactly
+    /// `section_len` bytes; a larger array leaves zeros after them).
+    fn built(meta: &str) -> crate::metadata::Section {
+        let len = section_len(meta, "2.3.4");
+        let bytes = section::<512>(meta, "2.3.4");
+        parse_section(&bytes[..len]).unwrap_or_else(|e| panic!("{meta}: {e}"))
+    }
+
+    #[test]
+    fn the_version_defaults_to_the_crate_version() {
+        let s = built(r#"{ "name": "a", "needs": { "headers": ["x-team"] } }"#);
+        assert_eq!(
+            (s.policy.name.as_str(), s.policy.version.as_str()),
+            ("a", "2.3.4")
+        );
+        assert_eq!(s.policy.needs.headers, ["x-team"]);
+    }
+
+    #[test]
+    fn a_version_the_policy_names_is_kept() {
+        let s = built(r#"{"name":"a","version":"0.9.0"}"#);
+        assert_eq!(s.policy.version, "0.9.0");
+    }
+
+    #[test]
+    fn an_object_with_only_whitespace_after_its_brace_gets_no_stray_comma() {
+        let meta = "{ }";
+        let len = section_len(meta, "1.0.0");
+        let bytes = section::<64>(meta, "1.0.0");
+        let text = std::str::from_utf8(&bytes[..len]).unwrap();
+        assert_eq!(
+            text,
+            r#"{"abi":{"major":1,"minor":0},"policy":{"version":"1.0.0" }}"#
+        );
+    }
 }

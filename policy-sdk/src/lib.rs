@@ -24,7 +24,7 @@
 //!     }
 //! }
 //!
-//! export_policy!(TenantAllowlist, r#"{"name":"tenant-allowlist","version":"0.1.0",
+//! export_policy!(TenantAllowlist, r#"{"name":"tenant-allowlist",
 //!                                     "needs":{"headers":["x-tenant"]}}"#);
 //! ```
 //!

@@ -62,7 +62,6 @@ export_policy!(
     TenantAllowlist,
     r#"{
     "name": "tenant-allowlist",
-    "version": "0.1.0",
     "description": "Refuses unknown tenants and models a tenant may not use",
     "needs": { "headers": ["x-tenant"] },
     "configSchema": {

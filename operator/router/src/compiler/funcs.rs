@@ -1,6 +1,6 @@
 //! The functions of a compiled rule module, each declared once: its index is its place in
 //! [`Func::ALL`], its signature comes from [`Func::signature`], and its body from the one
-//! `match` in [`super::assemble`]. Adding a helper is adding a variant; the compiler points at
+//! `match` in `assemble.rs`. Adding a helper is adding a variant; the compiler points at
 //! every place that must learn about it.
 
 use wasm_encoder::ValType;
