@@ -5,6 +5,7 @@
 //! MB/s for the walk, the detector and both together; the bench orchestrator (bench/run.py)
 //! records them. Run after building the policies:
 //! `cargo bench -p llmkube-gateway --bench detector`.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 #[path = "common/mod.rs"]
 mod common;

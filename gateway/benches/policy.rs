@@ -4,6 +4,7 @@
 //! - a routing decision through the reused compiled rule module vs the native reference evaluator;
 //! - a fresh custom-policy instance (the tenant allowlist) per evaluation;
 //! - the PII detector (fresh instance) scanning a 4 KiB prompt.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 #[path = "common/mod.rs"]
 mod common;

@@ -2,6 +2,7 @@
 //! controller's validator on the apply-time gate, for the seed's router and for random specs.
 //! The rules are taken from the generated CRD and run with the cel-rust interpreter plus the
 //! Kubernetes strings library.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use std::sync::Arc;
 

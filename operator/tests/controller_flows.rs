@@ -1,5 +1,6 @@
 //! Reconcile flows through kube's `tower-test` mock client against an in-memory API:
 //! create, update, status patch, not-found and conflict, for all three kinds.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 mod support;
 

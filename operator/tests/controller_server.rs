@@ -1,4 +1,5 @@
 //! The controller's probe and metrics endpoints over real HTTP.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The CRDs the chart installs are generated from the Rust types, stay structural, describe
 //! every field, and do not drift from what is committed.
 //! Regenerate with `LLMKUBE_BLESS=1 cargo test -p llmkube-operator --test crds`.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! The seed's manifests in `examples/seed/` parse strictly (no unknown fields), validate, and
 //! lead to the objects the seed promises.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
 //! InferenceService desired objects and status, and the real model-downloader script.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use k8s_openapi::api::core::v1::{SecurityContext, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

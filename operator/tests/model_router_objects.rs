@@ -1,4 +1,5 @@
 //! ModelRouter desired objects and status, starting from the seed's secure-router.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,10 @@
 //! The guest side of the ABI: what [`export_policy!`](crate::export_policy) wires a policy to.
 //! Policy authors never call these directly (and write no `unsafe`).
 
+// The ABI hands raw buffers across the module boundary; this is the one place of the SDK
+// that turns them back into owned memory, each use with its SAFETY note.
+#![allow(unsafe_code)]
+
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
@@ -231,9 +235,13 @@ macro_rules! export_policy {
 /// How loud a log line is; the gateway logs it at the same level, tagged with the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Something failed.
     Error,
+    /// Something looks wrong.
     Warn,
+    /// Worth knowing in normal operation.
     Info,
+    /// Detail for troubleshooting.
     Debug,
 }
 

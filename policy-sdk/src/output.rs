@@ -259,26 +259,26 @@ pub struct Output<'a> {
 pub enum OutputAction<'a> {
     /// No opinion.
     Continue,
-    /// Route.
+    /// Send the request to these backends (a route decision).
     Route {
         /// Backend names.
         backends: Strs<'a>,
         /// Strategy, `None` = unspecified.
         strategy: Option<Strategy>,
-        /// Fail closed.
+        /// Refuse (503) rather than fall back beyond `backends` when they all fail.
         fail_closed: bool,
-        /// Timeout in ms.
+        /// Per-attempt time to response headers, in milliseconds.
         timeout_ms: Option<u32>,
         /// Rule name.
         rule: Option<&'a str>,
     },
-    /// Reject.
+    /// Refuse the request with this error.
     Reject {
         /// HTTP status, 400..=599.
         status: u16,
-        /// Code.
+        /// Machine-readable, e.g. `tenant_unknown`.
         code: &'a str,
-        /// Message.
+        /// Shown to the client.
         message: &'a str,
     },
 }

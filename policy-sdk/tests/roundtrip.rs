@@ -1,4 +1,5 @@
 //! Host encoder and guest decoder agree, and hostile bytes never panic a decoder.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use llmkube_policy_sdk::output::{Action, Decision, Output, Strategy};
 use llmkube_policy_sdk::view::{Request, RequestView};

@@ -61,7 +61,7 @@ impl Default for Behavior {
 /// A request the mock received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
-    /// Method.
+    /// As received.
     pub method: Method,
     /// Path and query.
     pub path: String,

@@ -34,6 +34,7 @@ const LOGS_PER_CALL: u32 = 8;
 const WALL_CAP_FACTOR: u32 = 10;
 
 /// CPU time consumed by the calling thread.
+#[allow(unsafe_code)] // one libc call; see the SAFETY note.
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -104,13 +104,12 @@ pub enum Verdict {
     Deny(Deny),
     /// A policy refused the request.
     Rejected {
-        /// Which policy.
         policy: Label,
-        /// Its status.
+        /// 400..=599, as the policy chose.
         status: u16,
-        /// Its code.
+        /// The policy's own machine-readable code.
         code: String,
-        /// Its message.
+        /// Shown to the client.
         message: String,
     },
     /// A policy failed closed.

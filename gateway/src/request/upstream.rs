@@ -26,7 +26,6 @@ use crate::router::backend::BackendTarget;
 
 /// The request as sent to backends.
 pub struct Outbound<'a> {
-    /// Method.
     pub method: &'a Method,
     /// Path and query, e.g. `/v1/chat/completions`.
     pub path_and_query: &'a str,
@@ -34,7 +33,7 @@ pub struct Outbound<'a> {
     pub headers: &'a HeaderMap,
     /// `x-request-id`, forwarded to every backend.
     pub request_id: &'a http::HeaderValue,
-    /// Body.
+    /// Sent as the client sent it (its bytes are never re-serialised).
     pub body: &'a JsonBody,
     /// Headers policies set (filtered per backend like client headers).
     pub set_headers: &'a [(http::HeaderName, http::HeaderValue)],

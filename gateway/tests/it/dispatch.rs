@@ -335,7 +335,10 @@ async fn a_credential_goes_only_to_the_backend_it_belongs_to() {
     let dir = secrets.path().to_path_buf();
     // SAFETY: tests in this binary that read OPENAI_API_KEY do not exist; the value is
     // only the bait the gateway must not take.
-    unsafe { std::env::set_var("OPENAI_API_KEY", "sk-from-environment") };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("OPENAI_API_KEY", "sk-from-environment")
+    };
     let gw = gateway_with(&spec, &[("local-a", &cast.a)], move |c| {
         c.resolve.credentials_dir = Some(dir)
     })

@@ -1,4 +1,5 @@
 //! Gateway integration tests: real HTTP over loopback against in-process mock backends.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 mod boundary;
 mod dispatch;

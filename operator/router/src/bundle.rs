@@ -38,18 +38,22 @@ pub fn bundled_spec(spec: &ModelRouterSpec) -> ModelRouterSpec {
 /// A bundle's files: text (a ConfigMap's `data`) and binary (`binaryData`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BundleFiles {
+    /// By key: the manifest and the rules digest.
     pub text: BTreeMap<String, String>,
+    /// By key: the compiled rules and the policy modules.
     pub binary: BTreeMap<String, Vec<u8>>,
 }
 
 /// Why a router cannot be published as a bundle.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// The manifest could not be serialised.
     #[error("cannot write the router manifest: {0}")]
     Manifest(String),
     #[error(
         "the router's configuration is {0} bytes (rules, manifest and policy modules); a ConfigMap holds at most {MAX_BYTES}: use smaller policy modules"
     )]
+    /// Over a ConfigMap's size limit (bytes).
     TooLarge(usize),
 }
 

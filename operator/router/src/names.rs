@@ -57,6 +57,7 @@ pub fn check_model_glob(pattern: &str) -> Result<(), String> {
     }
 }
 
+/// An `http://` or `https://` URL with a host and no user info or whitespace.
 pub fn check_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")

@@ -1,4 +1,5 @@
 //! The reference routing semantics, case by case.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use llmkube_router::manifest::load_router;
 use llmkube_router::routing::{Decision, Deny, RequestFacts, Route, RoutingTable, Via};

@@ -1,4 +1,5 @@
 //! Apply-time validation and manifest loading, as a user applying YAML would see them.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use llmkube_router::manifest::{LoadError, load_router};
 use llmkube_router::spec::{ModelRouterSpec, Tier};

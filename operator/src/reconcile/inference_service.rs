@@ -1,8 +1,5 @@
 //! `InferenceService`: the Deployment and Service that serve a Model, and the status they lead to.
 
-use super::downloader::{explain_init_failure, newest_downloader_exit};
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
@@ -13,7 +10,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
 
+use super::downloader::{explain_init_failure, newest_downloader_exit};
 use super::model::{Source, parse_source};
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
@@ -27,8 +26,7 @@ pub const MODEL_DIR: &str = "/models";
 /// Where the CA bundle ConfigMap is mounted in init containers.
 pub const CA_DIR: &str = "/etc/llmkube/ca";
 
-/// Images the controller uses; every one is overridable (flags / Helm values) so that no pod
-/// pulls from a public registry in an air-gapped site.
+/// Images the controller uses; each is overridable (flags, Helm values) for air-gapped sites.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Images {
     /// llama.cpp `llama-server`.

@@ -76,6 +76,7 @@ pub fn refusals(
         .collect()
 }
 
+/// Name of the router's gateway objects (Deployment, Service, ConfigMap).
 pub fn object_name(router: &ModelRouter) -> String {
     format!(
         "{}-router-proxy",

@@ -1,4 +1,5 @@
 //! Recall and false-positive rate on the fixture corpus (numbers reported in the README).
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use llmkube_pii_detector::PiiDetector;
 use llmkube_pii_detector::scan::{Kind, Kinds, scan};

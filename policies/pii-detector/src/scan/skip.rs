@@ -73,6 +73,7 @@ fn block_mask(b: &[u8], i: usize) -> u64 {
 
 /// Bit `k` set when byte `k` of `chunk` is interesting.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[allow(unsafe_code)] // one unaligned vector load; see the SAFETY note.
 fn chunk_mask(chunk: &[u8; 16]) -> u32 {
     use core::arch::wasm32::*;
     // SAFETY: `chunk` is 16 readable bytes; v128_load has no alignment requirement.
@@ -89,6 +90,7 @@ fn chunk_mask(chunk: &[u8; 16]) -> u32 {
 
 /// Bit `k` set when byte `k` of `chunk` is interesting.
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // SSE2 intrinsics; see the SAFETY note.
 fn chunk_mask(chunk: &[u8; 16]) -> u32 {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86-64; `chunk` is 16 readable bytes and loadu is unaligned.
