@@ -6,6 +6,7 @@
 //! `llmkube-gateway` binary is a thin CLI around it.
 
 mod audit;
+mod auth;
 mod http;
 mod metrics;
 pub mod policy;
@@ -269,7 +270,7 @@ impl RunningGateway {
     pub fn reload_now(&self) -> Result<bool, ReloadError> {
         match &self.config.source {
             RouterSource::File(path) => {
-                router::reload::reload(&self.state, path, self.config.router_name.as_deref())
+                router::reload::reload(&self.state, path, self.config.router_name.as_deref(), false)
             }
             #[cfg(feature = "kubernetes")]
             RouterSource::ConfigMap(_) => Ok(false),

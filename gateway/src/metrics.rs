@@ -23,6 +23,8 @@ pub struct RequestLabels {
     pub backend: Label,
     /// Bounded classification label (a value the spec knows, `other` or `none`).
     pub classification: Label,
+    /// Bounded team label: a team `spec.auth` lists, `other`, or `""` without a team.
+    pub team: Label,
     /// Audit outcome.
     pub outcome: &'static str,
 }

@@ -35,7 +35,7 @@ pub async fn handle(
         (&Method::POST, p) if PROXIED.contains(&p) => {
             proxy(&state, req, started, &request_id).await
         }
-        (&Method::GET, "/v1/models") => json(state.router.load().models_body.clone()),
+        (&Method::GET, "/v1/models") => models(&state, req.headers()),
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
@@ -88,6 +88,20 @@ fn metrics(state: &AppState) -> Response<GatewayBody> {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+/// `GET /v1/models`: the published ids, to a client with a valid key when the router asks for
+/// one.
+fn models(state: &AppState, headers: &http::HeaderMap) -> Response<GatewayBody> {
+    let snap = state.router.load();
+    let allowed = snap.access.as_ref().map_or(Ok(()), |access| {
+        let who = access.authenticate(headers)?;
+        access.team_access(&who).map(drop)
+    });
+    match allowed {
+        Ok(()) => json(snap.models_body.clone()),
+        Err(denied) => ApiError::denied(denied).into_response(),
+    }
 }
 
 fn json(body: bytes::Bytes) -> Response<GatewayBody> {

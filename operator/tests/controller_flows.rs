@@ -156,7 +156,9 @@ async fn a_new_router_gets_its_gateway_objects_then_a_status() {
         [
             ("Validated", "True"),
             ("BackendsReady", "True"),
-            ("Available", "False")
+            ("Available", "False"),
+            // The seed's router has a cloud backend and no spec.auth: visible, not refused.
+            ("Authenticated", "False")
         ]
     );
 }

@@ -7,8 +7,9 @@ use llmkube_operator::reconcile::model_router::*;
 use llmkube_router::compiler::compile;
 use llmkube_router::manifest::load_router;
 use llmkube_router::spec::{
-    Backend, BackendStatus, ConfigMapKeyRef, ExternalBackend, LocalObjectReference, ModelRouter,
-    ModuleSource, PolicyRef, Provider, ProxySpec, Tier,
+    ApiKeysSpec, AuthSpec, Backend, BackendStatus, ConfigMapKeyRef, ExternalBackend,
+    LocalObjectReference, ModelRouter, ModuleSource, PolicyRef, Provider, ProxySpec, SecretKeyRef,
+    Tier,
 };
 use llmkube_router::validate::validate_spec;
 
@@ -288,7 +289,56 @@ fn status_lists_every_problem_and_follows_the_gateway() {
         ),
         (Some("Ready"), Some(1), Some(3))
     );
-    assert!(ready.conditions.iter().all(|c| c.status == "True"));
+    assert!(ready.conditions[..3].iter().all(|c| c.status == "True"));
+}
+
+#[test]
+fn a_router_open_to_anyone_with_cloud_backends_says_so_and_api_keys_are_mounted() {
+    let open = seed();
+    let s = status(&open, &validate_spec(&open.spec), &Observation::default());
+    let auth = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Authenticated")
+        .unwrap();
+    assert_eq!(
+        (auth.status.as_str(), auth.reason.as_str()),
+        ("False", "Unauthenticated")
+    );
+    assert!(auth.message.starts_with("Warning:"), "{}", auth.message);
+
+    let mut keyed = seed();
+    keyed.spec.auth = Some(AuthSpec {
+        api_keys: Some(ApiKeysSpec {
+            secret_ref: SecretKeyRef {
+                name: "router-keys".into(),
+                key: None,
+            },
+        }),
+        ..AuthSpec::default()
+    });
+    let ok = validate_spec(&keyed.spec);
+    assert!(ok.is_ok(), "{ok:?}");
+    let s = status(&keyed, &ok, &Observation::default());
+    let auth = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Authenticated")
+        .unwrap();
+    assert_eq!(
+        (auth.status.as_str(), auth.reason.as_str()),
+        ("True", "APIKeys")
+    );
+    let pod = deployment(&keyed, &settings())
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    assert!(mounts.iter().any(
+        |m| m.mount_path == "/var/run/secrets/llmkube/router-keys" && m.read_only == Some(true)
+    ));
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! | `llmkube_abi_major`, `llmkube_abi_minor` | `i32` globals | address of a little-endian `u32` in `memory` holding the version (how toolchains export statics) |
 //! | `llmkube_alloc` | `(len: i32) -> i32` | a buffer of `len` bytes for the host to write input into |
 //! | `llmkube_configure` | `(ptr: i32, len: i32) -> i64` | called once at load with the policy's JSON config; `0` accepts it, anything else is a packed `(ptr, len)` of a UTF-8 refusal message |
-//! | `llmkube_evaluate` | `(ptr: i32, len: i32) -> i64` | evaluates one [request view](crate::view); returns a packed `(ptr, len)` of the [output](crate::output) |
+//! | `llmkube_evaluate` | `(ptr: i32, len: i32) -> i64` | evaluates one request view (`view`); returns a packed `(ptr, len)` of the [output](crate::output) |
 //!
 //! The only import is `llmkube.log(level: i32, ptr: i32, len: i32)`. No WASI, clock, network or
 //! files. A custom section named [`METADATA_SECTION`] holds the [metadata](crate::metadata) JSON.
@@ -17,8 +17,12 @@
 
 /// ABI major version; a module with another major version is refused at load.
 pub const MAJOR: u32 = 1;
-/// ABI minor version; additions that older hosts can ignore.
-pub const MINOR: u32 = 0;
+/// ABI minor version: additions that older modules and hosts do without. The host encodes
+/// each module's view at the module's minor, so a module never sees a field it does not know.
+///
+/// - 0: the first layout.
+/// - 1: the view carries the principal and team (`spec.auth`).
+pub const MINOR: u32 = 1;
 
 /// Custom section holding the metadata JSON.
 pub const METADATA_SECTION: &str = "llmkube.policy";

@@ -79,6 +79,12 @@ pub struct FixtureRequest {
     /// Prompt text.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Authenticated principal.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Team.
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 /// What a decision must look like; absent fields are not checked.
@@ -135,6 +141,8 @@ impl FixtureRequest {
             rule: self.rule.as_deref(),
             route_backends: &backends,
             prompt: self.prompt.as_deref(),
+            principal: self.principal.as_deref(),
+            team: self.team.as_deref(),
         })
     }
 }

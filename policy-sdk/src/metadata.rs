@@ -1,5 +1,5 @@
 //! Policy metadata, carried in the module's `llmkube.policy` custom section as JSON:
-//! `{"abi":{"major":1,"minor":0},"policy":{...}}`.
+//! `{"abi":{"major":1,"minor":1},"policy":{...}}`.
 
 use serde::{Deserialize, Serialize};
 

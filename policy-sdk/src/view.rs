@@ -9,6 +9,7 @@
 //! str  rule that matched (empty before rules run)
 //! list<str>          backends of the route so far (empty before rules run)
 //! str  prompt text (message contents joined by "\n", capped), when asked for and present
+//! str  principal, str team (ABI minor >= 1; empty when there is none)
 //! ```
 //! Decoding validates everything once; the accessors then borrow from the buffer.
 
@@ -40,11 +41,21 @@ pub struct RequestView<'a> {
     pub route_backends: &'a [&'a str],
     /// Prompt text, for policies that need it.
     pub prompt: Option<&'a str>,
+    /// Who sent the request, when the router authenticates (`spec.auth`). ABI minor 1.
+    pub principal: Option<&'a str>,
+    /// The team the request is for. ABI minor 1.
+    pub team: Option<&'a str>,
 }
 
 impl RequestView<'_> {
-    /// Encodes the view.
+    /// Encodes the view in the current layout.
     pub fn encode(&self, w: &mut Writer) {
+        self.encode_for(crate::abi::MINOR, w);
+    }
+
+    /// Encodes the view as a module built for ABI minor `minor` reads it: fields added after
+    /// that minor are left out (such a module refuses trailing bytes).
+    pub fn encode_for(&self, minor: u32, w: &mut Writer) {
         w.u8(VIEW_VERSION);
         let flags = if self.stream { FLAG_STREAM } else { 0 }
             | if self.prompt.is_some() {
@@ -65,6 +76,10 @@ impl RequestView<'_> {
         w.str(self.rule.unwrap_or(""));
         w.strs(self.route_backends.iter().copied());
         w.str(self.prompt.unwrap_or(""));
+        if minor >= 1 {
+            w.str(self.principal.unwrap_or(""));
+            w.str(self.team.unwrap_or(""));
+        }
     }
 
     /// Encodes the view into a fresh buffer.
@@ -87,6 +102,8 @@ pub struct Request<'a> {
     rule: &'a str,
     route_backends: &'a [u8],
     prompt: Option<&'a str>,
+    principal: &'a str,
+    team: &'a str,
 }
 
 impl<'a> Request<'a> {
@@ -109,6 +126,12 @@ impl<'a> Request<'a> {
         let n = r.count(4)?;
         let route_backends = r.strs(n)?;
         let prompt = r.str()?;
+        // Minor 1 fields; a host of minor 0 does not send them.
+        let (principal, team) = if r.is_empty() {
+            ("", "")
+        } else {
+            (r.str()?, r.str()?)
+        };
         r.finish()?;
         Ok(Request {
             method,
@@ -120,6 +143,8 @@ impl<'a> Request<'a> {
             rule,
             route_backends,
             prompt: (flags & FLAG_PROMPT != 0).then_some(prompt),
+            principal,
+            team,
         })
     }
 
@@ -180,6 +205,18 @@ impl<'a> Request<'a> {
     pub fn prompt(&self) -> Option<&'a str> {
         self.prompt
     }
+
+    /// Who sent the request, when the router authenticates (`spec.auth`): the principal its
+    /// API key names.
+    pub fn principal(&self) -> Option<&'a str> {
+        (!self.principal.is_empty()).then_some(self.principal)
+    }
+
+    /// The team the request is for: its key's team (or the one a principal allowed to act for
+    /// teams names), or without `spec.auth` what `x-llmkube-team` says.
+    pub fn team(&self) -> Option<&'a str> {
+        (!self.team.is_empty()).then_some(self.team)
+    }
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -197,6 +234,8 @@ impl std::fmt::Debug for Request<'_> {
             .field("rule", &self.rule())
             .field("route_backends", &self.route_backends().collect::<Vec<_>>())
             .field("prompt", &self.prompt)
+            .field("principal", &self.principal())
+            .field("team", &self.team())
             .finish()
     }
 }

@@ -47,14 +47,21 @@ proptest! {
         rule in proptest::option::of("[a-z]{1,6}"),
         backends in proptest::collection::vec(text(), 0..3),
         prompt in proptest::option::of(text()),
+        principal in proptest::option::of("[a-z@.]{1,12}"),
+        team in proptest::option::of("[a-z]{1,8}"),
     ) {
         let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let bks: Vec<&str> = backends.iter().map(String::as_str).collect();
         let view = RequestView {
             method: &method, path: &path, model: &model, stream,
             classifications: &classes, headers: &hdrs, rule: rule.as_deref(), route_backends: &bks,
-            prompt: prompt.as_deref(),
+            prompt: prompt.as_deref(), principal: principal.as_deref(), team: team.as_deref(),
         };
+        // A host of ABI minor 0 sends no principal or team; this SDK reads both layouts.
+        let mut w = llmkube_policy_sdk::wire::Writer::with_capacity(64);
+        view.encode_for(0, &mut w);
+        let old = Request::decode(&w.buf).unwrap();
+        prop_assert_eq!((old.principal(), old.team(), old.model()), (None, None, model.as_str()));
         let bytes = view.to_bytes();
         let req = Request::decode(&bytes).unwrap();
         prop_assert_eq!(req.method(), method.as_str());
@@ -66,6 +73,8 @@ proptest! {
         prop_assert_eq!(req.rule(), rule.as_deref());
         prop_assert_eq!(req.route_backends().collect::<Vec<_>>(), bks);
         prop_assert_eq!(req.prompt(), prompt.as_deref());
+        prop_assert_eq!(req.principal(), principal.as_deref());
+        prop_assert_eq!(req.team(), team.as_deref());
     }
 
     #[test]

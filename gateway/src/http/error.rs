@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::auth::Denied;
 use crate::http::body::GatewayBody;
 pub use crate::http::error_shape::error_json;
 
@@ -187,6 +188,36 @@ impl ApiError {
         }
     }
 
+    /// 401: no valid API key (the SDKs raise `AuthenticationError`). Sent with
+    /// `WWW-Authenticate: Bearer`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message,
+        )
+    }
+
+    /// 403: the principal's team may not use what the request asks for (the SDKs raise
+    /// `PermissionDeniedError`).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "forbidden",
+            message,
+        )
+    }
+
+    /// 401 or 403, as access control decided.
+    pub fn denied(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthenticated(m) => Self::unauthenticated(m),
+            Denied::Forbidden(m) => Self::forbidden(m),
+        }
+    }
+
     /// 503: the gateway is shutting down or has no router loaded.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
@@ -210,6 +241,10 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

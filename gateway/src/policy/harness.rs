@@ -29,7 +29,11 @@ pub fn run_fixtures(
         .map_err(|e| e.to_string())?;
     let mut failures = Vec::new();
     for case in &file.cases {
-        let input = case.request.with_view(|view| view.to_bytes());
+        let input = case.request.with_view(|view| {
+            let mut w = llmkube_policy_sdk::wire::Writer::with_capacity(256);
+            view.encode_for(module.abi_minor, &mut w);
+            w.buf
+        });
         match module.evaluate(&input, |out| Ok(out.to_decision())) {
             Ok(decision) => {
                 if let Err(why) = case.expect.check(&decision) {

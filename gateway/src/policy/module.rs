@@ -51,6 +51,8 @@ pub struct PolicyModule {
     pub digest: String,
     /// What the module says about itself.
     pub meta: PolicyMeta,
+    /// The ABI minor it was built for: its view is encoded at that minor.
+    pub abi_minor: u32,
     /// The name it is known by (`spec.policies[].name`, or the rule module's).
     pub name: Arc<str>,
     pre: InstancePre<HostState>,
@@ -238,6 +240,7 @@ impl PolicyModule {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             digest,
             meta: section.policy,
+            abi_minor: section.abi.minor,
             name: Arc::from(name),
             pre,
             config,

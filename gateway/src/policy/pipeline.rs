@@ -66,6 +66,10 @@ pub struct Inputs<'a> {
     pub headers: &'a HeaderMap,
     /// Every string of the body, when collected (see [`PolicySet::needs_text`]).
     pub text: &'a BodyText,
+    /// Who sent it: the authenticated principal (none without `spec.auth`).
+    pub principal: Option<&'a str>,
+    /// The team it is for.
+    pub team: Option<&'a str>,
 }
 
 /// Where a request's classification came from (the audit `classificationSource`).
@@ -295,9 +299,11 @@ impl PolicySet {
             stream: inputs.stream,
             classifications: classes,
             headers: &headers,
+            principal: inputs.principal,
+            team: inputs.team,
             ..Default::default()
         };
-        let input = encode(&view);
+        let input = encode(&view, self.rules.abi_minor);
         self.rules
             .evaluate(&input, |out| decode_decision(table, out))
     }
@@ -341,8 +347,10 @@ impl PolicySet {
                 .needs
                 .prompt
                 .then(|| prompt.unwrap_or("")),
+            principal: inputs.principal,
+            team: inputs.team,
         };
-        let input = encode(&view);
+        let input = encode(&view, policy.module.abi_minor);
         let index = policy.index;
         match policy
             .module
@@ -447,9 +455,10 @@ fn trace(module: &PolicyModule, result: PolicyResult, error: Option<String>) -> 
     }
 }
 
-fn encode(view: &RequestView<'_>) -> Vec<u8> {
+/// The view as a module of ABI minor `minor` reads it.
+fn encode(view: &RequestView<'_>, minor: u32) -> Vec<u8> {
     let mut w = Writer::with_capacity(256 + view.prompt.map_or(0, str::len));
-    view.encode(&mut w);
+    view.encode_for(minor, &mut w);
     w.buf
 }
 

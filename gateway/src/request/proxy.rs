@@ -1,5 +1,6 @@
 //! The proxied endpoints (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`),
-//! one request as five steps: read, parse, decide (classify, evaluate, route or refuse),
+//! one request as named steps: identify (who sends it), read, parse, permit (the team's
+//! models), decide (classify, evaluate, route or refuse), narrow (to the team's backends),
 //! forward (dispatch to the route's backends), respond. A step that refuses returns a
 //! [`Refusal`]; [`proxy`] answers it and writes the audit line.
 
@@ -14,6 +15,7 @@ use hyper::body::Incoming;
 use llmkube_router::defaults::TASK_COMPLEXITY_HEADER;
 use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
+use crate::auth::{self, Denied, Identity, TeamAccess};
 use crate::http::body::{GatewayBody, StreamLimits};
 use crate::http::error::ApiError;
 use crate::policy::pipeline::{Inputs, Verdict};
@@ -50,9 +52,12 @@ pub async fn proxy(
     // given back when this function returns (a streamed answer no longer needs the request).
     let mut reservation = state.body_budget.reservation();
     let answered = async {
+        identify(&snap, &parts, &mut rec)?;
         let read = read(state, &snap, &parts, body, &mut reservation).await?;
         let json = parse(&snap, &parts, read.body, read.scan_limit, &mut rec)?;
+        permit(&snap, &rec.identity, &json.model)?;
         let route = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
+        let route = narrow(&snap, &rec.identity, route)?;
         let forward = Forward {
             parts: &parts,
             json: &json,
@@ -66,6 +71,61 @@ pub async fn proxy(
         Ok(answer) => respond(&snap, parts.version, answer, rec).await,
         Err(refusal) => refusal.answer(rec),
     }
+}
+
+/// Step 0: who sends the request. Without valid credentials it is refused (401), and a team
+/// the router does not serve is refused (403), before the body is read.
+fn identify(snap: &RouterSnapshot, parts: &Parts, rec: &mut RequestRecord) -> Result<(), Refusal> {
+    rec.identity = match &snap.access {
+        Some(access) => access
+            .authenticate(&parts.headers)
+            .map_err(Refusal::denied)?,
+        None => auth::unauthenticated(&parts.headers),
+    };
+    team_access(snap, &rec.identity).map(drop)
+}
+
+/// The restrictions of the request's team, when `spec.auth` lists teams.
+fn team_access<'s>(
+    snap: &'s RouterSnapshot,
+    who: &Identity,
+) -> Result<Option<&'s TeamAccess>, Refusal> {
+    match &snap.access {
+        Some(access) => access.team_access(who).map_err(Refusal::denied),
+        None => Ok(None),
+    }
+}
+
+/// Step 2b: the team may ask for this model (403 otherwise).
+fn permit(snap: &RouterSnapshot, who: &Identity, model: &str) -> Result<(), Refusal> {
+    match team_access(snap, who)? {
+        Some(team) if !team.allows_model(model) => {
+            Err(Refusal::denied(Denied::Forbidden(format!(
+                "team {:?} may not use model {:?}",
+                who.team.as_deref().unwrap_or_default(),
+                crate::http::error::echo(model)
+            ))))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Step 3b: the route narrowed to the backends and tiers the team may use; 403 when none is
+/// left, so a backend it may not use never receives anything of the request.
+fn narrow(snap: &RouterSnapshot, who: &Identity, mut route: Route) -> Result<Route, Refusal> {
+    let Some(team) = team_access(snap, who)? else {
+        return Ok(route);
+    };
+    route
+        .backends
+        .retain(|&b| team.allows_backend(&snap.table, b));
+    if route.backends.is_empty() {
+        return Err(Refusal::denied(Denied::Forbidden(format!(
+            "team {:?} may not use the backends this request routes to",
+            who.team.as_deref().unwrap_or_default()
+        ))));
+    }
+    Ok(route)
 }
 
 /// What the client sent, read within the limits.
@@ -148,6 +208,8 @@ fn decide(
         stream: json.stream,
         headers: &parts.headers,
         text: &json.text,
+        principal: rec.identity.principal.as_deref(),
+        team: rec.identity.team.as_deref(),
     };
     let verdict =
         (snap.policies).evaluate(&snap.table, &inputs, header_classes, &mut rec.evaluation);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::auth::Identity;
 use crate::http::body::{StreamEnd, StreamWatch};
 use crate::metrics::{Label, Metrics, RequestLabels, RouterLabels, RuleLabels};
 use crate::policy::pipeline::{ClassificationSource, Evaluation, PolicyTrace};
@@ -45,6 +46,10 @@ pub enum Outcome {
     PolicyRejected,
     /// A policy failed and failed closed (503).
     PolicyError,
+    /// No valid credentials (401); nothing of the request went further.
+    Unauthenticated,
+    /// The principal's team may not use what the request asked for (403).
+    Forbidden,
 }
 
 impl Outcome {
@@ -65,6 +70,8 @@ impl Outcome {
             Outcome::Overloaded => "overloaded",
             Outcome::PolicyRejected => "policy_rejected",
             Outcome::PolicyError => "policy_error",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::Forbidden => "forbidden",
         }
     }
 
@@ -81,6 +88,8 @@ pub struct RequestRecord {
     pub metrics: Arc<Metrics>,
     /// `x-request-id`.
     pub request_id: String,
+    /// Who sent it (principal and team).
+    pub identity: Identity,
     /// Receipt time.
     pub started: Instant,
     /// Body `model`.
@@ -120,6 +129,10 @@ struct AuditLine<'a> {
     request_id: &'a str,
     router: &'a str,
     namespace: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    team: Option<&'a str>,
     model: &'a str,
     classification: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,6 +178,7 @@ impl RequestRecord {
             metrics,
             request_id,
             started,
+            identity: Identity::default(),
             model: String::new(),
             task_complexity: None,
             rule: None,
@@ -202,6 +216,7 @@ impl RequestRecord {
                 backend: backend
                     .map_or_else(|| Arc::clone(&snap.empty_label), |b| Arc::clone(&b.name)),
                 classification: snap.classification_label(&ev.classifications),
+                team: snap.team_label(self.identity.team.as_deref()),
                 outcome: outcome.as_str(),
             })
             .inc();
@@ -240,6 +255,8 @@ impl RequestRecord {
             request_id: &self.request_id,
             router: &snap.name,
             namespace: &snap.namespace,
+            principal: self.identity.principal.as_deref(),
+            team: self.identity.team.as_deref(),
             model: &self.model,
             classification: ev.classifications.join(","),
             classification_source: ev.classification_source,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use http::Response;
 
+use crate::auth::Denied;
 use crate::http::body::GatewayBody;
 use crate::http::error::ApiError;
 use crate::request::record::{Outcome, RequestRecord};
@@ -24,6 +25,15 @@ impl Refusal {
     /// A request the client got wrong (400, 408, 413: the error says which).
     pub fn bad_request(error: ApiError) -> Self {
         Refusal::new(error, Outcome::BadRequest)
+    }
+
+    /// 401 or 403.
+    pub fn denied(denied: Denied) -> Self {
+        let outcome = match denied {
+            Denied::Unauthenticated(_) => Outcome::Unauthenticated,
+            Denied::Forbidden(_) => Outcome::Forbidden,
+        };
+        Refusal::new(ApiError::denied(denied), outcome)
     }
 
     /// Ends the request: writes its audit line and answers the error.

@@ -73,8 +73,8 @@ impl ConfigMapSource {
                         continue;
                     }
                 };
-                let result =
-                    bundle(&cm, &origin).and_then(|b| swap_in(&state, &b, router_name.as_deref()));
+                let result = bundle(&cm, &origin)
+                    .and_then(|b| swap_in(&state, &b, router_name.as_deref(), false));
                 match result {
                     Ok(true) => {
                         tracing::info!(source = %origin, router = %state.router.load().name, "router reloaded")

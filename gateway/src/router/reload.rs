@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use llmkube_router::manifest::{LoadError, load_router};
@@ -83,16 +84,18 @@ pub fn build_snapshot(
     Ok(snapshot)
 }
 
-/// Swaps in `bundle` unless its content is the one being served; counts the outcome.
+/// Swaps in `bundle` unless its content is the one being served (`force`: rebuild anyway, so
+/// that files outside the bundle such as API keys are read again); counts the outcome.
 /// Returns whether it swapped. On error the previous router keeps serving.
 pub fn swap_in(
     state: &AppState,
     bundle: &RouterBundle,
     name: Option<&str>,
+    force: bool,
 ) -> Result<bool, ReloadError> {
     let hash = bundle.content_hash();
     let mut served = state.router_hash.lock().unwrap_or_else(|e| e.into_inner());
-    if hash == *served {
+    if hash == *served && !force {
         return Ok(false);
     }
     let current = state.router.load_full();
@@ -120,9 +123,14 @@ pub fn swap_in(
 }
 
 /// Re-reads `path` into `state` unless its content is unchanged. Returns whether it swapped.
-pub fn reload(state: &AppState, path: &Path, name: Option<&str>) -> Result<bool, ReloadError> {
+pub fn reload(
+    state: &AppState,
+    path: &Path,
+    name: Option<&str>,
+    force: bool,
+) -> Result<bool, ReloadError> {
     let bundle = read_bundle(path)?;
-    swap_in(state, &bundle, name)
+    swap_in(state, &bundle, name, force)
 }
 
 /// Starts watching `path` (and SIGHUP) and reloads on change until the task is aborted.
@@ -155,7 +163,9 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
             Some(Duration::from_secs(2))
         }
     };
-    spawn_sighup(tx);
+    // SIGHUP rebuilds even an unchanged router, re-reading the API keys.
+    let forced = Arc::new(AtomicBool::new(false));
+    spawn_sighup(tx, Arc::clone(&forced));
     tokio::spawn(async move {
         let _watcher = watcher;
         loop {
@@ -172,7 +182,8 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
             // Let a burst of writes settle, then reload once.
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
-            match reload(&state, &path, name.as_deref()) {
+            let force = forced.swap(false, Ordering::Relaxed);
+            match reload(&state, &path, name.as_deref(), force) {
                 Ok(true) => {
                     tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded")
                 }
@@ -185,7 +196,7 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
     })
 }
 
-fn spawn_sighup(tx: mpsc::Sender<()>) {
+fn spawn_sighup(tx: mpsc::Sender<()>, forced: Arc<AtomicBool>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -193,6 +204,7 @@ fn spawn_sighup(tx: mpsc::Sender<()>) {
             return;
         };
         while hup.recv().await.is_some() {
+            forced.store(true, Ordering::Relaxed);
             let _ = tx.try_send(());
         }
     });

@@ -15,11 +15,12 @@ use llmkube_router::defaults;
 use llmkube_router::duration::parse_duration;
 use llmkube_router::manifest::RouterManifest;
 use llmkube_router::routing::RoutingTable;
-use llmkube_router::spec::{AuditSink, ClassificationMode, ModelRouterSpec};
+use llmkube_router::spec::{AuditSink, ClassificationMode, ModelRouterSpec, Tier};
 use llmkube_router::validate::{FieldError, ValidationErrors};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::audit::{AuditTarget, AuditWriter};
+use crate::auth::Access;
 use crate::metrics::Label;
 use crate::policy::pipeline::{ActivePolicy, PolicySet};
 use crate::policy::{PolicyEngine, PolicyModule};
@@ -137,6 +138,10 @@ pub struct RouterSnapshot {
     known_classifications: Vec<Label>,
     /// Pre-rendered `GET /v1/models` body.
     pub models_body: Bytes,
+    /// Who may use the router (`spec.auth`); `None`: anyone who reaches the gateway.
+    pub access: Option<Access>,
+    /// Teams `spec.auth` lists, used as bounded metric labels.
+    team_labels: Vec<Label>,
     /// Label for classifications the spec does not know.
     other_label: Label,
     /// Label for requests without a classification.
@@ -204,6 +209,27 @@ impl SnapshotBuilder {
                 })?,
             ),
         };
+        let access = match &spec.auth {
+            Some(auth) => {
+                let dir = self.resolve.credentials_dir.as_deref();
+                let access = Access::build(auth, dir).map_err(|message| {
+                    BuildError::Invalid(ValidationErrors(vec![FieldError {
+                        path: "spec.auth.apiKeys".into(),
+                        message,
+                    }]))
+                })?;
+                tracing::info!(keys = access.key_count(), "requests must carry an API key");
+                Some(access)
+            }
+            None => {
+                if previous.is_none() && table.backends.iter().any(|b| b.tier == Tier::Cloud) {
+                    tracing::warn!(
+                        "the router has cloud-tier backends and no spec.auth: anyone who can reach the gateway can use them"
+                    );
+                }
+                None
+            }
+        };
         if spec.policy.as_ref().is_some_and(|p| !p.budgets.is_empty()) {
             tracing::warn!("policy.budgets are accepted but not enforced by this gateway version");
         }
@@ -233,6 +259,13 @@ impl SnapshotBuilder {
             audit,
             audit_body: audit_spec.include_request_body,
             known_classifications: known.into_iter().map(Arc::new).collect(),
+            team_labels: spec
+                .auth
+                .iter()
+                .flat_map(|a| &a.teams)
+                .map(|t| Arc::new(t.name.clone()))
+                .collect(),
+            access,
             policies,
             other_label: Arc::new("other".into()),
             none_label: Arc::new("none".into()),
@@ -242,6 +275,19 @@ impl SnapshotBuilder {
 }
 
 impl RouterSnapshot {
+    /// A bounded metric label for a request's team: a team `spec.auth` lists, else `other`,
+    /// or `""` without one. Clients cannot create new series.
+    pub fn team_label(&self, team: Option<&str>) -> Label {
+        match team {
+            None => Arc::clone(&self.empty_label),
+            Some(t) => self
+                .team_labels
+                .iter()
+                .find(|l| l.as_str() == t)
+                .map_or_else(|| Arc::clone(&self.other_label), Arc::clone),
+        }
+    }
+
     /// A bounded metric label for a request's classifications: the first one the spec knows,
     /// else `other`, or `none` without any. Clients cannot create new series.
     pub fn classification_label(&self, classifications: &[String]) -> Label {

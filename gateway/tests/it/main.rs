@@ -1,6 +1,7 @@
 //! Gateway integration tests: real HTTP over loopback against in-process mock backends.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
+mod auth;
 mod boundary;
 mod dispatch;
 mod errors;

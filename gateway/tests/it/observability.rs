@@ -99,8 +99,8 @@ async fn metrics_use_the_reference_names_and_bounded_labels() {
     gw.chat("m", &[("x-llmkube-classification", "pii")]).await;
     let m = gw.get("/metrics").await.text();
     for want in [
-        r#"llmkube_router_requests_total{router="test-router",rule="pii",backend="local-a",classification="pii",outcome="ok"} 1"#,
-        r#"llmkube_router_requests_total{router="test-router",rule="",backend="local-b",classification="other",outcome="ok"} 2"#,
+        r#"llmkube_router_requests_total{router="test-router",rule="pii",backend="local-a",classification="pii",team="",outcome="ok"} 1"#,
+        r#"llmkube_router_requests_total{router="test-router",rule="",backend="local-b",classification="other",team="",outcome="ok"} 2"#,
         r#"llmkube_router_fail_closed_total{router="test-router",rule="pii"} 1"#,
         r#"llmkube_router_backend_health{router="test-router",backend="local-a"} 0"#,
         r#"llmkube_router_backend_health{router="test-router",backend="local-b"} 1"#,

@@ -515,10 +515,11 @@ fn the_shipped_detector_decides_like_the_native_scanner() {
             prompt: Some(text),
             ..Default::default()
         };
+        // Encoded as the gateway does, at the ABI minor the module was built for.
+        let mut w = llmkube_policy_sdk::wire::Writer::with_capacity(text.len() + 64);
+        view.encode_for(detector.abi_minor, &mut w);
         detector
-            .evaluate(&view.to_bytes(), |out| {
-                Ok(out.add_classifications().count())
-            })
+            .evaluate(&w.buf, |out| Ok(out.add_classifications().count()))
             .unwrap()
             > 0
     };

@@ -267,3 +267,31 @@ pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
     panic!("{what}: not reached within 10s");
 }
+
+/// Runs `gateway/tests/python/<script>` with pytest against `gw` and asserts that exactly
+/// `passed` tests passed. Returns `false` (skipped) when `LLMKUBE_SKIP_PYTHON` is set.
+pub async fn pytest(gw: &Gw, script: &str, passed: usize) -> bool {
+    if std::env::var_os("LLMKUBE_SKIP_PYTHON").is_some() {
+        eprintln!("LLMKUBE_SKIP_PYTHON is set: skipping {script}");
+        return false;
+    }
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let base = gw.url("/v1");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &path])
+            .env("LLMKUBE_GATEWAY_URL", base)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed (install its packages with: pip install -r gateway/tests/python/requirements.txt)\n{out}\n{err}"
+    );
+    assert!(out.contains(&format!("{passed} passed")), "{out}");
+    true
+}

@@ -227,3 +227,38 @@ fn secret_names_and_scan_limits_are_checked() {
     );
     assert_eq!(errs.len(), 3, "{errs:#?}");
 }
+
+#[test]
+fn auth_needs_api_keys_and_sound_teams() {
+    let yaml = format!(
+        "{HEAD}spec:
+  backends:
+    - {{name: local, inferenceServiceRef: {{name: a}}}}
+  defaultRoute: local
+  auth:
+    teams:
+      - {{name: research, backends: [local, nowhere], models: ['llama-[0-9]']}}
+      - {{name: research}}
+      - {{name: 'has space'}}
+    actForTeams: ['a,b']
+"
+    );
+    let errs = errors(&yaml);
+    for want in [
+        "spec.auth.apiKeys: is required",
+        "spec.auth.teams[0].backends[1]: unknown backend \"nowhere\"",
+        "spec.auth.teams[0].models[0]:",
+        "spec.auth.teams[1].name: duplicate team \"research\"",
+        "spec.auth.teams[2].name:",
+        "spec.auth.actForTeams[0]:",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} missing from {errs:#?}"
+        );
+    }
+    assert!(
+        !errs.iter().any(|e| e.contains("teams[0].backends[0]")),
+        "{errs:#?}"
+    );
+}

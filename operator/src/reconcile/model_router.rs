@@ -28,7 +28,7 @@ use llmkube_router::compiler::CompiledRules;
 use llmkube_router::condition::{Condition, Phase};
 use llmkube_router::manifest::{ManifestMeta, RouterManifest};
 use llmkube_router::spec::{
-    BackendStatus, ModelRouter, ModelRouterSpec, ModelRouterStatus, Provider,
+    BackendStatus, ModelRouter, ModelRouterSpec, ModelRouterStatus, Provider, Tier,
 };
 use llmkube_router::validate::ValidationErrors;
 
@@ -269,6 +269,11 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
         .filter_map(|b| b.external.as_ref()?.credentials_secret_ref.as_ref())
         .map(|r| r.name.as_str())
         .collect();
+    let auth = router.spec.auth.as_ref();
+    secrets.extend(
+        auth.and_then(|a| a.api_keys.as_ref())
+            .map(|k| k.secret_ref.name.as_str()),
+    );
     secrets.sort();
     secrets.dedup();
     for (i, secret) in secrets.iter().enumerate() {
@@ -454,6 +459,35 @@ fn condition(
     }
 }
 
+/// Whether requests must carry credentials. Off is allowed (the original had no
+/// authentication) but stays visible, loudest when cloud backends are open to anyone.
+fn authenticated(router: &ModelRouter, generation: Option<i64>) -> Condition {
+    let spec = &router.spec;
+    let keys = spec.auth.as_ref().and_then(|a| a.api_keys.as_ref());
+    let cloud = spec
+        .backends
+        .iter()
+        .any(|b| b.effective_tier() == Tier::Cloud);
+    let (ok, reason, message) = match (keys, cloud) {
+        (Some(k), _) => (
+            true,
+            "APIKeys",
+            format!("requests must carry one of the API keys in Secret {:?}", k.secret_ref.name),
+        ),
+        (None, true) => (
+            false,
+            "Unauthenticated",
+            "Warning: no spec.auth, so anyone who can reach the gateway can use its cloud-tier backends, paid with the site's provider keys".to_owned(),
+        ),
+        (None, false) => (
+            false,
+            "AuthenticationOff",
+            "no spec.auth: anyone who can reach the gateway can use it".to_owned(),
+        ),
+    };
+    condition("Authenticated", ok, reason, message, generation)
+}
+
 /// The status a router should have. `validation` is the full validation result: every problem
 /// is listed in the `Validated` condition's message.
 pub fn status(
@@ -544,7 +578,12 @@ pub fn status(
         endpoint: validation.is_ok().then(|| endpoint(router)),
         active_rules: validation.is_ok().then_some(router.spec.rules.len() as i32),
         backends: obs.backends.clone(),
-        conditions: vec![validated, backends_ready, available],
+        conditions: vec![
+            validated,
+            backends_ready,
+            available,
+            authenticated(router, generation),
+        ],
         observed_generation: generation,
         ..ModelRouterStatus::default()
     }

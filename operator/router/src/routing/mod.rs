@@ -7,7 +7,9 @@
 
 mod decision;
 mod evaluate;
+mod globs;
 mod table;
 
 pub use decision::{Decision, Deny, RequestFacts, Route, Via, fail_closed_message};
+pub use globs::Globs;
 pub use table::{BackendEntry, RoutingTable, RuleEntry, normalize_glob};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use super::globs::Globs;
 
 use crate::defaults;
 use crate::duration::parse_duration;
@@ -37,7 +37,7 @@ pub struct RuleEntry {
     pub headers: Vec<(String, String)>,
     /// Normalised `match.models` globs; empty means "any".
     pub models: Vec<String>,
-    model_set: Option<GlobSet>,
+    model_set: Globs,
     /// Route backends that have every required capability, in route order.
     pub backends: Vec<usize>,
     /// Route strategy.
@@ -51,9 +51,7 @@ pub struct RuleEntry {
 impl RuleEntry {
     /// Whether the request's model matches `match.models` (true when there are none).
     pub fn model_matches(&self, model: &str) -> bool {
-        self.model_set
-            .as_ref()
-            .is_none_or(|set| set.is_match(model))
+        self.model_set.allows(model)
     }
 }
 
@@ -139,7 +137,7 @@ impl RoutingTable {
                         .as_deref()
                         .map(|t| t.trim().to_ascii_lowercase()),
                     headers,
-                    model_set: glob_set(&models),
+                    model_set: Globs::new(&models),
                     models,
                     backends: route_backends,
                     strategy: rule.route.strategy.unwrap_or_default(),
@@ -169,22 +167,4 @@ fn whole_millis(value: Option<&str>) -> Option<Duration> {
     value
         .and_then(|t| parse_duration(t).ok())
         .map(|d| Duration::from_millis(d.as_millis() as u64))
-}
-
-fn glob_set(patterns: &[String]) -> Option<GlobSet> {
-    if patterns.is_empty() {
-        return None;
-    }
-    let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        // Validation admits only `*`, `?` and literals, which always compile.
-        if let Ok(glob) = GlobBuilder::new(p)
-            .literal_separator(false)
-            .backslash_escape(false)
-            .build()
-        {
-            builder.add(glob);
-        }
-    }
-    builder.build().ok()
 }

@@ -7,9 +7,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod deploy;
 mod status;
 
+pub use auth::{
+    ApiKeysSpec, AuthSpec, DEFAULT_KEYS_KEY, MAX_NAME_LEN, MAX_TEAM_GLOBS, MAX_TEAMS, SecretKeyRef,
+    TEAM_HEADER, TeamSpec,
+};
 pub use deploy::{EndpointSpec, LocalObjectReference, ProxySpec, ResourceRequirements};
 pub use status::{BackendStatus, ModelRouterStatus};
 
@@ -75,6 +80,10 @@ pub struct ModelRouterSpec {
     /// rules, post-phase ones after).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyRef>,
+    /// Additive: who may use the router (API keys) and what each team may use. Absent:
+    /// anyone who can reach the gateway may use every backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
 }
 
 /// A custom WebAssembly policy (built with llmkube-policy-sdk).

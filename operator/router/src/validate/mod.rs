@@ -4,6 +4,10 @@
 //! it concerns, e.g. `spec.rules[1].route.backends[0]: unknown backend "x"`. The same function
 //! gates the standalone gateway (start and reload) and the controller's `Validated` condition.
 
+mod auth;
+
+pub use auth::valid_name;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
@@ -89,6 +93,7 @@ pub fn validate_spec(spec: &ModelRouterSpec) -> Result<(), ValidationErrors> {
     check_policy(spec, &mut c);
     check_policies(spec, &mut c);
     check_proxy(spec, &mut c);
+    auth::check_auth(spec, &mut c);
     check_bounds(spec, &mut c);
     c.finish()
 }

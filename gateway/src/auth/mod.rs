@@ -1,0 +1,194 @@
+//! Who sends a request, and what their team may use (`spec.auth`).
+//!
+//! With `spec.auth` a request must carry one of the router's API keys, as
+//! `Authorization: Bearer <key>` (every OpenAI SDK) or `x-api-key: <key>` (Anthropic SDKs);
+//! without one it gets 401 before its body is read, and nothing of it reaches a policy or a
+//! backend. The key names a principal and a team; only principals listed in
+//! `actForTeams` may name another team with `x-llmkube-team`. When teams are listed, a team's
+//! requests may ask only for its models and go only to its backends and tiers: others are taken
+//! out of its routes, and a request left with none gets 403.
+//!
+//! Without `spec.auth` (the original's behaviour) there is no principal, and the team is what
+//! `x-llmkube-team` says: good for accounting, not for access control.
+
+mod keys;
+mod teams;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use http::{HeaderMap, header};
+use llmkube_router::spec::{AuthSpec, TEAM_HEADER};
+
+pub use keys::KeyTable;
+pub use teams::TeamAccess;
+
+/// Who sent a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The key's principal; `None` when the router does not authenticate.
+    pub principal: Option<Arc<str>>,
+    /// The team the request is for.
+    pub team: Option<Arc<str>>,
+}
+
+/// Why a request is not served: 401 or 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No valid credentials (401).
+    Unauthenticated(String),
+    /// Authenticated, but not allowed (403).
+    Forbidden(String),
+}
+
+/// A router's access control, prepared with its snapshot.
+#[derive(Debug)]
+pub struct Access {
+    keys: KeyTable,
+    /// Empty when no team is listed: every principal may use everything.
+    teams: HashMap<Arc<str>, TeamAccess>,
+    act_for: HashSet<String>,
+}
+
+impl Access {
+    /// Prepares `spec` (validated), reading the key file from `credentials_dir`.
+    pub fn build(spec: &AuthSpec, credentials_dir: Option<&Path>) -> Result<Self, String> {
+        let Some(keys) = &spec.api_keys else {
+            return Err("spec.auth needs apiKeys".into());
+        };
+        let secret = &keys.secret_ref;
+        let Some(dir) = credentials_dir else {
+            return Err(format!(
+                "the API keys are in Secret {:?}, but the gateway has no --credentials-dir to read it from",
+                secret.name
+            ));
+        };
+        let keys = KeyTable::read(&dir.join(&secret.name).join(secret.key()))?;
+        Ok(Access {
+            keys,
+            teams: spec
+                .teams
+                .iter()
+                .map(|t| (Arc::from(t.name.as_str()), TeamAccess::new(t)))
+                .collect(),
+            act_for: spec.act_for_teams.iter().cloned().collect(),
+        })
+    }
+
+    /// Number of API keys.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Who sent a request with these headers (401 when no valid key says so); whether their
+    /// team may use the router is [`Access::team_access`].
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Denied> {
+        let key = presented_key(headers).ok_or_else(|| {
+            Denied::Unauthenticated(
+                "this router requires an API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`".into(),
+            )
+        })?;
+        let owner = self
+            .keys
+            .find(key)
+            .ok_or_else(|| Denied::Unauthenticated("the API key is not valid".into()))?;
+        let mut team = owner.team.clone();
+        if let Some(asked) = team_header(headers)
+            && self.act_for.contains(&*owner.principal)
+        {
+            team = Some(Arc::from(asked));
+        }
+        Ok(Identity {
+            principal: Some(Arc::clone(&owner.principal)),
+            team,
+        })
+    }
+
+    /// The access of the identity's team: `None` when teams are not restricted.
+    pub fn team_access(&self, identity: &Identity) -> Result<Option<&TeamAccess>, Denied> {
+        if self.teams.is_empty() {
+            return Ok(None);
+        }
+        let who = identity.principal.as_deref().unwrap_or("the client");
+        match identity.team.as_deref() {
+            Some(team) => match self.teams.get(team) {
+                Some(access) => Ok(Some(access)),
+                None => Err(Denied::Forbidden(format!(
+                    "team {team:?} of {who} may not use this router"
+                ))),
+            },
+            None => Err(Denied::Forbidden(format!(
+                "{who} belongs to no team, and this router serves only its teams"
+            ))),
+        }
+    }
+}
+
+/// The identity of a request to a router without `spec.auth`: no principal, and the team the
+/// client names (as the original's budgets read it).
+pub fn unauthenticated(headers: &HeaderMap) -> Identity {
+    Identity {
+        principal: None,
+        team: team_header(headers).map(Arc::from),
+    }
+}
+
+/// The key of `Authorization: Bearer <key>`, else of `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.as_bytes();
+        let (scheme, rest) = v.split_at(v.len().min(7));
+        return scheme
+            .eq_ignore_ascii_case(b"bearer ")
+            .then(|| rest.trim_ascii())
+            .filter(|k| !k.is_empty());
+    }
+    headers
+        .get("x-api-key")
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|k| !k.is_empty())
+}
+
+fn team_header(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(TEAM_HEADER)?.to_str().ok()?.trim();
+    llmkube_router::validate::valid_name(v).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn keys_are_read_from_bearer_or_x_api_key_and_nothing_else() {
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer k1")])),
+            Some(&b"k1"[..])
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer  k1 ")])),
+            Some(&b"k1"[..])
+        );
+        assert_eq!(
+            presented_key(&headers(&[("x-api-key", "k2")])),
+            Some(&b"k2"[..])
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Basic azE=")])),
+            None
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer ")])),
+            None
+        );
+        assert_eq!(presented_key(&headers(&[])), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! Who may use a router and what each team may use (`spec.auth`, additive). Without it the
+//! gateway serves anyone who can reach it, as the original did.
+
+use serde::{Deserialize, Serialize};
+
+use super::Tier;
+
+/// Most teams a router declares.
+pub const MAX_TEAMS: usize = 256;
+/// Longest team or principal name, in bytes.
+pub const MAX_NAME_LEN: usize = 253;
+/// Most globs in one team's `models` or `backends`.
+pub const MAX_TEAM_GLOBS: usize = 64;
+/// Default key of the API-key file in its Secret.
+pub const DEFAULT_KEYS_KEY: &str = "keys.yaml";
+/// Header naming the team a request is for (the original's budget `headerKey` default).
+pub const TEAM_HEADER: &str = "x-llmkube-team";
+
+/// Authentication and per-team access.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthSpec {
+    /// API keys, accepted as `Authorization: Bearer <key>` or `x-api-key: <key>`. The Secret
+    /// holds only their SHA-256 digests, each with its principal and team. Required: it is
+    /// the one way of authenticating this version offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeysSpec>,
+    /// What each team may use. When any team is listed, a principal whose team is not listed
+    /// may use nothing (403); when none is, every authenticated principal may use everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_TEAMS)))]
+    pub teams: Vec<TeamSpec>,
+    /// Principals allowed to name the team they act for with `x-llmkube-team` (a shared
+    /// service account, say). Everyone else's team is the one their key maps to, whatever the
+    /// header says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_TEAMS)))]
+    pub act_for_teams: Vec<String>,
+}
+
+/// Where the API-key digests are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeysSpec {
+    /// The Secret, in the router's namespace (a directory of that name under the gateway's
+    /// `--credentials-dir` in standalone mode).
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 253)))]
+    pub name: String,
+    /// Key in the Secret (default `keys.yaml`): a YAML list of `{principal, team, sha256}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl SecretKeyRef {
+    /// The key, defaulted.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(DEFAULT_KEYS_KEY)
+    }
+}
+
+/// What one team may use. An empty list allows everything of its kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TeamSpec {
+    /// Team name, as the API-key file and `x-llmkube-team` spell it.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = MAX_NAME_LEN)))]
+    pub name: String,
+    /// Request `model` globs (`*`, `?`) the team may ask for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_TEAM_GLOBS)))]
+    pub models: Vec<String>,
+    /// Backend name globs the team's requests may be sent to; other backends are taken out of
+    /// its routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_TEAM_GLOBS)))]
+    pub backends: Vec<String>,
+    /// Tiers the team's requests may be sent to (`[local]`: never the cloud).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<Tier>,
+}
