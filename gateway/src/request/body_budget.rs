@@ -101,6 +101,7 @@ impl Reservation {
     }
 
     /// Bytes held.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.bytes
     }

@@ -264,7 +264,6 @@ mod tests {
             scheme: http::uri::Scheme::HTTP,
             authority: http::uri::Authority::from_static("127.0.0.1:1"),
             base_path: String::new(),
-            url: "http://127.0.0.1:1".into(),
             model_override: None,
             credentials: Vec::new(),
             credential_problem: None,

@@ -47,8 +47,6 @@ pub struct BackendTarget {
     pub authority: Authority,
     /// Path prefix of the base URL without a trailing `/` or `/v1`.
     pub base_path: String,
-    /// The base URL as configured (for logs and status).
-    pub url: String,
     /// `external.model` as a JSON string literal, spliced into the request body.
     pub model_override: Option<Bytes>,
     /// Headers that authenticate the gateway to the provider. Values are marked sensitive.
@@ -172,7 +170,6 @@ fn resolve_one(
         scheme,
         authority,
         base_path,
-        url,
         model_override,
         credentials,
         credential_problem,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-pub use llmkube_router::bundle::{ROUTER_KEY, RULES_KEY, RULES_SHA_KEY};
+use llmkube_router::bundle::{RULES_KEY, RULES_SHA_KEY};
 
 /// One version of a router's configuration.
 #[derive(Debug, Clone)]

@@ -12,7 +12,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
-use crate::router::bundle::{ROUTER_KEY, RouterBundle};
+use llmkube_router::bundle::ROUTER_KEY;
+
+use crate::router::bundle::RouterBundle;
 use crate::router::reload::{ReloadError, swap_in};
 use crate::state::AppState;
 
@@ -39,7 +41,7 @@ impl ConfigMapSource {
     }
 
     /// Reads the ConfigMap once (at start).
-    pub async fn fetch(&self) -> Result<RouterBundle, ReloadError> {
+    pub(crate) async fn fetch(&self) -> Result<RouterBundle, ReloadError> {
         let cm = self
             .api()
             .get(&self.name)
@@ -53,7 +55,7 @@ impl ConfigMapSource {
 
     /// Watches the ConfigMap and swaps in every new version until the task is aborted. The
     /// watch retries with backoff when the API server is away; the gateway keeps serving.
-    pub fn spawn_watcher(
+    pub(crate) fn spawn_watcher(
         &self,
         state: Arc<AppState>,
         router_name: Option<String>,
@@ -91,7 +93,7 @@ impl ConfigMapSource {
 
 /// The router bundle a ConfigMap holds: `router.yaml` and, as files, every other key
 /// (`rules.wasm`, `rules.sha256`, `<policy>.wasm`).
-pub fn bundle(cm: &ConfigMap, origin: &str) -> Result<RouterBundle, ReloadError> {
+pub(crate) fn bundle(cm: &ConfigMap, origin: &str) -> Result<RouterBundle, ReloadError> {
     let mut files = std::collections::BTreeMap::new();
     for (k, v) in cm.data.iter().flatten() {
         files.insert(k.clone(), v.clone().into_bytes());
