@@ -8,8 +8,8 @@ use llmkube_router::compiler::compile;
 use llmkube_router::manifest::load_router;
 use llmkube_router::spec::{
     ApiKeysSpec, AuthSpec, Backend, BackendStatus, ConfigMapKeyRef, ExternalBackend,
-    LocalObjectReference, ModelRouter, ModuleSource, PolicyRef, Provider, ProxySpec, SecretKeyRef,
-    Tier,
+    LocalObjectReference, ModelRouter, ModelRouterStatus, ModuleSource, PolicyRef, Provider,
+    ProxySpec, SecretKeyRef, Tier,
 };
 use llmkube_router::validate::validate_spec;
 
@@ -292,15 +292,18 @@ fn status_lists_every_problem_and_follows_the_gateway() {
     assert!(ready.conditions[..3].iter().all(|c| c.status == "True"));
 }
 
+fn authenticated(s: &ModelRouterStatus) -> &llmkube_router::condition::Condition {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == "Authenticated")
+        .unwrap()
+}
+
 #[test]
 fn a_router_open_to_anyone_with_cloud_backends_says_so_and_api_keys_are_mounted() {
     let open = seed();
     let s = status(&open, &validate_spec(&open.spec), &Observation::default());
-    let auth = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Authenticated")
-        .unwrap();
+    let auth = authenticated(&s);
     assert_eq!(
         (auth.status.as_str(), auth.reason.as_str()),
         ("False", "Unauthenticated")
@@ -320,11 +323,7 @@ fn a_router_open_to_anyone_with_cloud_backends_says_so_and_api_keys_are_mounted(
     let ok = validate_spec(&keyed.spec);
     assert!(ok.is_ok(), "{ok:?}");
     let s = status(&keyed, &ok, &Observation::default());
-    let auth = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Authenticated")
-        .unwrap();
+    let auth = authenticated(&s);
     assert_eq!(
         (auth.status.as_str(), auth.reason.as_str()),
         ("True", "APIKeys")

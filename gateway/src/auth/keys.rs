@@ -52,7 +52,6 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct KeyTable {
     by_prefix: HashMap<u64, Vec<([u8; 32], KeyOwner)>>,
-    len: usize,
 }
 
 impl KeyTable {
@@ -114,7 +113,6 @@ impl KeyTable {
                     team: e.team.map(Into::into),
                 },
             ));
-            table.len += 1;
         }
         if problems.is_empty() {
             Ok(table)
@@ -125,7 +123,7 @@ impl KeyTable {
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.by_prefix.values().map(Vec::len).sum()
     }
 
     /// The owner of `key`, if it is one of the table's.

@@ -52,12 +52,12 @@ pub async fn proxy(
     // given back when this function returns (a streamed answer no longer needs the request).
     let mut reservation = state.body_budget.reservation();
     let answered = async {
-        identify(&snap, &parts, &mut rec)?;
+        let team = identify(&snap, &parts, &mut rec)?;
         let read = read(state, &snap, &parts, body, &mut reservation).await?;
         let json = parse(&snap, &parts, read.body, read.scan_limit, &mut rec)?;
-        permit(&snap, &rec.identity, &json.model)?;
+        permit(team, &rec.identity, &json.model)?;
         let route = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
-        let route = narrow(&snap, &rec.identity, route)?;
+        let route = narrow(&snap, team, &rec.identity, route)?;
         let forward = Forward {
             parts: &parts,
             json: &json,
@@ -73,32 +73,27 @@ pub async fn proxy(
     }
 }
 
-/// Step 0: who sends the request. Without valid credentials it is refused (401), and a team
-/// the router does not serve is refused (403), before the body is read.
-fn identify(snap: &RouterSnapshot, parts: &Parts, rec: &mut RequestRecord) -> Result<(), Refusal> {
-    rec.identity = match &snap.access {
-        Some(access) => access
-            .authenticate(&parts.headers)
-            .map_err(Refusal::denied)?,
-        None => auth::unauthenticated(&parts.headers),
-    };
-    team_access(snap, &rec.identity).map(drop)
-}
-
-/// The restrictions of the request's team, when `spec.auth` lists teams.
-fn team_access<'s>(
+/// Step 0: who sends the request, and what their team may use (`None`: no restriction).
+/// Without valid credentials it is refused (401), and a team the router does not serve is
+/// refused (403), before the body is read.
+fn identify<'s>(
     snap: &'s RouterSnapshot,
-    who: &Identity,
+    parts: &Parts,
+    rec: &mut RequestRecord,
 ) -> Result<Option<&'s TeamAccess>, Refusal> {
-    match &snap.access {
-        Some(access) => access.team_access(who).map_err(Refusal::denied),
-        None => Ok(None),
-    }
+    let Some(access) = &snap.access else {
+        rec.identity = auth::unauthenticated(&parts.headers);
+        return Ok(None);
+    };
+    rec.identity = access
+        .authenticate(&parts.headers)
+        .map_err(Refusal::denied)?;
+    access.team_access(&rec.identity).map_err(Refusal::denied)
 }
 
 /// Step 2b: the team may ask for this model (403 otherwise).
-fn permit(snap: &RouterSnapshot, who: &Identity, model: &str) -> Result<(), Refusal> {
-    match team_access(snap, who)? {
+fn permit(team: Option<&TeamAccess>, who: &Identity, model: &str) -> Result<(), Refusal> {
+    match team {
         Some(team) if !team.allows_model(model) => {
             Err(Refusal::denied(Denied::Forbidden(format!(
                 "team {:?} may not use model {:?}",
@@ -112,8 +107,13 @@ fn permit(snap: &RouterSnapshot, who: &Identity, model: &str) -> Result<(), Refu
 
 /// Step 3b: the route narrowed to the backends and tiers the team may use; 403 when none is
 /// left, so a backend it may not use never receives anything of the request.
-fn narrow(snap: &RouterSnapshot, who: &Identity, mut route: Route) -> Result<Route, Refusal> {
-    let Some(team) = team_access(snap, who)? else {
+fn narrow(
+    snap: &RouterSnapshot,
+    team: Option<&TeamAccess>,
+    who: &Identity,
+    mut route: Route,
+) -> Result<Route, Refusal> {
+    let Some(team) = team else {
         return Ok(route);
     };
     route
