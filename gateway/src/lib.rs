@@ -7,6 +7,7 @@
 
 mod audit;
 mod auth;
+mod budget;
 mod http;
 mod metrics;
 pub mod policy;
@@ -14,6 +15,7 @@ mod request;
 mod router;
 mod routes;
 mod state;
+mod usage;
 
 pub use http::server::ServerLimits;
 pub use http::sse::SseFraming;
@@ -155,6 +157,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         audit_dropped: metrics.audit_dropped.clone(),
         engine: policy::PolicyEngine::new(config.policy.clone())?,
         policy_dir: config.policy_dir.clone(),
+        budget_stores: Default::default(),
     };
     let bundle = match &config.source {
         RouterSource::File(path) => router::reload::read_bundle(path)?,

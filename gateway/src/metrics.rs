@@ -1,6 +1,7 @@
 //! Prometheus metrics: the `llmkube_router_*` names of the original plus latency histograms.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -74,6 +75,46 @@ pub struct PolicyLabels {
     pub result: PolicyResult,
 }
 
+/// Labels of `llmkube_router_tokens_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Router name.
+    pub router: Label,
+    /// Rule name, or `""`.
+    pub rule: Label,
+    /// Backend that answered.
+    pub backend: Label,
+    /// Bounded team label (as on `llmkube_router_requests_total`).
+    pub team: Label,
+    pub kind: TokenKind,
+    /// Whether the backend reported the count or the gateway estimated it.
+    pub source: crate::usage::UsageSource,
+}
+
+/// Labels of `llmkube_router_cost_usd_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    /// Router name.
+    pub router: Label,
+    /// Rule name, or `""`.
+    pub rule: Label,
+    /// Backend that answered.
+    pub backend: Label,
+    /// Bounded team label.
+    pub team: Label,
+}
+
+/// Labels of the budget counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    /// Router name.
+    pub router: Label,
+    /// Budget name.
+    pub budget: Label,
+    /// The budget's `failureMode` (what was done instead).
+    pub failure_mode: &'static str,
+}
+
 /// Labels of `llmkube_router_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -134,6 +175,14 @@ label_values! {
 }
 
 label_values! {
+    /// Which side of a request tokens were counted on.
+    TokenKind {
+        Prompt => "prompt",
+        Completion => "completion",
+    }
+}
+
+label_values! {
     /// How a router reload ended.
     ReloadResult {
         Ok => "ok",
@@ -178,6 +227,14 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Audit lines dropped because the writer could not keep up.
     pub audit_dropped: Counter,
+    /// Tokens of answered requests.
+    pub tokens: Family<TokenLabels, Counter>,
+    /// Dollars spent, by the backends' declared prices.
+    pub cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    /// Requests refused (429) because a budget was spent (`failure_mode` is `""`).
+    pub budget_refused: Family<BudgetLabels, Counter>,
+    /// Budget checks the shared store could not answer, by what the budget did instead.
+    pub budget_store_errors: Family<BudgetLabels, Counter>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -218,6 +275,30 @@ impl Metrics {
         let body_budget_refused = Counter::default();
         let connections = Gauge::default();
         let connections_refused = Counter::default();
+        let tokens = Family::default();
+        let cost = Family::default();
+        let budget_refused = Family::default();
+        let budget_store_errors = Family::default();
+        registry.register(
+            "llmkube_router_tokens",
+            "Tokens of answered requests by router, rule, backend, team, kind and source",
+            tokens.clone(),
+        );
+        registry.register(
+            "llmkube_router_cost_usd",
+            "Dollars spent by router, rule, backend and team, at the backends' declared prices",
+            cost.clone(),
+        );
+        registry.register(
+            "llmkube_router_budget_refused",
+            "Requests refused (429) because a budget was spent",
+            budget_refused.clone(),
+        );
+        registry.register(
+            "llmkube_router_budget_store_errors",
+            "Budget checks the shared store could not answer, by failure mode (closed: refused with 503, open: counted locally)",
+            budget_store_errors.clone(),
+        );
         registry.register(
             "llmkube_router_panic_routes",
             "Requests whose every candidate backend was quarantined, tried anyway",
@@ -322,6 +403,10 @@ impl Metrics {
             body_budget_refused,
             connections,
             connections_refused,
+            tokens,
+            cost,
+            budget_refused,
+            budget_store_errors,
         }
     }
 

@@ -51,13 +51,14 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// Serves only `/metrics` and the probes (the separate metrics listener).
+/// Serves only `/metrics`, `/budgets` and the probes (the separate metrics listener).
 pub async fn handle_metrics(
     state: Arc<AppState>,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => metrics(&state),
+        (&Method::GET, "/budgets") => budgets(&state).await,
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
         (_, p) => ApiError::not_found(p).into_response(),
     })
@@ -88,6 +89,25 @@ fn metrics(state: &AppState) -> Response<GatewayBody> {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+/// `GET /budgets`: each budget's use in its current window, as `status.budgetUtilization`
+/// lists it (the controller reads it from here).
+async fn budgets(state: &AppState) -> Response<GatewayBody> {
+    let snap = state.router.load_full();
+    let report = match &snap.budgets {
+        None => Ok(Vec::new()),
+        Some(b) => b.report().await,
+    };
+    match report.map(|r| serde_json::to_vec(&r)) {
+        Ok(Ok(body)) => json(body.into()),
+        Ok(Err(e)) => {
+            ApiError::unavailable(format!("cannot encode the report: {e}")).into_response()
+        }
+        Err(e) => {
+            ApiError::unavailable(format!("the budget store did not answer: {e}")).into_response()
+        }
+    }
 }
 
 /// `GET /v1/models`: the published ids, to a client with a valid key when the router asks for

@@ -195,6 +195,48 @@ async fn status_follows_the_gateway_and_is_only_written_when_it_changes() {
 }
 
 #[tokio::test]
+async fn budget_use_reported_by_the_gateway_reaches_status_at_a_bounded_rate() {
+    let (fake, ctx) = seeded();
+    fake.edit(ROUTER, |r| {
+        r["spec"]["policy"] = json!({"budgets": [{"name": "daily", "maxTokens": 1000}]});
+    });
+    reconcile_router(&fake, &ctx).await.unwrap();
+    fake.edit(DEPLOY, |d| {
+        d["status"] = json!({"readyReplicas": 1, "replicas": 1})
+    });
+    let proxy =
+        "/api/v1/namespaces/default/services/secure-router-router-proxy:metrics/proxy/budgets";
+    let report = json!([{"name": "daily", "scope": "router", "windowStart": "2026-11-26T00:00:00Z",
+        "windowSeconds": 86400, "usedTokens": 250, "maxTokens": 1000, "usedUSD": "0", "percent": 25}]);
+    fake.put_at(proxy, report.clone());
+    fake.take_calls();
+    let action = reconcile_router(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(30)),
+        "refreshed while Ready"
+    );
+    assert!(
+        fake.take_calls()
+            .iter()
+            .any(|c| c.method == "GET" && c.path == proxy)
+    );
+    assert_eq!(
+        fake.get(ROUTER).unwrap()["status"]["budgetUtilization"],
+        report
+    );
+
+    // Asked again at once (another event): the gateway is not read again, status keeps it.
+    fake.put_at(proxy, json!([]));
+    reconcile_router(&fake, &ctx).await.unwrap();
+    assert!(!fake.take_calls().iter().any(|c| c.path == proxy));
+    assert_eq!(
+        fake.get(ROUTER).unwrap()["status"]["budgetUtilization"],
+        report
+    );
+}
+
+#[tokio::test]
 async fn a_rule_change_rewrites_the_config_map_but_not_the_pod_template() {
     let (fake, ctx) = seeded();
     reconcile_router(&fake, &ctx).await.unwrap();

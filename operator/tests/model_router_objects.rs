@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use llmkube_operator::reconcile::model_router::*;
+use llmkube_operator::reconcile::router_status::{Observation, status};
 use llmkube_router::compiler::compile;
 use llmkube_router::manifest::load_router;
 use llmkube_router::spec::{
@@ -265,6 +266,7 @@ fn status_lists_every_problem_and_follows_the_gateway() {
                 message: Some("InferenceService llama-3-8b is not Ready".into()),
                 ..BackendStatus::default()
             }],
+            ..Default::default()
         },
     );
     assert_eq!(degraded.phase.map(|p| p.as_str()), Some("Degraded"));
@@ -311,6 +313,13 @@ fn a_router_open_to_anyone_with_cloud_backends_says_so_and_api_keys_are_mounted(
     assert!(auth.message.starts_with("Warning:"), "{}", auth.message);
 
     let mut keyed = seed();
+    keyed.spec.policy = Some(
+        serde_json::from_value(serde_json::json!({
+            "budgetStore": {"redis": {"address": "redis:6379", "credentialsSecretRef": {"name": "redis-auth"}}},
+            "budgets": [{"name": "daily", "maxTokens": 1000}]
+        }))
+        .unwrap(),
+    );
     keyed.spec.auth = Some(AuthSpec {
         api_keys: Some(ApiKeysSpec {
             secret_ref: SecretKeyRef {
@@ -335,9 +344,15 @@ fn a_router_open_to_anyone_with_cloud_backends_says_so_and_api_keys_are_mounted(
         .spec
         .unwrap();
     let mounts = pod.containers[0].volume_mounts.clone().unwrap();
-    assert!(mounts.iter().any(
-        |m| m.mount_path == "/var/run/secrets/llmkube/router-keys" && m.read_only == Some(true)
-    ));
+    for secret in ["router-keys", "redis-auth"] {
+        let path = format!("/var/run/secrets/llmkube/{secret}");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.mount_path == path && m.read_only == Some(true)),
+            "{secret} is mounted"
+        );
+    }
 }
 
 #[test]

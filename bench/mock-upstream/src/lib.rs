@@ -42,6 +42,22 @@ pub struct Behavior {
     pub break_after_chunks: Option<usize>,
     /// Keep a copy of every request for [`MockUpstream::requests`].
     pub record: bool,
+    /// Where the answer reports its token usage.
+    pub usage: UsageStyle,
+}
+
+/// How an answer reports usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsageStyle {
+    /// As OpenAI does: in every JSON answer; in a stream only when the request sets
+    /// `stream_options.include_usage`, as a last chunk with empty `choices` (and `"usage":
+    /// null` in every other chunk).
+    #[default]
+    OpenAi,
+    /// In the stream's finishing chunk whatever the request says (some llama.cpp versions).
+    InFinalChunk,
+    /// Never (some llama.cpp and TGI versions).
+    Never,
 }
 
 impl Default for Behavior {
@@ -54,6 +70,7 @@ impl Default for Behavior {
             stall_after_first_chunk: false,
             break_after_chunks: None,
             record: true,
+            usage: UsageStyle::OpenAi,
         }
     }
 }
@@ -277,9 +294,19 @@ async fn handle(
             serde_json::json!({"error": {"message": "not found", "type": "invalid_request_error", "param": null, "code": null}}),
         )
     } else if stream {
-        sse(&shared.name, &model, &behavior)
+        let include_usage = request
+            .pointer("/stream_options/include_usage")
+            .and_then(|v| v.as_bool())
+            == Some(true);
+        sse(&shared.name, &model, &behavior, include_usage)
     } else {
-        json(status, completion(path, &shared.name, &model))
+        let mut answer = completion(path, &shared.name, &model);
+        if behavior.usage == UsageStyle::Never
+            && let Some(o) = answer.as_object_mut()
+        {
+            o.remove("usage");
+        }
+        json(status, answer)
     };
     resp.headers_mut().insert(
         "x-mock-backend",
@@ -327,7 +354,8 @@ pub fn completion(path: &str, name: &str, model: &str) -> serde_json::Value {
     }
 }
 
-fn sse(name: &str, model: &str, behavior: &Behavior) -> Response<MockBody> {
+fn sse(name: &str, model: &str, behavior: &Behavior, include_usage: bool) -> Response<MockBody> {
+    let openai_usage = behavior.usage == UsageStyle::OpenAi && include_usage;
     let (tx, rx) = mpsc::channel(4);
     let (name, model, b) = (name.to_owned(), model.to_owned(), behavior.clone());
     tokio::spawn(async move {
@@ -349,10 +377,13 @@ fn sse(name: &str, model: &str, behavior: &Behavior) -> Response<MockBody> {
             } else {
                 format!(" token{i}")
             };
-            let chunk = serde_json::json!({
+            let mut chunk = serde_json::json!({
                 "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
                 "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}],
             });
+            if openai_usage {
+                chunk["usage"] = serde_json::Value::Null;
+            }
             if tx
                 .send(Ok(Frame::data(Bytes::from(format!("data: {chunk}\n\n")))))
                 .await
@@ -365,14 +396,26 @@ fn sse(name: &str, model: &str, behavior: &Behavior) -> Response<MockBody> {
                 return;
             }
         }
-        let last = serde_json::json!({
+        let mut last = serde_json::json!({
             "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-            "usage": usage(),
         });
+        let mut tail = String::new();
+        match b.usage {
+            UsageStyle::InFinalChunk => last["usage"] = usage(),
+            UsageStyle::OpenAi if openai_usage => {
+                last["usage"] = serde_json::Value::Null;
+                let chunk = serde_json::json!({
+                    "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
+                    "choices": [], "usage": usage(),
+                });
+                tail = format!("data: {chunk}\n\n");
+            }
+            _ => {}
+        }
         let _ = tx
             .send(Ok(Frame::data(Bytes::from(format!(
-                "data: {last}\n\ndata: [DONE]\n\n"
+                "data: {last}\n\n{tail}data: [DONE]\n\n"
             )))))
             .await;
     });

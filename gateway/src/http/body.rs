@@ -51,11 +51,14 @@ struct Downstream {
     done: bool,
 }
 
-/// Told what a pumped stream does; the request record implements it to account for the
-/// request (bytes, time to first byte, and its one audit line when the stream ends).
+/// Sees a pumped stream pass; the request record implements it to account for the request
+/// (bytes, time to first byte, usage, and its one audit line when the stream ends).
 pub trait StreamWatch: Send + 'static {
-    /// `bytes` more went toward the client (never 0).
-    fn sent(&mut self, bytes: usize);
+    /// `data` came from the backend (never empty); returns what goes on to the client, which
+    /// may be less (a chunk taken out) or nothing yet (held until it is complete).
+    fn pass(&mut self, data: Bytes) -> Bytes;
+    /// The backend's body ended: what is still held goes to the client.
+    fn flush(&mut self) -> Option<Bytes>;
     /// The stream is over, however it ended.
     fn ended(self, end: StreamEnd);
 }
@@ -203,7 +206,7 @@ impl<W: StreamWatch> Pump<W> {
                 }
             };
             let frame = match next {
-                None => return Ok(()),
+                None => break,
                 Some(Ok(frame)) => frame,
                 Some(Err(e)) => {
                     return Err(Stop::Cut(
@@ -212,21 +215,34 @@ impl<W: StreamWatch> Pump<W> {
                     ));
                 }
             };
-            if let Some(data) = frame.data_ref() {
-                if data.is_empty() {
-                    continue;
-                }
-                self.watch.sent(data.len());
-                if self.sse {
-                    self.framing.feed(data);
-                }
-            }
             let end = self.body.is_end_stream();
-            self.send(frame, cap).await?;
+            match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => {
+                    let data = self.watch.pass(data);
+                    self.send_data(data, cap).await?;
+                }
+                // Trailers pass as they are.
+                Err(frame) => self.send(frame, cap).await?,
+            }
             if end {
-                return Ok(());
+                break;
             }
         }
+        if let Some(rest) = self.watch.flush() {
+            self.send_data(rest, cap).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_data(&mut self, data: Bytes, cap: Instant) -> Result<(), Stop> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.sse {
+            self.framing.feed(&data);
+        }
+        self.send(Frame::data(data), cap).await
     }
 
     /// Hands one frame to the client side, waiting at most the idle timeout for room.

@@ -218,6 +218,36 @@ impl ApiError {
         }
     }
 
+    /// 429: a budget is spent until its window ends (the SDKs raise `RateLimitError`).
+    pub fn budget_exceeded(budget: &str, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "budget_exceeded",
+                format!(
+                    "budget {budget:?} is spent for its current window; it renews in {retry_after_secs}s"
+                ),
+            )
+        }
+    }
+
+    /// 503: a budget's shared store did not answer and the budget fails closed.
+    pub fn budget_unavailable(budget: &str, error: &str) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "budget_store_unavailable",
+                format!(
+                    "budget {budget:?} cannot be checked ({error}) and fails closed; retry later"
+                ),
+            )
+        }
+    }
+
     /// 503: the gateway is shutting down or has no router loaded.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(

@@ -33,6 +33,25 @@ pub struct JsonBody {
     pub stream: bool,
     /// What was collected for classification.
     pub text: BodyText,
+    /// What the client said about usage in a stream (`stream_options.include_usage`).
+    pub stream_usage: StreamUsage,
+    /// `max_completion_tokens`, else `max_tokens`, else `max_output_tokens`: the most the
+    /// answer may hold, when the client capped it.
+    pub max_tokens: Option<u64>,
+    /// Bytes of the body's string values: the prompt's size, for estimates.
+    pub string_bytes: u64,
+}
+
+/// Whether a streaming client asked for the usage chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamUsage {
+    /// No `stream_options`: the gateway may add `include_usage` and take the chunk out again.
+    Unset,
+    /// `include_usage: true`.
+    Asked,
+    /// `stream_options` without `include_usage: true`: left as it is (usage is estimated
+    /// when the backend sends none).
+    NotAsked,
 }
 
 /// Parses a JSON object body strictly. With `scan_limit`, collects the text of bodies up to
@@ -48,8 +67,12 @@ pub fn parse_json_body(bytes: Bytes, scan_limit: Option<usize>) -> Result<JsonBo
     let collect = scan_limit.is_some_and(|limit| bytes.len() <= limit);
     let mut text = collect.then(|| String::with_capacity(bytes.len().min(64 << 10)));
     let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let mut string_bytes = 0;
     let root = Root {
-        walk: Walk(text.as_mut()),
+        walk: Walk {
+            text: text.as_mut(),
+            bytes: &mut string_bytes,
+        },
     };
     let fields = de
         .deserialize_map(root)
@@ -58,6 +81,16 @@ pub fn parse_json_body(bytes: Bytes, scan_limit: Option<usize>) -> Result<JsonBo
             ApiError::bad_request(format!("the request body is not accepted: {e}"), None)
         })?;
     let stream = fields.stream.unwrap_or(false);
+    let stream_usage = match fields.stream_options {
+        None => StreamUsage::Unset,
+        Some(true) => StreamUsage::Asked,
+        Some(false) => StreamUsage::NotAsked,
+    };
+    let max_tokens = fields
+        .max_tokens
+        .into_iter()
+        .max_by_key(|&(rank, _)| rank)
+        .map(|(_, n)| n);
     let (model, model_span) = match fields.model {
         None => (String::new(), None),
         Some(raw) => {
@@ -82,6 +115,9 @@ pub fn parse_json_body(bytes: Bytes, scan_limit: Option<usize>) -> Result<JsonBo
         model_span,
         stream,
         text,
+        stream_usage,
+        max_tokens,
+        string_bytes,
     })
 }
 
@@ -89,31 +125,36 @@ impl JsonBody {
     /// The body with `model` set to `model_json` (a JSON string literal).
     pub fn with_model(&self, model_json: &[u8]) -> Bytes {
         let b = &self.bytes;
-        let mut out = BytesMut::with_capacity(b.len() + model_json.len() + 10);
         match &self.model_span {
             Some(span) => {
+                let mut out = BytesMut::with_capacity(b.len() + model_json.len());
                 out.extend_from_slice(&b[..span.start]);
                 out.extend_from_slice(model_json);
                 out.extend_from_slice(&b[span.end..]);
+                out.freeze()
             }
-            None => {
-                // Insert `"model":<value>` right after the opening brace.
-                let open = b.iter().position(|&c| c == b'{').unwrap_or(0);
-                let empty = b[open + 1..]
-                    .iter()
-                    .find(|c| !c.is_ascii_whitespace())
-                    .is_some_and(|&c| c == b'}');
-                out.extend_from_slice(&b[..=open]);
-                out.extend_from_slice(b"\"model\":");
-                out.extend_from_slice(model_json);
-                if !empty {
-                    out.extend_from_slice(b",");
-                }
-                out.extend_from_slice(&b[open + 1..]);
-            }
+            None => insert_first(b, b"\"model\":", model_json),
         }
-        out.freeze()
     }
+}
+
+/// The JSON object `body` with `"key":value` (given as `key_colon` and `value`) inserted
+/// right after its opening brace; every other byte stays as it was.
+pub fn insert_first(body: &[u8], key_colon: &[u8], value: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(body.len() + key_colon.len() + value.len() + 1);
+    let open = body.iter().position(|&c| c == b'{').unwrap_or(0);
+    let empty = body[open + 1..]
+        .iter()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|&c| c == b'}');
+    out.extend_from_slice(&body[..=open]);
+    out.extend_from_slice(key_colon);
+    out.extend_from_slice(value);
+    if !empty {
+        out.extend_from_slice(b",");
+    }
+    out.extend_from_slice(&body[open + 1..]);
+    out.freeze()
 }
 
 fn push(text: &mut String, s: &str) {
@@ -126,10 +167,14 @@ fn push(text: &mut String, s: &str) {
     text.push_str(s);
 }
 
-/// The fields of the top-level object that routing reads.
+/// The fields of the top-level object that routing and accounting read.
 struct Fields<'de> {
     model: Option<&'de RawValue>,
     stream: Option<bool>,
+    /// `Some(include_usage == true)` when `stream_options` is an object.
+    stream_options: Option<bool>,
+    /// The answer caps the body gives, each with its precedence.
+    max_tokens: Vec<(u8, u64)>,
 }
 
 struct Root<'t> {
@@ -147,14 +192,38 @@ impl<'de> Visitor<'de> for Root<'_> {
         let mut fields = Fields {
             model: None,
             stream: None,
+            stream_options: None,
+            max_tokens: Vec::new(),
         };
         let mut keys = Keys::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             self.walk.push(&key);
-            match &*key {
+            let cap_rank = match &*key {
+                "max_completion_tokens" => Some(2),
+                "max_tokens" => Some(1),
+                "max_output_tokens" => Some(0),
+                _ => None,
+            };
+            match (&*key, cap_rank) {
                 // The model string is pushed to the text once it is decoded.
-                "model" => fields.model = Some(map.next_value()?),
-                "stream" => fields.stream = map.next_value()?,
+                ("model", _) => fields.model = Some(map.next_value()?),
+                ("stream", _) => fields.stream = map.next_value()?,
+                ("stream_options", _) | (_, Some(_)) => {
+                    // Read, then walked like any other value (the detector sees it too).
+                    let raw: &RawValue = map.next_value()?;
+                    self.walk
+                        .reborrow()
+                        .walk_raw(raw)
+                        .map_err(de::Error::custom)?;
+                    match cap_rank {
+                        Some(rank) => {
+                            if let Ok(n) = serde_json::from_str::<u64>(raw.get()) {
+                                fields.max_tokens.push((rank, n));
+                            }
+                        }
+                        None => fields.stream_options = include_usage(raw),
+                    }
+                }
                 _ => map.next_value_seed(self.walk.reborrow())?,
             }
             keys.insert(key)?;
@@ -163,22 +232,45 @@ impl<'de> Visitor<'de> for Root<'_> {
     }
 }
 
-/// Visits any JSON value, appending its text when collecting.
-struct Walk<'t>(Option<&'t mut String>);
+/// `Some(true)` when `stream_options` is an object with `include_usage: true`.
+fn include_usage(raw: &RawValue) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct Options {
+        #[serde(default)]
+        include_usage: Option<bool>,
+    }
+    let options: Options = serde_json::from_str(raw.get()).ok()?;
+    Some(options.include_usage == Some(true))
+}
+
+/// Visits any JSON value, appending its text when collecting and counting the bytes of its
+/// string values.
+struct Walk<'t> {
+    text: Option<&'t mut String>,
+    bytes: &'t mut u64,
+}
 
 impl Walk<'_> {
     fn reborrow(&mut self) -> Walk<'_> {
-        Walk(self.0.as_deref_mut())
+        Walk {
+            text: self.text.as_deref_mut(),
+            bytes: self.bytes,
+        }
+    }
+
+    fn walk_raw(self, raw: &RawValue) -> Result<(), serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        self.deserialize(&mut de)
     }
 
     fn push(&mut self, s: &str) {
-        if let Some(t) = self.0.as_deref_mut() {
+        if let Some(t) = self.text.as_deref_mut() {
             push(t, s);
         }
     }
 
     fn push_int(&mut self, v: impl fmt::Display) {
-        if let Some(t) = self.0.as_deref_mut() {
+        if let Some(t) = self.text.as_deref_mut() {
             use std::fmt::Write;
             if !t.is_empty() {
                 t.push('\n');
@@ -224,6 +316,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
+        *self.bytes += v.len() as u64;
         self.push(v);
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! One proxied request from its bytes to its audit line: read and parse, decide, dispatch to
 //! the route's backends, respond. [`proxy`] lists the steps.
 
+mod accounting;
 pub(crate) mod body_budget;
 pub(crate) mod body_text;
 pub(crate) mod dispatch;

@@ -1,7 +1,7 @@
 //! The proxied endpoints (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`),
 //! one request as named steps: identify (who sends it), read, parse, permit (the team's
 //! models), decide (classify, evaluate, route or refuse), narrow (to the team's backends),
-//! forward (dispatch to the route's backends), respond. A step that refuses returns a
+//! admit (reserve on the budgets), forward (dispatch to the route's backends), respond. A step that refuses returns a
 //! [`Refusal`]; [`proxy`] answers it and writes the audit line.
 
 use std::sync::Arc;
@@ -16,18 +16,20 @@ use llmkube_router::defaults::TASK_COMPLEXITY_HEADER;
 use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
 use crate::auth::{self, Denied, Identity, TeamAccess};
+use crate::budget::{Charge, DEFAULT_COMPLETION_RESERVE, Refused, Subject};
 use crate::http::body::{GatewayBody, StreamLimits};
 use crate::http::error::ApiError;
 use crate::policy::pipeline::{Inputs, Verdict};
 use crate::request::body_budget::Reservation;
 use crate::request::dispatch::{Answered, Exhausted, Failure, dispatch};
 use crate::request::inbound::{classifications, read_body};
-use crate::request::json_body::{JsonBody, parse_json_body};
+use crate::request::json_body::{JsonBody, StreamUsage, parse_json_body};
 use crate::request::record::{Outcome, RequestRecord};
 use crate::request::refusal::Refusal;
-use crate::request::upstream::{Outbound, strip_response_headers};
+use crate::request::upstream::{Outbound, adds_stream_usage, strip_response_headers};
 use crate::router::snapshot::RouterSnapshot;
 use crate::state::AppState;
+use crate::usage::{Prices, Usage, UsageMeter, estimate_tokens};
 
 /// Response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-llmkube-backend";
@@ -58,6 +60,7 @@ pub async fn proxy(
         permit(team, &rec.identity, &json.model)?;
         let route = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
         let route = narrow(&snap, team, &rec.identity, route)?;
+        admit(state, &snap, &parts, &json, &route, &mut rec).await?;
         let forward = Forward {
             parts: &parts,
             json: &json,
@@ -128,6 +131,57 @@ fn narrow(
     Ok(route)
 }
 
+/// Step 3c: the request's likely use reserved on every budget that applies (429 when one is
+/// spent, 503 when its store cannot answer and it fails closed).
+async fn admit(
+    state: &AppState,
+    snap: &RouterSnapshot,
+    parts: &Parts,
+    json: &JsonBody,
+    route: &Route,
+    rec: &mut RequestRecord,
+) -> Result<(), Refusal> {
+    let Some(budgets) = &snap.budgets else {
+        return Ok(());
+    };
+    let prompt = estimate_tokens(json.string_bytes);
+    let completion = if parts.uri.path() == "/v1/embeddings" {
+        0
+    } else {
+        json.max_tokens.unwrap_or(DEFAULT_COMPLETION_RESERVE)
+    };
+    let prices =
+        (route.backends.iter()).fold(Prices::default(), |p, &b| p.max(snap.backends[b].prices));
+    let usage = Usage { prompt, completion };
+    let charge = Charge {
+        tokens: usage.total(),
+        usd: prices.cost(usage),
+    };
+    let subject = Subject {
+        rule: rec.rule,
+        team: rec.identity.team.as_deref(),
+        authenticated: snap.access.is_some(),
+        headers: &parts.headers,
+    };
+    match budgets.admit(&subject, charge, &state.metrics).await {
+        Ok(admission) => {
+            rec.accounting.admission = admission;
+            Ok(())
+        }
+        Err(Refused::Spent {
+            budget,
+            retry_after,
+        }) => Err(Refusal::new(
+            ApiError::budget_exceeded(&budget, retry_after),
+            Outcome::BudgetExceeded,
+        )),
+        Err(Refused::Unavailable { budget, error }) => Err(Refusal::new(
+            ApiError::budget_unavailable(&budget, &error),
+            Outcome::BudgetUnavailable,
+        )),
+    }
+}
+
 /// What the client sent, read within the limits.
 struct Read {
     body: Bytes,
@@ -180,6 +234,8 @@ fn parse(
 ) -> Result<JsonBody, Refusal> {
     rec.bytes_in = body.len() as u64;
     let json = parse_json_body(body, scan_limit).map_err(Refusal::bad_request)?;
+    rec.accounting.prompt_bytes = json.string_bytes;
+    rec.accounting.add_stream_usage = json.stream && json.stream_usage == StreamUsage::Unset;
     rec.model = crate::http::error::echo(&json.model).into_owned();
     if snap.audit_body {
         rec.body = Some(json.bytes.clone());
@@ -274,6 +330,7 @@ impl Forward<'_> {
             body: self.json,
             set_headers: &rec.evaluation.set_headers,
             remove_headers: &rec.evaluation.remove_headers,
+            add_stream_usage: rec.accounting.add_stream_usage,
         };
         let result = dispatch(state, snap, self.route, &out, &mut rec.progress).await;
         result.map_err(|exhausted| exhausted_refusal(snap, self.route, exhausted))
@@ -354,6 +411,12 @@ async fn respond(
     }
     rec.status = head.status.as_u16();
     let size = http_body::Body::size_hint(&body).exact();
+    let strip = adds_stream_usage(&snap.backends[backend], rec.accounting.add_stream_usage);
+    rec.accounting.meter = Some(if sse {
+        UsageMeter::sse(strip)
+    } else {
+        UsageMeter::json()
+    });
     if sse || size.is_none_or(|n| n > BUFFERED_ANSWER_MAX) {
         rec.headers_sent = Some(Instant::now());
         let limits = StreamLimits {
@@ -369,6 +432,9 @@ async fn respond(
     let refusal = match tokio::time::timeout(idle, body.collect()).await {
         Ok(Ok(collected)) => {
             let bytes = collected.to_bytes();
+            if let Some(meter) = &mut rec.accounting.meter {
+                meter.read_whole(&bytes);
+            }
             rec.ttfb = Some(rec.started.elapsed());
             rec.bytes_out = bytes.len() as u64;
             rec.headers_sent = Some(Instant::now());

@@ -9,10 +9,14 @@ use serde::Serialize;
 
 use crate::auth::Identity;
 use crate::http::body::{StreamEnd, StreamWatch};
-use crate::metrics::{Label, Metrics, RequestLabels, RouterLabels, RuleLabels};
+use crate::metrics::{
+    CostLabels, Label, Metrics, RequestLabels, RouterLabels, RuleLabels, TokenKind, TokenLabels,
+};
 use crate::policy::pipeline::{ClassificationSource, Evaluation, PolicyTrace};
+use crate::request::accounting::Accounting;
 use crate::request::dispatch::Progress;
 use crate::router::snapshot::RouterSnapshot;
+use crate::usage::UsageSource;
 
 /// How a request ended (the audit `outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +54,10 @@ pub enum Outcome {
     Unauthenticated,
     /// The principal's team may not use what the request asked for (403).
     Forbidden,
+    /// A budget is spent for its current window (429).
+    BudgetExceeded,
+    /// A budget's shared store could not answer and the budget fails closed (503).
+    BudgetUnavailable,
 }
 
 impl Outcome {
@@ -72,6 +80,8 @@ impl Outcome {
             Outcome::PolicyError => "policy_error",
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::Forbidden => "forbidden",
+            Outcome::BudgetExceeded => "budget_exceeded",
+            Outcome::BudgetUnavailable => "budget_unavailable",
         }
     }
 
@@ -118,6 +128,8 @@ pub struct RequestRecord {
     pub body: Option<Bytes>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// Usage, cost and the budget reservation.
+    pub accounting: Accounting,
     finished: bool,
 }
 
@@ -150,6 +162,16 @@ struct AuditLine<'a> {
     timeout_ms: Option<u64>,
     bytes_in: u64,
     bytes_out: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_source: Option<UsageSource>,
+    #[serde(rename = "costUSD", skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     rules_digest: &'a str,
@@ -192,6 +214,7 @@ impl RequestRecord {
             bytes_out: 0,
             body: None,
             error: None,
+            accounting: Accounting::default(),
             finished: false,
         }
     }
@@ -208,7 +231,41 @@ impl RequestRecord {
         let router = RouterLabels {
             router: Arc::clone(&snap.name),
         };
+        let answered = backend.is_some() && (200..300).contains(&self.status);
+        let settled = (self.accounting).settle(
+            answered,
+            backend.map_or_else(Default::default, |b| b.prices),
+        );
+        let team = snap.team_label(self.identity.team.as_deref());
         let m = &self.metrics;
+        if let (Some(s), Some(b)) = (settled, backend) {
+            let rule = Arc::clone(rule.unwrap_or(&snap.empty_label));
+            for (kind, n) in [
+                (TokenKind::Prompt, s.usage.prompt),
+                (TokenKind::Completion, s.usage.completion),
+            ] {
+                m.tokens
+                    .get_or_create(&TokenLabels {
+                        router: Arc::clone(&snap.name),
+                        rule: Arc::clone(&rule),
+                        backend: Arc::clone(&b.name),
+                        team: Arc::clone(&team),
+                        kind,
+                        source: s.source,
+                    })
+                    .inc_by(n);
+            }
+            if s.cost.0 > 0 {
+                m.cost
+                    .get_or_create(&CostLabels {
+                        router: Arc::clone(&snap.name),
+                        rule,
+                        backend: Arc::clone(&b.name),
+                        team: Arc::clone(&team),
+                    })
+                    .inc_by(s.cost.as_f64());
+            }
+        }
         m.requests
             .get_or_create(&RequestLabels {
                 router: Arc::clone(&snap.name),
@@ -216,7 +273,7 @@ impl RequestRecord {
                 backend: backend
                     .map_or_else(|| Arc::clone(&snap.empty_label), |b| Arc::clone(&b.name)),
                 classification: snap.classification_label(&ev.classifications),
-                team: snap.team_label(self.identity.team.as_deref()),
+                team,
                 outcome: outcome.as_str(),
             })
             .inc();
@@ -272,6 +329,11 @@ impl RequestRecord {
             timeout_ms: self.progress.last_timeout.map(|t| t.as_millis() as u64),
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
+            prompt_tokens: settled.map(|s| s.usage.prompt),
+            completion_tokens: settled.map(|s| s.usage.completion),
+            total_tokens: settled.map(|s| s.usage.total()),
+            usage_source: settled.map(|s| s.source),
+            cost_usd: settled.filter(|s| s.cost.0 > 0).map(|s| s.cost.to_string()),
             error: self.error.as_deref(),
             rules_digest: &snap.policies.rules.digest,
             policies: &ev.trace,
@@ -289,9 +351,22 @@ impl RequestRecord {
 }
 
 impl StreamWatch for RequestRecord {
-    fn sent(&mut self, bytes: usize) {
-        self.ttfb.get_or_insert_with(|| self.started.elapsed());
-        self.bytes_out += bytes as u64;
+    fn pass(&mut self, data: Bytes) -> Bytes {
+        let data = match &mut self.accounting.meter {
+            Some(meter) => meter.pass(data),
+            None => data,
+        };
+        if !data.is_empty() {
+            self.ttfb.get_or_insert_with(|| self.started.elapsed());
+            self.bytes_out += data.len() as u64;
+        }
+        data
+    }
+
+    fn flush(&mut self) -> Option<Bytes> {
+        let rest = self.accounting.meter.as_mut()?.flush()?;
+        self.bytes_out += rest.len() as u64;
+        Some(rest)
     }
 
     fn ended(mut self, end: StreamEnd) {

@@ -21,7 +21,7 @@ use llmkube_router::spec::{Provider, Tier};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::request::json_body::JsonBody;
+use crate::request::json_body::{JsonBody, insert_first};
 use crate::router::backend::BackendTarget;
 
 /// The request as sent to backends.
@@ -39,6 +39,15 @@ pub struct Outbound<'a> {
     pub set_headers: &'a [(http::HeaderName, http::HeaderValue)],
     /// Headers policies removed.
     pub remove_headers: &'a [http::HeaderName],
+    /// Add `stream_options.include_usage` (a stream whose client did not set
+    /// `stream_options`) toward backends that speak OpenAI's API.
+    pub add_stream_usage: bool,
+}
+
+/// Whether a streamed answer from `target` to a request with `add_stream_usage` carries a
+/// usage chunk the client did not ask for.
+pub fn adds_stream_usage(target: &BackendTarget, add_stream_usage: bool) -> bool {
+    add_stream_usage && target.provider != Some(Provider::Anthropic)
 }
 
 /// The shared upstream client.
@@ -161,6 +170,10 @@ pub fn forwardable(name: &HeaderName, inbound: &HeaderMap, target: &BackendTarge
         return false;
     }
     let n = name.as_str();
+    // Answers are read for their usage, so they must come uncompressed.
+    if *name == header::ACCEPT_ENCODING {
+        return false;
+    }
     target.tier == Tier::Local
         || CLOUD_ALLOWED.contains(&n)
         || provider_headers(target.provider).contains(&n)
@@ -189,10 +202,13 @@ pub fn build_request(
     classification_header: &str,
 ) -> Result<Request<Full<Bytes>>, http::Error> {
     // An external backend with `model` gets it spliced into the body.
-    let body = match &target.model_override {
+    let mut body = match &target.model_override {
         Some(model) => out.body.with_model(model),
         None => out.body.bytes.clone(),
     };
+    if adds_stream_usage(target, out.add_stream_usage) {
+        body = insert_first(&body, b"\"stream_options\":", br#"{"include_usage":true}"#);
+    }
     let inbound = out.headers;
     // The query string is the client's: a cloud backend gets the path alone.
     let path_and_query = match target.tier {
@@ -268,6 +284,7 @@ mod tests {
             credentials: Vec::new(),
             credential_problem: None,
             timeout: None,
+            prices: Default::default(),
             health_check: None,
             health: Default::default(),
         }

@@ -15,11 +15,13 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
 use llmkube_router::defaults;
 use llmkube_router::duration::parse_duration;
+use llmkube_router::money::Usd;
 use llmkube_router::spec::{Backend, Provider, Tier};
 use llmkube_router::validate::FieldError;
 
 use crate::metrics::Label;
 use crate::router::health::BackendHealth;
+use crate::usage::Prices;
 
 /// How backends are found and authenticated, outside the manifest.
 #[derive(Debug, Clone, Default)]
@@ -56,10 +58,28 @@ pub struct BackendTarget {
     pub credential_problem: Option<String>,
     /// `backends[].timeout`.
     pub timeout: Option<Duration>,
+    /// `costPerMillionTokens` (zero when not declared).
+    pub prices: Prices,
     /// `backends[].healthCheck`, with defaults.
     pub health_check: Option<ActiveCheck>,
     /// Shared health state (kept across reloads while the name stays).
     pub health: Arc<BackendHealth>,
+}
+
+/// The backend's declared prices; validation has refused any that do not parse.
+fn prices(b: &Backend) -> Prices {
+    let price = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|s| Usd::parse(s).ok())
+            .unwrap_or_default()
+    };
+    b.cost_per_million_tokens
+        .as_ref()
+        .map(|c| Prices {
+            prompt: price(&c.prompt_usd),
+            completion: price(&c.completion_usd),
+        })
+        .unwrap_or_default()
 }
 
 impl BackendTarget {
@@ -174,6 +194,7 @@ fn resolve_one(
         credentials,
         credential_problem,
         timeout: b.timeout.as_deref().and_then(|t| parse_duration(t).ok()),
+        prices: prices(b),
         health_check: b.health_check.as_ref().map(|c| ActiveCheck {
             path: c
                 .path

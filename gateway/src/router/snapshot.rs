@@ -21,6 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::audit::{AuditTarget, AuditWriter};
 use crate::auth::Access;
+use crate::budget::{BudgetStores, Budgets};
 use crate::metrics::Label;
 use crate::policy::pipeline::{ActivePolicy, PolicySet};
 use crate::policy::{PolicyEngine, PolicyModule};
@@ -41,6 +42,8 @@ pub struct SnapshotBuilder {
     pub engine: Arc<PolicyEngine>,
     /// Directory of built-in policies (the PII detector).
     pub policy_dir: Option<PathBuf>,
+    /// Where budget use is counted (kept across versions).
+    pub budget_stores: BudgetStores,
 }
 
 /// Request-handling settings of a router (`spec.proxy` with defaults).
@@ -150,6 +153,8 @@ pub struct RouterSnapshot {
     pub empty_label: Label,
     /// The compiled rules and the policies.
     pub policies: PolicySet,
+    /// `policy.budgets`; `None` when there are none.
+    pub budgets: Option<Budgets>,
 }
 
 impl SnapshotBuilder {
@@ -230,9 +235,21 @@ impl SnapshotBuilder {
                 None
             }
         };
-        if spec.policy.as_ref().is_some_and(|p| !p.budgets.is_empty()) {
-            tracing::warn!("policy.budgets are accepted but not enforced by this gateway version");
-        }
+        let name = Arc::new(manifest.metadata.name.clone());
+        let budgets = self
+            .budget_stores
+            .budgets_for(
+                spec,
+                manifest.namespace(),
+                &name,
+                opts.credentials_dir.as_deref(),
+            )
+            .map_err(|message| {
+                BuildError::Invalid(ValidationErrors(vec![FieldError {
+                    path: "spec.policy.budgetStore".into(),
+                    message,
+                }]))
+            })?;
 
         let mut known: Vec<String> = table.sensitive.clone();
         known.extend(
@@ -245,7 +262,8 @@ impl SnapshotBuilder {
         known.dedup();
 
         Ok(RouterSnapshot {
-            name: Arc::new(manifest.metadata.name.clone()),
+            name,
+            budgets,
             namespace: manifest.namespace().to_owned(),
             rule_names: table
                 .rules

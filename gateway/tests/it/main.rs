@@ -1,8 +1,10 @@
 //! Gateway integration tests: real HTTP over loopback against in-process mock backends.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
+mod accounting;
 mod auth;
 mod boundary;
+mod budgets;
 mod dispatch;
 mod errors;
 #[cfg(feature = "kubernetes")]

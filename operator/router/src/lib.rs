@@ -12,6 +12,7 @@ pub mod condition;
 pub mod defaults;
 pub mod duration;
 pub mod manifest;
+pub mod money;
 pub mod names;
 pub mod routing;
 #[cfg(feature = "crd")]

@@ -262,3 +262,69 @@ fn auth_needs_api_keys_and_sound_teams() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn budgets_must_cap_something_and_be_shared_across_replicas() {
+    let yaml = format!(
+        "{HEAD}spec:
+  backends:
+    - {{name: local, inferenceServiceRef: {{name: a}}, costPerMillionTokens: {{promptUSD: '0.1.5'}}}}
+  rules:
+    - {{name: r1, route: {{backends: [local]}}}}
+  proxy: {{replicas: 3}}
+  policy:
+    budgets:
+      - {{name: nothing}}
+      - {{name: nothing, maxTokens: 0}}
+      - {{name: rule, scope: rule, maxTokens: 5}}
+      - {{name: team, scope: team, maxUSD: '1e3', headerKey: 'bad header'}}
+      - {{name: router, ruleName: r1, maxTokens: 1, windowSeconds: 0}}
+"
+    );
+    let errs = errors(&yaml);
+    for want in [
+        "spec.backends[0].costPerMillionTokens.promptUSD: \"0.1.5\" is not a dollar amount",
+        "spec.policy.budgets[0]: caps nothing",
+        "spec.policy.budgets[1].name: duplicate budget",
+        "spec.policy.budgets[1].maxTokens: must be at least 1",
+        "spec.policy.budgets[2].ruleName: is required",
+        "spec.policy.budgets[3].maxUSD:",
+        "spec.policy.budgets[3].headerKey:",
+        "spec.policy.budgets[4].ruleName: applies only to scope rule",
+        "spec.policy.budgets[4].windowSeconds:",
+        "spec.policy.budgetStore: budgets are kept in each replica's memory, so 3 replicas",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} missing from {errs:#?}"
+        );
+    }
+
+    let shared = format!(
+        "{HEAD}spec:
+  backends:
+    - {{name: local, inferenceServiceRef: {{name: a}}}}
+  defaultRoute: local
+  proxy: {{replicas: 3}}
+  auth: {{apiKeys: {{secretRef: {{name: keys}}}}}}
+  policy:
+    budgetStore: {{redis: {{address: 'redis:6379', credentialsSecretRef: {{name: redis}}}}}}
+    budgets:
+      - {{name: teams, scope: team, maxTokens: 100000, failureMode: open}}
+      - {{name: spend, maxUSD: '250.50', windowSeconds: 86400}}
+"
+    );
+    load_router(&shared, None).unwrap();
+    let with_header = shared.replace("failureMode: open", "headerKey: x-team");
+    assert!(
+        errors(&with_header)
+            .iter()
+            .any(|e| e.contains("the team is the authenticated principal's")),
+    );
+    let bad_address = shared.replace("redis:6379", "redis");
+    assert!(
+        errors(&bad_address)
+            .iter()
+            .any(|e| e.starts_with("spec.policy.budgetStore.redis.address"))
+    );
+}

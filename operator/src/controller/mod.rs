@@ -55,6 +55,8 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// When each router's budget use was last read from its gateway (`namespace/name`).
+    pub budget_polls: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -70,6 +72,7 @@ impl Context {
             settings,
             metrics,
             backoff: backoff::Backoff::default(),
+            budget_polls: Default::default(),
         }
     }
 }

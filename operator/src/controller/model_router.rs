@@ -7,6 +7,7 @@
 use llmkube_router::condition::Phase;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
@@ -17,12 +18,12 @@ use sha2::{Digest, Sha256};
 use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
 use crate::crd::inference_service::InferenceService;
 use crate::reconcile::model_router::{
-    Observation, config_map, deployment, refusals, role, role_binding, service, service_account,
-    status,
+    config_map, deployment, object_name, refusals, role, role_binding, service, service_account,
 };
+use crate::reconcile::router_status::{Observation, status};
 use llmkube_router::compiler::{compile, hex};
 use llmkube_router::defaults::backend_url;
-use llmkube_router::spec::{BackendStatus, ModelRouter, PolicyRef};
+use llmkube_router::spec::{BackendStatus, BudgetUtilization, ModelRouter, PolicyRef};
 use llmkube_router::validate::{FieldError, ValidationErrors, validate_spec};
 
 /// Reconciles one ModelRouter.
@@ -65,6 +66,9 @@ async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
                 let ready = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
                 let desired = applied.spec.and_then(|s| s.replicas).unwrap_or(1);
                 obs.replicas = Some((ready, desired));
+                if ready > 0 {
+                    obs.budget_utilization = budget_report(router, &ns, ctx).await;
+                }
             }
             Err(message) => problems.push(FieldError {
                 path: "spec".into(),
@@ -83,11 +87,58 @@ async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
     }
     let mut next = status(router, &validation, &obs);
     write::status(&ctx.client, router, router.status.as_ref(), &mut next).await?;
+    let budgets = router
+        .spec
+        .policy
+        .as_ref()
+        .is_some_and(|p| !p.budgets.is_empty());
     Ok(match next.phase {
+        Some(Phase::Ready) if budgets => Action::requeue(BUDGET_REFRESH),
         Some(Phase::Ready) => Action::requeue(RESYNC),
         Some(Phase::Failed) => Action::await_change(),
         _ => Action::requeue(PROGRESS),
     })
+}
+
+/// How often a Ready router with budgets is looked at again, to refresh
+/// `status.budgetUtilization`.
+pub const BUDGET_REFRESH: Duration = Duration::from_secs(30);
+
+/// The budget use a gateway replica reports at `GET /budgets` on its metrics port, read
+/// through the API server's service proxy (no network path from the controller to the pods
+/// needed), at most once per [`BUDGET_REFRESH`] per router. `None` (status keeps what it has)
+/// when the router has no budgets, it was read recently, or the gateway did not answer.
+async fn budget_report(
+    router: &ModelRouter,
+    ns: &str,
+    ctx: &Context,
+) -> Option<Vec<BudgetUtilization>> {
+    let policy = router.spec.policy.as_ref()?;
+    if policy.budgets.is_empty() {
+        return None;
+    }
+    let name = object_name(router);
+    let key = format!("{ns}/{name}");
+    {
+        let mut polls = ctx.budget_polls.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if polls
+            .get(&key)
+            .is_some_and(|last| now.duration_since(*last) < BUDGET_REFRESH)
+        {
+            return None;
+        }
+        polls.insert(key, now);
+    }
+    let path = format!("/api/v1/namespaces/{ns}/services/{name}:metrics/proxy/budgets");
+    let request = http::Request::get(path).body(Vec::new()).ok()?;
+    match ctx.client.request::<Vec<BudgetUtilization>>(request).await {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::info!(router = %super::key(router), "budget use not read from the gateway: {e}");
+            None
+        }
+    }
 }
 
 /// Reads every `configMapKeyRef` module and checks it against the policy's sha256.

@@ -10,3 +10,4 @@ pub mod downloader;
 pub mod inference_service;
 pub mod model;
 pub mod model_router;
+pub mod router_status;

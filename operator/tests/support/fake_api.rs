@@ -65,6 +65,12 @@ impl FakeApi {
         self.objects.lock().unwrap().insert(path, obj);
     }
 
+    /// Stores `value` as what a GET of `path` answers (a proxied endpoint, say).
+    #[allow(dead_code)] // not every test binary proxies
+    pub fn put_at(&self, path: &str, value: Value) {
+        self.objects.lock().unwrap().insert(path.to_owned(), value);
+    }
+
     /// The stored object at `path`.
     pub fn get(&self, path: &str) -> Option<Value> {
         self.objects.lock().unwrap().get(path).cloned()

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod budget;
 mod deploy;
 mod status;
 
@@ -15,8 +16,12 @@ pub use auth::{
     ApiKeysSpec, AuthSpec, DEFAULT_KEYS_KEY, MAX_NAME_LEN, MAX_TEAM_GLOBS, MAX_TEAMS, SecretKeyRef,
     TEAM_HEADER, TeamSpec,
 };
+pub use budget::{
+    Budget, BudgetScope, BudgetStoreSpec, DEFAULT_KEY_PREFIX, DEFAULT_STORE_TIMEOUT_MS,
+    MAX_BUDGETS, MAX_WINDOW_SECONDS, RedisStoreSpec,
+};
 pub use deploy::{EndpointSpec, LocalObjectReference, ProxySpec, ResourceRequirements};
-pub use status::{BackendStatus, ModelRouterStatus};
+pub use status::{BackendStatus, BudgetUtilization, ModelRouterStatus};
 
 /// Size limits, in the schema as in validation: the API server needs them to bound the cost
 /// of the CEL gate, and the gateway applies them in standalone mode too.
@@ -132,7 +137,8 @@ pub struct ConfigMapKeyRef {
     pub key: String,
 }
 
-/// What happens when a policy fails (traps, times out, answers garbage).
+/// What happens when a policy fails (traps, times out, answers garbage), or a budget's
+/// shared store cannot be reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
@@ -142,6 +148,16 @@ pub enum FailureMode {
     Closed,
     /// Skip the policy and go on (logged, counted, audited).
     Open,
+}
+
+impl FailureMode {
+    /// The CRD spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureMode::Closed => "closed",
+            FailureMode::Open => "open",
+        }
+    }
 }
 
 /// One place a request can be served.
@@ -441,55 +457,20 @@ pub enum DefaultRouteStrategy {
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
-    /// Token and spend budgets (accepted; not yet enforced at request time).
+    /// Token and spend budgets, enforced per request (429 when spent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "crd", schemars(length(max = MAX_BUDGETS)))]
     pub budgets: Vec<Budget>,
+    /// Additive: where budget use is kept. Absent: in the gateway's memory, which holds for
+    /// one replica only (validation refuses budgets on more than one without a shared store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_store: Option<BudgetStoreSpec>,
     /// How requests are classified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<ClassificationSpec>,
     /// Where audit lines go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_log: Option<AuditLogSpec>,
-}
-
-/// A token or spend budget.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct Budget {
-    /// Budget name.
-    pub name: String,
-    /// `router`, `rule` or `team`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<BudgetScope>,
-    /// Rule the budget applies to (scope `rule`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_name: Option<String>,
-    /// Header naming the team (scope `team`, default `x-llmkube-team`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header_key: Option<String>,
-    /// Window length in seconds (default 3600).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_seconds: Option<u64>,
-    /// Token cap per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u64>,
-    /// Spend cap per window (decimal string).
-    #[serde(rename = "maxUSD", default, skip_serializing_if = "Option::is_none")]
-    pub max_usd: Option<String>,
-}
-
-/// Budget scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum BudgetScope {
-    /// The whole router.
-    Router,
-    /// One rule.
-    Rule,
-    /// Per value of the team header.
-    Team,
 }
 
 /// Request classification settings.

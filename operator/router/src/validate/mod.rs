@@ -5,6 +5,7 @@
 //! gates the standalone gateway (start and reload) and the controller's `Validated` condition.
 
 mod auth;
+mod budget;
 
 pub use auth::valid_name;
 
@@ -16,8 +17,8 @@ use crate::defaults;
 use crate::duration::{format_duration, parse_duration};
 use crate::names::{check_model_glob, check_url, is_dns_label, is_dns_subdomain, is_header_name};
 use crate::spec::{
-    AuditSink, BudgetScope, MAX_BACKENDS, MAX_CLASSIFICATION_LEN, MAX_CLASSIFICATIONS,
-    MAX_ROUTE_BACKENDS, MAX_RULES, ModelRouterSpec, Provider, Tier,
+    AuditSink, MAX_BACKENDS, MAX_CLASSIFICATION_LEN, MAX_CLASSIFICATIONS, MAX_ROUTE_BACKENDS,
+    MAX_RULES, ModelRouterSpec, Provider, Tier,
 };
 
 /// One problem with one field.
@@ -94,6 +95,7 @@ pub fn validate_spec(spec: &ModelRouterSpec) -> Result<(), ValidationErrors> {
     check_policies(spec, &mut c);
     check_proxy(spec, &mut c);
     auth::check_auth(spec, &mut c);
+    budget::check_budgets(spec, &mut c);
     check_bounds(spec, &mut c);
     c.finish()
 }
@@ -437,21 +439,6 @@ fn check_policy(spec: &ModelRouterSpec, c: &mut Collector) {
             "spec.policy.auditLog.filePath",
             "is required when sink is file",
         );
-    }
-    for (i, budget) in policy.budgets.iter().enumerate() {
-        let path = format!("spec.policy.budgets[{i}]");
-        if budget.scope == Some(BudgetScope::Rule) {
-            match &budget.rule_name {
-                None => c.push(format!("{path}.ruleName"), "is required when scope is rule"),
-                Some(r) if !spec.rules.iter().any(|rule| &rule.name == r) => {
-                    c.push(format!("{path}.ruleName"), format!("unknown rule {r:?}"))
-                }
-                Some(_) => {}
-            }
-        }
-        if budget.window_seconds == Some(0) {
-            c.push(format!("{path}.windowSeconds"), "must be at least 1");
-        }
     }
 }
 
