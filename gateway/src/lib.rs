@@ -152,12 +152,15 @@ pub struct RunningGateway {
 /// Loads the router, binds the listeners and starts serving.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
+    let client =
+        request::upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let builder = router::snapshot::SnapshotBuilder {
         resolve: config.resolve.clone(),
         audit_dropped: metrics.audit_dropped.clone(),
         engine: policy::PolicyEngine::new(config.policy.clone())?,
         policy_dir: config.policy_dir.clone(),
         budget_stores: Default::default(),
+        http: client.clone(),
     };
     let bundle = match &config.source {
         RouterSource::File(path) => router::reload::read_bundle(path)?,
@@ -167,8 +170,6 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     let snapshot =
         router::reload::build_snapshot(&bundle, config.router_name.as_deref(), &builder, None)?;
     let hash = bundle.content_hash();
-    let client =
-        request::upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(http::tls::server_config(
             cert, key,

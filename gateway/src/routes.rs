@@ -35,7 +35,7 @@ pub async fn handle(
         (&Method::POST, p) if PROXIED.contains(&p) => {
             proxy(&state, req, started, &request_id).await
         }
-        (&Method::GET, "/v1/models") => models(&state, req.headers()),
+        (&Method::GET, "/v1/models") => models(&state, req.headers()).await,
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
@@ -112,12 +112,15 @@ async fn budgets(state: &AppState) -> Response<GatewayBody> {
 
 /// `GET /v1/models`: the published ids, to a client with a valid key when the router asks for
 /// one.
-fn models(state: &AppState, headers: &http::HeaderMap) -> Response<GatewayBody> {
-    let snap = state.router.load();
-    let allowed = snap.access.as_ref().map_or(Ok(()), |access| {
-        let who = access.authenticate(headers)?;
-        access.team_access(&who).map(drop)
-    });
+async fn models(state: &AppState, headers: &http::HeaderMap) -> Response<GatewayBody> {
+    let snap = state.router.load_full();
+    let allowed = match &snap.access {
+        None => Ok(()),
+        Some(access) => match access.authenticate(headers).await {
+            Ok(who) => access.team_access(&who).map(drop),
+            Err(denied) => Err(denied),
+        },
+    };
     match allowed {
         Ok(()) => json(snap.models_body.clone()),
         Err(denied) => ApiError::denied(denied).into_response(),

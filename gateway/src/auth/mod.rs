@@ -1,9 +1,10 @@
 //! Who sends a request, and what their team may use (`spec.auth`).
 //!
 //! With `spec.auth` a request must carry one of the router's API keys, as
-//! `Authorization: Bearer <key>` (every OpenAI SDK) or `x-api-key: <key>` (Anthropic SDKs);
-//! without one it gets 401 before its body is read, and nothing of it reaches a policy or a
-//! backend. The key names a principal and a team; only principals listed in
+//! `Authorization: Bearer <key>` (every OpenAI SDK) or `x-api-key: <key>` (Anthropic SDKs), or
+//! a JSON Web Token of the site's identity provider as `Authorization: Bearer <jwt>`; without
+//! one it gets 401 before its body is read, and nothing of it reaches a policy or a backend.
+//! The key or token names a principal and a team; only principals listed in
 //! `actForTeams` may name another team with `x-llmkube-team`. When teams are listed, a team's
 //! requests may ask only for its models and go only to its backends and tiers: others are taken
 //! out of its routes, and a request left with none gets 403.
@@ -11,6 +12,8 @@
 //! Without `spec.auth` (the original's behaviour) there is no principal, and the team is what
 //! `x-llmkube-team` says: good for accounting, not for access control.
 
+mod jwks;
+mod jwt;
 mod keys;
 mod teams;
 
@@ -21,7 +24,10 @@ use std::sync::Arc;
 use http::{HeaderMap, header};
 use llmkube_router::spec::{AuthSpec, TEAM_HEADER};
 
+use jwt::JwtVerifier;
 pub use keys::KeyTable;
+
+use crate::request::upstream::HttpClient;
 pub use teams::TeamAccess;
 
 /// Who sent a request.
@@ -43,30 +49,46 @@ pub enum Denied {
 }
 
 /// A router's access control, prepared with its snapshot.
-#[derive(Debug)]
 pub struct Access {
-    keys: KeyTable,
+    keys: Option<KeyTable>,
+    jwt: Option<JwtVerifier>,
     /// Empty when no team is listed: every principal may use everything.
     teams: HashMap<Arc<str>, TeamAccess>,
     act_for: HashSet<String>,
 }
 
 impl Access {
-    /// Prepares `spec` (validated), reading the key file from `credentials_dir`.
-    pub fn build(spec: &AuthSpec, credentials_dir: Option<&Path>) -> Result<Self, String> {
-        let Some(keys) = &spec.api_keys else {
-            return Err("spec.auth needs apiKeys".into());
+    /// Prepares `spec` (validated), reading the key file (and a JWKS Secret) from
+    /// `credentials_dir`; a JWKS URL is fetched with `client`.
+    pub fn build(
+        spec: &AuthSpec,
+        credentials_dir: Option<&Path>,
+        client: &HttpClient,
+    ) -> Result<Self, String> {
+        let keys = match &spec.api_keys {
+            None => None,
+            Some(keys) => {
+                let secret = &keys.secret_ref;
+                let Some(dir) = credentials_dir else {
+                    return Err(format!(
+                        "the API keys are in Secret {:?}, but the gateway has no --credentials-dir to read it from",
+                        secret.name
+                    ));
+                };
+                Some(KeyTable::read(&dir.join(&secret.name).join(secret.key()))?)
+            }
         };
-        let secret = &keys.secret_ref;
-        let Some(dir) = credentials_dir else {
-            return Err(format!(
-                "the API keys are in Secret {:?}, but the gateway has no --credentials-dir to read it from",
-                secret.name
-            ));
-        };
-        let keys = KeyTable::read(&dir.join(&secret.name).join(secret.key()))?;
+        let jwt = spec
+            .jwt
+            .as_ref()
+            .map(|j| JwtVerifier::build(j, credentials_dir, client))
+            .transpose()?;
+        if keys.is_none() && jwt.is_none() {
+            return Err("spec.auth needs apiKeys or jwt".into());
+        }
         Ok(Access {
             keys,
+            jwt,
             teams: spec
                 .teams
                 .iter()
@@ -76,31 +98,58 @@ impl Access {
         })
     }
 
-    /// Number of API keys.
-    pub fn key_count(&self) -> usize {
-        self.keys.len()
+    /// What requests must carry, for the start-up log.
+    pub fn describe(&self) -> String {
+        match (&self.keys, &self.jwt) {
+            (Some(k), Some(_)) => format!("one of {} API keys or a JSON Web Token", k.len()),
+            (Some(k), None) => format!("one of {} API keys", k.len()),
+            _ => "a JSON Web Token".into(),
+        }
     }
 
-    /// Who sent a request with these headers (401 when no valid key says so); whether their
-    /// team may use the router is [`Access::team_access`].
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Denied> {
-        let key = presented_key(headers).ok_or_else(|| {
-            Denied::Unauthenticated(
-                "this router requires an API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`".into(),
-            )
-        })?;
-        let owner = self
-            .keys
-            .find(key)
-            .ok_or_else(|| Denied::Unauthenticated("the API key is not valid".into()))?;
-        let mut team = owner.team.clone();
+    /// Who sent a request with these headers (401 when no valid key or token says so);
+    /// whether their team may use the router is [`Access::team_access`].
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Denied> {
+        let bearer = bearer(headers);
+        let (principal, mut team) = match (&self.jwt, bearer.filter(|b| looks_like_jwt(b))) {
+            (Some(jwt), Some(token)) => {
+                let token = std::str::from_utf8(token).map_err(|_| {
+                    Denied::Unauthenticated("the token is not valid: not UTF-8".into())
+                })?;
+                let claims = jwt.verify(token).await?;
+                // Of a list of groups, the first team the router serves.
+                let team = claims
+                    .teams
+                    .iter()
+                    .find(|t| self.teams.contains_key(t.as_str()))
+                    .or(claims.teams.first())
+                    .map(|t| Arc::from(t.as_str()));
+                (Arc::from(claims.principal.as_str()), team)
+            }
+            _ => {
+                let Some(keys) = &self.keys else {
+                    return Err(Denied::Unauthenticated(
+                        "this router requires a JSON Web Token: send it as `Authorization: Bearer <token>`".into(),
+                    ));
+                };
+                let key = presented_key(headers).ok_or_else(|| {
+                    Denied::Unauthenticated(
+                        "this router requires an API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`".into(),
+                    )
+                })?;
+                let owner = keys
+                    .find(key)
+                    .ok_or_else(|| Denied::Unauthenticated("the API key is not valid".into()))?;
+                (Arc::clone(&owner.principal), owner.team.clone())
+            }
+        };
         if let Some(asked) = team_header(headers)
-            && self.act_for.contains(&*owner.principal)
+            && self.act_for.contains(&*principal)
         {
             team = Some(Arc::from(asked));
         }
         Ok(Identity {
-            principal: Some(Arc::clone(&owner.principal)),
+            principal: Some(principal),
             team,
         })
     }
@@ -134,15 +183,28 @@ pub fn unauthenticated(headers: &HeaderMap) -> Identity {
     }
 }
 
+/// The credential of `Authorization: Bearer <credential>`.
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = v.split_at(v.len().min(7));
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii())
+        .filter(|k| !k.is_empty())
+}
+
+/// Three base64url segments: a JWS compact serialisation, never an API key.
+fn looks_like_jwt(credential: &[u8]) -> bool {
+    credential.iter().filter(|&&b| b == b'.').count() == 2
+        && credential
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// The key of `Authorization: Bearer <key>`, else of `x-api-key`.
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        let v = v.as_bytes();
-        let (scheme, rest) = v.split_at(v.len().min(7));
-        return scheme
-            .eq_ignore_ascii_case(b"bearer ")
-            .then(|| rest.trim_ascii())
-            .filter(|k| !k.is_empty());
+    if headers.contains_key(header::AUTHORIZATION) {
+        return bearer(headers);
     }
     headers
         .get("x-api-key")

@@ -54,7 +54,7 @@ pub async fn proxy(
     // given back when this function returns (a streamed answer no longer needs the request).
     let mut reservation = state.body_budget.reservation();
     let answered = async {
-        let team = identify(&snap, &parts, &mut rec)?;
+        let team = identify(&snap, &parts, &mut rec).await?;
         let read = read(state, &snap, &parts, body, &mut reservation).await?;
         let json = parse(&snap, &parts, read.body, read.scan_limit, &mut rec)?;
         permit(team, &rec.identity, &json.model)?;
@@ -79,7 +79,7 @@ pub async fn proxy(
 /// Step 0: who sends the request, and what their team may use (`None`: no restriction).
 /// Without valid credentials it is refused (401), and a team the router does not serve is
 /// refused (403), before the body is read.
-fn identify<'s>(
+async fn identify<'s>(
     snap: &'s RouterSnapshot,
     parts: &Parts,
     rec: &mut RequestRecord,
@@ -90,6 +90,7 @@ fn identify<'s>(
     };
     rec.identity = access
         .authenticate(&parts.headers)
+        .await
         .map_err(Refusal::denied)?;
     access.team_access(&rec.identity).map_err(Refusal::denied)
 }

@@ -25,6 +25,7 @@ use crate::budget::{BudgetStores, Budgets};
 use crate::metrics::Label;
 use crate::policy::pipeline::{ActivePolicy, PolicySet};
 use crate::policy::{PolicyEngine, PolicyModule};
+use crate::request::upstream::HttpClient;
 use crate::router::backend::{BackendTarget, ResolveOptions, resolve_backends};
 use crate::router::bundle::RouterBundle;
 use crate::router::health::BackendHealth;
@@ -44,6 +45,8 @@ pub struct SnapshotBuilder {
     pub policy_dir: Option<PathBuf>,
     /// Where budget use is counted (kept across versions).
     pub budget_stores: BudgetStores,
+    /// The upstream client, for fetching an identity provider's keys.
+    pub http: HttpClient,
 }
 
 /// Request-handling settings of a router (`spec.proxy` with defaults).
@@ -217,13 +220,13 @@ impl SnapshotBuilder {
         let access = match &spec.auth {
             Some(auth) => {
                 let dir = self.resolve.credentials_dir.as_deref();
-                let access = Access::build(auth, dir).map_err(|message| {
+                let access = Access::build(auth, dir, &self.http).map_err(|message| {
                     BuildError::Invalid(ValidationErrors(vec![FieldError {
                         path: "spec.auth.apiKeys".into(),
                         message,
                     }]))
                 })?;
-                tracing::info!(keys = access.key_count(), "requests must carry an API key");
+                tracing::info!("requests must carry {}", access.describe());
                 Some(access)
             }
             None => {

@@ -3,6 +3,7 @@
 
 mod accounting;
 mod auth;
+mod auth_jwt;
 mod boundary;
 mod budgets;
 mod dispatch;

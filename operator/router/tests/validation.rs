@@ -245,7 +245,7 @@ fn auth_needs_api_keys_and_sound_teams() {
     );
     let errs = errors(&yaml);
     for want in [
-        "spec.auth.apiKeys: is required",
+        "spec.auth: name a way to authenticate",
         "spec.auth.teams[0].backends[1]: unknown backend \"nowhere\"",
         "spec.auth.teams[0].models[0]:",
         "spec.auth.teams[1].name: duplicate team \"research\"",
@@ -326,5 +326,47 @@ fn budgets_must_cap_something_and_be_shared_across_replicas() {
         errors(&bad_address)
             .iter()
             .any(|e| e.starts_with("spec.policy.budgetStore.redis.address"))
+    );
+}
+
+#[test]
+fn jwt_needs_an_issuer_an_audience_and_one_key_source() {
+    let yaml = |jwt: &str| {
+        format!(
+            "{HEAD}spec:
+  backends:
+    - {{name: local, inferenceServiceRef: {{name: a}}}}
+  defaultRoute: local
+  auth:
+    jwt: {jwt}
+"
+        )
+    };
+    load_router(
+        &yaml("{issuer: 'https://idp', audiences: [llmkube], jwks: {url: 'https://idp.auth.svc/certs'}}"),
+        None,
+    )
+    .unwrap();
+    let errs = errors(&yaml(
+        "{issuer: '', audiences: [], jwks: {url: 'ftp://x', secretRef: {name: idp}}, refreshSeconds: 1, leewaySeconds: 900}",
+    ));
+    for want in [
+        "spec.auth.jwt.issuer: must not be empty",
+        "spec.auth.jwt.audiences: list at least one",
+        "spec.auth.jwt.jwks: set exactly one of url and secretRef",
+        "spec.auth.jwt.refreshSeconds: must be 10..86400",
+        "spec.auth.jwt.leewaySeconds: must be at most 300",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} missing from {errs:#?}"
+        );
+    }
+    let bad_url = errors(&yaml("{issuer: i, audiences: [a], jwks: {url: 'ftp://x'}}"));
+    assert!(
+        bad_url
+            .iter()
+            .any(|e| e.starts_with("spec.auth.jwt.jwks.url")),
+        "{bad_url:#?}"
     );
 }

@@ -270,6 +270,10 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
         auth.and_then(|a| a.api_keys.as_ref())
             .map(|k| k.secret_ref.name.as_str()),
     );
+    secrets.extend(
+        auth.and_then(|a| a.jwt.as_ref()?.jwks.secret_ref.as_ref())
+            .map(|r| r.name.as_str()),
+    );
     let store = router
         .spec
         .policy

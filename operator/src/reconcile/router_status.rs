@@ -42,23 +42,38 @@ fn condition(
 /// authentication) but stays visible, loudest when cloud backends are open to anyone.
 fn authenticated(router: &ModelRouter, generation: Option<i64>) -> Condition {
     let spec = &router.spec;
-    let keys = spec.auth.as_ref().and_then(|a| a.api_keys.as_ref());
     let cloud = spec
         .backends
         .iter()
         .any(|b| b.effective_tier() == Tier::Cloud);
-    let (ok, reason, message) = match (keys, cloud) {
-        (Some(k), _) => (
+    let auth = spec.auth.as_ref();
+    let keys = auth.and_then(|a| a.api_keys.as_ref());
+    let jwt = auth.and_then(|a| a.jwt.as_ref());
+    let (ok, reason, message) = match (keys, jwt, cloud) {
+        (Some(k), None, _) => (
             true,
             "APIKeys",
             format!("requests must carry one of the API keys in Secret {:?}", k.secret_ref.name),
         ),
-        (None, true) => (
+        (None, Some(j), _) => (
+            true,
+            "JWT",
+            format!("requests must carry a JSON Web Token issued by {:?}", j.issuer),
+        ),
+        (Some(k), Some(j), _) => (
+            true,
+            "APIKeysAndJWT",
+            format!(
+                "requests must carry one of the API keys in Secret {:?} or a JSON Web Token issued by {:?}",
+                k.secret_ref.name, j.issuer
+            ),
+        ),
+        (None, None, true) => (
             false,
             "Unauthenticated",
             "Warning: no spec.auth, so anyone who can reach the gateway can use its cloud-tier backends, paid with the site's provider keys".to_owned(),
         ),
-        (None, false) => (
+        (None, None, false) => (
             false,
             "AuthenticationOff",
             "no spec.auth: anyone who can reach the gateway can use it".to_owned(),

@@ -22,10 +22,13 @@ pub const TEAM_HEADER: &str = "x-llmkube-team";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthSpec {
     /// API keys, accepted as `Authorization: Bearer <key>` or `x-api-key: <key>`. The Secret
-    /// holds only their SHA-256 digests, each with its principal and team. Required: it is
-    /// the one way of authenticating this version offers.
+    /// holds only their SHA-256 digests, each with its principal and team.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_keys: Option<ApiKeysSpec>,
+    /// JSON Web Tokens from the site's identity provider (OIDC), accepted as
+    /// `Authorization: Bearer <jwt>`. At least one of `apiKeys` and `jwt` is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSpec>,
     /// What each team may use. When any team is listed, a principal whose team is not listed
     /// may use nothing (403); when none is, every authenticated principal may use everything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -66,6 +69,72 @@ impl SecretKeyRef {
     /// The key, defaulted.
     pub fn key(&self) -> &str {
         self.key.as_deref().unwrap_or(DEFAULT_KEYS_KEY)
+    }
+}
+
+/// Default key of the JWKS file in its Secret.
+pub const DEFAULT_JWKS_KEY: &str = "jwks.json";
+/// Default seconds between two reads of the JWKS.
+pub const DEFAULT_JWKS_REFRESH_SECONDS: u32 = 300;
+/// Default clock skew allowed on `exp` and `nbf`, in seconds.
+pub const DEFAULT_JWT_LEEWAY_SECONDS: u32 = 30;
+
+/// How JSON Web Tokens are checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtSpec {
+    /// The `iss` every token must carry.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 1024)))]
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 16)))]
+    pub audiences: Vec<String>,
+    /// Where the signing keys are published.
+    pub jwks: JwksSource,
+    /// Seconds between two reads of the JWKS (default 300). A token signed by a key not in
+    /// the set also triggers a read, at most once every 5 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "crd", schemars(range(min = 10, max = 86400)))]
+    pub refresh_seconds: Option<u32>,
+    /// Claim naming the principal (default `sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_claim: Option<String>,
+    /// Claim naming the team (default `team`): a string, or a list of which the first team
+    /// `teams` lists is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_claim: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "crd", schemars(range(max = 300)))]
+    pub leeway_seconds: Option<u32>,
+}
+
+/// The JSON Web Key Set: exactly one of a URL (served inside the cluster; the gateway's
+/// `--extra-ca-file` is trusted for `https`) and a Secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwksSource {
+    /// e.g. `https://keycloak.auth.svc/realms/ai/protocol/openid-connect/certs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "crd", schemars(length(max = 2048)))]
+    pub url: Option<String>,
+    /// A Secret holding the set (key default `jwks.json`); a directory of that name under
+    /// `--credentials-dir` in standalone mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+}
+
+impl JwtSpec {
+    /// The principal claim, defaulted.
+    pub fn principal_claim(&self) -> &str {
+        self.principal_claim.as_deref().unwrap_or("sub")
+    }
+
+    /// The team claim, defaulted.
+    pub fn team_claim(&self) -> &str {
+        self.team_claim.as_deref().unwrap_or("team")
     }
 }
 
