@@ -17,12 +17,12 @@ mod routes;
 mod state;
 mod usage;
 
+pub use http::client::ClientError;
 pub use http::server::ServerLimits;
 pub use http::sse::SseFraming;
 pub use http::tls::TlsError;
 pub use request::body_text::BodyText;
 pub use request::json_body::{JsonBody, parse_json_body};
-pub use request::upstream::ClientError;
 pub use router::backend::ResolveOptions;
 #[cfg(feature = "kubernetes")]
 pub use router::kube_source::ConfigMapSource;
@@ -153,7 +153,7 @@ pub struct RunningGateway {
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(Metrics::new());
     let client =
-        request::upstream::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
+        http::client::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
     let builder = router::snapshot::SnapshotBuilder {
         resolve: config.resolve.clone(),
         audit_dropped: metrics.audit_dropped.clone(),

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
+use crate::http::client::HttpClient;
 use crate::metrics::{AttemptLabels, BackendLabels, Metrics, RouterLabels};
-use crate::request::upstream::HttpClient;
 use crate::router::health::now_ms;
 use crate::router::snapshot::{RouterSnapshot, SnapshotBuilder};
 

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::request::upstream::HttpClient;
+use crate::http::client::HttpClient;
 
 /// Least time between two reads forced by unknown keys.
 const FORCED_READ_GAP: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::Denied;
 use super::jwks::{JwksCache, Source};
-use crate::request::upstream::HttpClient;
+use crate::http::client::HttpClient;
 
 /// Longest token accepted, in bytes.
 const MAX_TOKEN_LEN: usize = 16 << 10;

@@ -27,7 +27,7 @@ use llmkube_router::spec::{AuthSpec, TEAM_HEADER};
 use jwt::JwtVerifier;
 pub use keys::KeyTable;
 
-use crate::request::upstream::HttpClient;
+use crate::http::client::HttpClient;
 pub use teams::TeamAccess;
 
 /// Who sent a request.

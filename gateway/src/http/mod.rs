@@ -1,6 +1,8 @@
-//! The HTTP layer: connections, the bodies the gateway sends, and errors in the OpenAI shape.
+//! The HTTP layer: connections, the client, the bodies the gateway sends, and errors in the
+//! OpenAI shape.
 
 pub(crate) mod body;
+pub(crate) mod client;
 pub(crate) mod error;
 mod error_shape;
 pub(crate) mod headers;
