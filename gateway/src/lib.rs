@@ -65,6 +65,9 @@ pub struct GatewayConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Inbound TLS certificate chain and key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA bundle (PEM) client certificates on the TLS listener are verified against; a
+    /// router's `spec.auth.clientCertificates` authenticates by them.
+    pub tls_client_ca: Option<PathBuf>,
     /// Extra CA bundle (PEM) trusted for upstream TLS, besides the system roots.
     pub extra_ca_file: Option<PathBuf>,
     /// Backend addresses and credentials.
@@ -98,6 +101,7 @@ impl GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_listen: None,
             tls: None,
+            tls_client_ca: None,
             extra_ca_file: None,
             resolve: ResolveOptions::default(),
             connect_timeout: Duration::from_secs(5),
@@ -161,6 +165,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         policy_dir: config.policy_dir.clone(),
         budget_stores: Default::default(),
         http: client.clone(),
+        client_certificates: config.tls.is_some() && config.tls_client_ca.is_some(),
     };
     let bundle = match &config.source {
         RouterSource::File(path) => router::reload::read_bundle(path)?,
@@ -172,7 +177,9 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     let hash = bundle.content_hash();
     let tls = match &config.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(http::tls::server_config(
-            cert, key,
+            cert,
+            key,
+            config.tls_client_ca.as_deref(),
         )?)),
         None => None,
     };

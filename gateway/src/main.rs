@@ -63,6 +63,10 @@ struct Args {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, env = "LLMKUBE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates the TLS listener accepts (mutual TLS;
+    /// a router's spec.auth.clientCertificates then authenticates by them).
+    #[arg(long, env = "LLMKUBE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Upstream TCP connect timeout.
     #[arg(long, default_value = "5s", value_parser = duration)]
     connect_timeout: Duration,
@@ -225,6 +229,7 @@ async fn run(args: Args) -> ExitCode {
         listen: args.listen,
         metrics_listen: args.metrics_listen,
         tls: args.tls_cert.zip(args.tls_key),
+        tls_client_ca: args.tls_client_ca,
         extra_ca_file: args.extra_ca_file,
         resolve: ResolveOptions {
             addresses: args.backend_addresses.into_iter().collect(),

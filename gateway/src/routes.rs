@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 
 use crate::http::body::GatewayBody;
 use crate::http::error::ApiError;
+use crate::http::tls::ClientCert;
 use crate::request::proxy::proxy;
 use crate::state::AppState;
 
@@ -35,7 +36,7 @@ pub async fn handle(
         (&Method::POST, p) if PROXIED.contains(&p) => {
             proxy(&state, req, started, &request_id).await
         }
-        (&Method::GET, "/v1/models") => models(&state, req.headers()).await,
+        (&Method::GET, "/v1/models") => models(&state, &req).await,
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
@@ -112,11 +113,12 @@ async fn budgets(state: &AppState) -> Response<GatewayBody> {
 
 /// `GET /v1/models`: the published ids, to a client with a valid key when the router asks for
 /// one.
-async fn models(state: &AppState, headers: &http::HeaderMap) -> Response<GatewayBody> {
+async fn models(state: &AppState, req: &Request<Incoming>) -> Response<GatewayBody> {
     let snap = state.router.load_full();
+    let cert = req.extensions().get::<Arc<ClientCert>>().map(|c| &**c);
     let allowed = match &snap.access {
         None => Ok(()),
-        Some(access) => match access.authenticate(headers).await {
+        Some(access) => match access.authenticate(req.headers(), cert).await {
             Ok(who) => access.team_access(&who).map(drop),
             Err(denied) => Err(denied),
         },

@@ -22,12 +22,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use http::{HeaderMap, header};
-use llmkube_router::spec::{AuthSpec, TEAM_HEADER};
+use llmkube_router::spec::{
+    AuthSpec, CertPrincipal, CertTeam, ClientCertificatesSpec, TEAM_HEADER,
+};
+use llmkube_router::validate::valid_name;
 
 use jwt::JwtVerifier;
 pub use keys::KeyTable;
 
 use crate::http::client::HttpClient;
+use crate::http::tls::ClientCert;
 pub use teams::TeamAccess;
 
 /// Who sent a request.
@@ -52,6 +56,8 @@ pub enum Denied {
 pub struct Access {
     keys: Option<KeyTable>,
     jwt: Option<JwtVerifier>,
+    /// How client certificates name principals, when they authenticate.
+    certs: Option<ClientCertificatesSpec>,
     /// Empty when no team is listed: every principal may use everything.
     teams: HashMap<Arc<str>, TeamAccess>,
     act_for: HashSet<String>,
@@ -59,12 +65,20 @@ pub struct Access {
 
 impl Access {
     /// Prepares `spec` (validated), reading the key file (and a JWKS Secret) from
-    /// `credentials_dir`; a JWKS URL is fetched with `client`.
+    /// `credentials_dir`; a JWKS URL is fetched with `client`. `verified_certs`: the TLS
+    /// listener verifies client certificates (without it `clientCertificates` is refused
+    /// rather than never matching).
     pub fn build(
         spec: &AuthSpec,
         credentials_dir: Option<&Path>,
         client: &HttpClient,
+        verified_certs: bool,
     ) -> Result<Self, String> {
+        if spec.client_certificates.is_some() && !verified_certs {
+            return Err(
+                "spec.auth.clientCertificates needs the gateway's TLS listener to verify client certificates: start it with --tls-cert, --tls-key and --tls-client-ca".into(),
+            );
+        }
         let keys = match &spec.api_keys {
             None => None,
             Some(keys) => {
@@ -83,12 +97,13 @@ impl Access {
             .as_ref()
             .map(|j| JwtVerifier::build(j, credentials_dir, client))
             .transpose()?;
-        if keys.is_none() && jwt.is_none() {
-            return Err("spec.auth needs apiKeys or jwt".into());
+        if keys.is_none() && jwt.is_none() && spec.client_certificates.is_none() {
+            return Err("spec.auth needs apiKeys, jwt or clientCertificates".into());
         }
         Ok(Access {
             keys,
             jwt,
+            certs: spec.client_certificates.clone(),
             teams: spec
                 .teams
                 .iter()
@@ -100,19 +115,33 @@ impl Access {
 
     /// What requests must carry, for the start-up log.
     pub fn describe(&self) -> String {
-        match (&self.keys, &self.jwt) {
-            (Some(k), Some(_)) => format!("one of {} API keys or a JSON Web Token", k.len()),
-            (Some(k), None) => format!("one of {} API keys", k.len()),
-            _ => "a JSON Web Token".into(),
+        let mut ways = Vec::new();
+        if self.certs.is_some() {
+            ways.push("a client certificate".to_owned());
         }
+        if let Some(k) = &self.keys {
+            ways.push(format!("one of {} API keys", k.len()));
+        }
+        if self.jwt.is_some() {
+            ways.push("a JSON Web Token".to_owned());
+        }
+        ways.join(" or ")
     }
 
-    /// Who sent a request with these headers (401 when no valid key or token says so);
-    /// whether their team may use the router is [`Access::team_access`].
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Denied> {
+    /// Who sent a request with these headers over a connection that presented `cert` (401
+    /// when no valid certificate, key or token says so); whether their team may use the
+    /// router is [`Access::team_access`]. A certificate, when it authenticates, comes first.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        cert: Option<&ClientCert>,
+    ) -> Result<Identity, Denied> {
         let bearer = bearer(headers);
-        let (principal, mut team) = match (&self.jwt, bearer.filter(|b| looks_like_jwt(b))) {
-            (Some(jwt), Some(token)) => {
+        let by_cert = self.certs.as_ref().zip(cert);
+        let (principal, mut team) = match (by_cert, &self.jwt, bearer.filter(|b| looks_like_jwt(b)))
+        {
+            (Some((spec, cert)), _, _) => self.cert_identity(spec, cert)?,
+            (None, Some(jwt), Some(token)) => {
                 let token = std::str::from_utf8(token).map_err(|_| {
                     Denied::Unauthenticated("the token is not valid: not UTF-8".into())
                 })?;
@@ -128,9 +157,10 @@ impl Access {
             }
             _ => {
                 let Some(keys) = &self.keys else {
-                    return Err(Denied::Unauthenticated(
-                        "this router requires a JSON Web Token: send it as `Authorization: Bearer <token>`".into(),
-                    ));
+                    return Err(Denied::Unauthenticated(format!(
+                        "this router requires {}",
+                        self.describe()
+                    )));
                 };
                 let key = presented_key(headers).ok_or_else(|| {
                     Denied::Unauthenticated(
@@ -152,6 +182,39 @@ impl Access {
             principal: Some(principal),
             team,
         })
+    }
+
+    /// The principal and team a verified client certificate names.
+    fn cert_identity(
+        &self,
+        spec: &ClientCertificatesSpec,
+        cert: &ClientCert,
+    ) -> Result<(Arc<str>, Option<Arc<str>>), Denied> {
+        let (first, second) = match spec.principal_from.unwrap_or_default() {
+            CertPrincipal::SubjectAltName => (&cert.alt_names, &cert.common_names),
+            CertPrincipal::CommonName => (&cert.common_names, &cert.alt_names),
+        };
+        let principal = first
+            .iter()
+            .chain(second)
+            .find(|p| valid_name(p))
+            .ok_or_else(|| {
+                Denied::Unauthenticated(
+                    "the client certificate names no principal (no usable subject alternative name or common name)".into(),
+                )
+            })?;
+        let team = match spec.team_from.unwrap_or_default() {
+            CertTeam::None => None,
+            CertTeam::OrganizationalUnit => {
+                let units = &cert.organizational_units;
+                units
+                    .iter()
+                    .find(|u| self.teams.contains_key(u.as_str()))
+                    .or(units.iter().find(|u| valid_name(u)))
+                    .map(|u| Arc::from(u.as_str()))
+            }
+        };
+        Ok((Arc::from(principal.as_str()), team))
     }
 
     /// The access of the identity's team: `None` when teams are not restricted.
@@ -214,7 +277,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
 
 fn team_header(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(TEAM_HEADER)?.to_str().ok()?.trim();
-    llmkube_router::validate::valid_name(v).then_some(v)
+    valid_name(v).then_some(v)
 }
 
 #[cfg(test)]

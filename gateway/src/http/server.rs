@@ -10,8 +10,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+
+use crate::http::tls::ClientCert;
 
 use crate::http::body::{BoxError, GatewayBody};
 use crate::router::health::now_ms;
@@ -193,10 +195,16 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());
+        // Set once the TLS handshake is done, when the client presented a certificate.
+        let client_cert: Arc<OnceLock<Arc<ClientCert>>> = Arc::default();
         let service = {
             let (state, activity) = (Arc::clone(&state), Arc::clone(&activity));
             let handler = handler.clone();
-            service_fn(move |req| {
+            let client_cert = Arc::clone(&client_cert);
+            service_fn(move |mut req: Request<Incoming>| {
+                if let Some(cert) = client_cert.get() {
+                    req.extensions_mut().insert(Arc::clone(cert));
+                }
                 let in_flight = InFlight::start(&activity);
                 let response = handler(Arc::clone(&state), req);
                 async move {
@@ -227,6 +235,13 @@ pub async fn serve<H, F>(
                             .await
                         {
                             Ok(Ok(tls_stream)) => {
+                                let peer_cert = tls_stream.get_ref().1.peer_certificates();
+                                if let Some(cert) = peer_cert
+                                    .and_then(|c| c.first())
+                                    .and_then(|c| ClientCert::from_der(c))
+                                {
+                                    let _ = client_cert.set(Arc::new(cert));
+                                }
                                 let conn = builder.serve_connection_with_upgrades(
                                     TokioIo::new(tls_stream),
                                     service,

@@ -19,6 +19,7 @@ use crate::auth::{self, Denied, Identity, TeamAccess};
 use crate::budget::{Charge, DEFAULT_COMPLETION_RESERVE, Refused, Subject};
 use crate::http::body::{GatewayBody, StreamLimits};
 use crate::http::error::ApiError;
+use crate::http::tls::ClientCert;
 use crate::policy::pipeline::{Inputs, Verdict};
 use crate::request::body_budget::Reservation;
 use crate::request::dispatch::{Answered, Exhausted, Failure, dispatch};
@@ -89,7 +90,10 @@ async fn identify<'s>(
         return Ok(None);
     };
     rec.identity = access
-        .authenticate(&parts.headers)
+        .authenticate(
+            &parts.headers,
+            parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c),
+        )
         .await
         .map_err(Refusal::denied)?;
     access.team_access(&rec.identity).map_err(Refusal::denied)

@@ -47,6 +47,8 @@ pub struct SnapshotBuilder {
     pub budget_stores: BudgetStores,
     /// The upstream client, for fetching an identity provider's keys.
     pub http: HttpClient,
+    /// Whether the TLS listener verifies client certificates (`--tls-client-ca`).
+    pub client_certificates: bool,
 }
 
 /// Request-handling settings of a router (`spec.proxy` with defaults).
@@ -220,12 +222,13 @@ impl SnapshotBuilder {
         let access = match &spec.auth {
             Some(auth) => {
                 let dir = self.resolve.credentials_dir.as_deref();
-                let access = Access::build(auth, dir, &self.http).map_err(|message| {
-                    BuildError::Invalid(ValidationErrors(vec![FieldError {
-                        path: "spec.auth.apiKeys".into(),
-                        message,
-                    }]))
-                })?;
+                let access = Access::build(auth, dir, &self.http, self.client_certificates)
+                    .map_err(|message| {
+                        BuildError::Invalid(ValidationErrors(vec![FieldError {
+                            path: "spec.auth.apiKeys".into(),
+                            message,
+                        }]))
+                    })?;
                 tracing::info!("requests must carry {}", access.describe());
                 Some(access)
             }

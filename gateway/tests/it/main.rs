@@ -4,6 +4,7 @@
 mod accounting;
 mod auth;
 mod auth_jwt;
+mod auth_mtls;
 mod boundary;
 mod budgets;
 mod dispatch;

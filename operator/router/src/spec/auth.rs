@@ -29,6 +29,10 @@ pub struct AuthSpec {
     /// `Authorization: Bearer <jwt>`. At least one of `apiKeys` and `jwt` is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtSpec>,
+    /// Client certificates on the gateway's TLS listener, verified against its
+    /// `--tls-client-ca` bundle: a connection that presents one is authenticated by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificates: Option<ClientCertificatesSpec>,
     /// What each team may use. When any team is listed, a principal whose team is not listed
     /// may use nothing (403); when none is, every authenticated principal may use everything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -136,6 +140,45 @@ impl JwtSpec {
     pub fn team_claim(&self) -> &str {
         self.team_claim.as_deref().unwrap_or("team")
     }
+}
+
+/// How a client certificate names its principal and team.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertificatesSpec {
+    /// `subjectAltName` (default: the first URI, e.g. a SPIFFE id, else e-mail, else DNS
+    /// name, falling back to the common name) or `commonName` (falling back to the first SAN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_from: Option<CertPrincipal>,
+    /// `organizationalUnit` (default: the subject's first OU that `teams` lists, else its
+    /// first OU) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_from: Option<CertTeam>,
+}
+
+/// Where a certificate's principal is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum CertPrincipal {
+    /// The subject alternative names.
+    #[default]
+    SubjectAltName,
+    /// The subject's common name.
+    CommonName,
+}
+
+/// Where a certificate's team is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum CertTeam {
+    /// The subject's organizational units.
+    #[default]
+    OrganizationalUnit,
+    /// Nowhere: certificate principals have no team.
+    None,
 }
 
 /// What one team may use. An empty list allows everything of its kind.

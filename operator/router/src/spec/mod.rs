@@ -13,9 +13,9 @@ mod deploy;
 mod status;
 
 pub use auth::{
-    ApiKeysSpec, AuthSpec, DEFAULT_JWKS_KEY, DEFAULT_JWKS_REFRESH_SECONDS,
-    DEFAULT_JWT_LEEWAY_SECONDS, DEFAULT_KEYS_KEY, JwksSource, JwtSpec, MAX_NAME_LEN,
-    MAX_TEAM_GLOBS, MAX_TEAMS, SecretKeyRef, TEAM_HEADER, TeamSpec,
+    ApiKeysSpec, AuthSpec, CertPrincipal, CertTeam, ClientCertificatesSpec, DEFAULT_JWKS_KEY,
+    DEFAULT_JWKS_REFRESH_SECONDS, DEFAULT_JWT_LEEWAY_SECONDS, DEFAULT_KEYS_KEY, JwksSource,
+    JwtSpec, MAX_NAME_LEN, MAX_TEAM_GLOBS, MAX_TEAMS, SecretKeyRef, TEAM_HEADER, TeamSpec,
 };
 pub use budget::{
     Budget, BudgetScope, BudgetStoreSpec, DEFAULT_KEY_PREFIX, DEFAULT_STORE_TIMEOUT_MS,

@@ -9,10 +9,10 @@ use crate::spec::{JwtSpec, MAX_NAME_LEN, ModelRouterSpec, SecretKeyRef};
 
 pub(super) fn check_auth(spec: &ModelRouterSpec, c: &mut Collector) {
     let Some(auth) = &spec.auth else { return };
-    if auth.api_keys.is_none() && auth.jwt.is_none() {
+    if auth.api_keys.is_none() && auth.jwt.is_none() && auth.client_certificates.is_none() {
         c.push(
             "spec.auth",
-            "name a way to authenticate: apiKeys, jwt or both (remove spec.auth to serve without authentication)",
+            "name a way to authenticate: apiKeys, jwt, clientCertificates or several (remove spec.auth to serve without authentication)",
         );
     }
     if let Some(keys) = &auth.api_keys {
