@@ -39,6 +39,7 @@ fn context(client: kube::Client) -> Arc<Context> {
             gateway_image: "registry.internal.corp/llmkube/llmkube-gateway:0.1.0".into(),
             image_pull_secrets: vec![],
             default_litellm_url: None,
+            default_budget_store: None,
             fixed_uid: true,
             allowance: Default::default(),
         },

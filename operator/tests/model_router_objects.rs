@@ -10,7 +10,7 @@ use llmkube_router::manifest::load_router;
 use llmkube_router::spec::{
     ApiKeysSpec, AuthSpec, Backend, BackendStatus, ConfigMapKeyRef, ExternalBackend,
     LocalObjectReference, ModelRouter, ModelRouterStatus, ModuleSource, PolicyRef, Provider,
-    ProxySpec, SecretKeyRef, Tier,
+    ProxySpec, RedisStoreSpec, SecretKeyRef, SecretRef, Tier,
 };
 use llmkube_router::validate::validate_spec;
 
@@ -27,6 +27,7 @@ fn settings() -> Settings {
         gateway_image: "registry.internal.corp/llmkube/llmkube-gateway:0.1.0".into(),
         image_pull_secrets: vec!["internal-registry-creds".into()],
         default_litellm_url: Some("http://litellm.ai-gateway.svc:4000".into()),
+        default_budget_store: None,
         fixed_uid: true,
         allowance: Default::default(),
     }
@@ -396,4 +397,39 @@ fn a_gateway_image_must_come_from_an_allowed_registry() {
     );
     s.allowance.image_prefixes = vec!["docker.io/attacker/".into()];
     assert!(refusals(&spec, &s).is_empty(), "the admin allowed it");
+}
+
+#[test]
+fn budgets_without_a_store_use_the_chart_default_redis() {
+    let mut r = seed();
+    r.spec.proxy.get_or_insert_default().replicas = Some(3);
+    r.spec.policy = Some(
+        serde_json::from_value(
+            serde_json::json!({"budgets": [{"name": "daily", "maxTokens": 1000}]}),
+        )
+        .unwrap(),
+    );
+    // Without a default, three replicas would each allow the whole budget: refused.
+    assert!(validate_spec(&with_defaults(&r.spec, &settings())).is_err());
+    let shared = Settings {
+        default_budget_store: Some(RedisStoreSpec {
+            address: "redis.llmkube-system.svc:6379".into(),
+            credentials_secret_ref: Some(SecretRef {
+                name: "redis-auth".into(),
+            }),
+            ..RedisStoreSpec::default()
+        }),
+        ..settings()
+    };
+    let spec = with_defaults(&r.spec, &shared);
+    validate_spec(&spec).unwrap();
+    let store = spec.policy.unwrap().budget_store.unwrap().redis.unwrap();
+    assert_eq!(store.address, "redis.llmkube-system.svc:6379");
+    let pod = deployment(&r, &shared).spec.unwrap().template.spec.unwrap();
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.mount_path == "/var/run/secrets/llmkube/redis-auth")
+    );
 }

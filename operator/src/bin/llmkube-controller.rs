@@ -15,6 +15,7 @@ use llmkube_operator::controller::{Context, Settings};
 use llmkube_operator::reconcile::admission::Allowance;
 use llmkube_operator::reconcile::inference_service::{Images, Settings as InferenceSettings};
 use llmkube_operator::reconcile::model_router::Settings as RouterSettings;
+use llmkube_router::spec::{RedisStoreSpec, SecretRef};
 
 /// The gateway image this controller version deploys, unless `--router-proxy-image` says otherwise.
 const GATEWAY_IMAGE: &str = concat!(
@@ -62,6 +63,17 @@ struct Args {
     /// Base URL of litellm backends that set no `external.url`.
     #[arg(long, env = "LLMKUBE_DEFAULT_LITELLM_URL")]
     default_litellm_url: Option<String>,
+    /// Redis (`host:port`) where routers with `policy.budgets` and no `policy.budgetStore`
+    /// keep their counts, shared by their replicas.
+    #[arg(long, env = "LLMKUBE_DEFAULT_BUDGET_REDIS_ADDRESS")]
+    default_budget_redis_address: Option<String>,
+    /// Secret (in each router's namespace) with `REDIS_PASSWORD` for that Redis.
+    #[arg(
+        long,
+        env = "LLMKUBE_DEFAULT_BUDGET_REDIS_SECRET",
+        requires = "default_budget_redis_address"
+    )]
+    default_budget_redis_secret: Option<String>,
     /// llama.cpp runtime image.
     #[arg(long, env = "LLMKUBE_LLAMACPP_IMAGE", default_value_t = Images::default().llamacpp)]
     llamacpp_image: String,
@@ -137,6 +149,16 @@ impl Args {
                 gateway_image: self.router_proxy_image.clone(),
                 image_pull_secrets: self.image_pull_secrets.clone(),
                 default_litellm_url: self.default_litellm_url.clone(),
+                default_budget_store: self.default_budget_redis_address.as_ref().map(|address| {
+                    RedisStoreSpec {
+                        address: address.clone(),
+                        credentials_secret_ref: self
+                            .default_budget_redis_secret
+                            .as_ref()
+                            .map(|name| SecretRef { name: name.clone() }),
+                        ..RedisStoreSpec::default()
+                    }
+                }),
                 fixed_uid: !self.no_fixed_uid,
                 allowance,
             },

@@ -19,6 +19,7 @@ use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
 use crate::crd::inference_service::InferenceService;
 use crate::reconcile::model_router::{
     config_map, deployment, object_name, refusals, role, role_binding, service, service_account,
+    with_defaults,
 };
 use crate::reconcile::router_status::{Observation, status};
 use llmkube_router::compiler::{compile, hex};
@@ -34,7 +35,7 @@ pub async fn reconcile(router: Arc<ModelRouter>, ctx: Arc<Context>) -> Result<Ac
 async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
     let ns = namespace_of(router);
     let settings = &ctx.settings.router;
-    let mut problems = validate_spec(&router.spec)
+    let mut problems = validate_spec(&with_defaults(&router.spec, settings))
         .err()
         .map_or(Vec::new(), |e| e.0);
     for (i, b) in router.spec.backends.iter().enumerate() {

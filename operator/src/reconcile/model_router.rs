@@ -26,7 +26,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llmkube_router::bundle::{bundle_files, bundled_spec};
 use llmkube_router::compiler::CompiledRules;
 use llmkube_router::manifest::{ManifestMeta, RouterManifest};
-use llmkube_router::spec::{ModelRouter, ModelRouterSpec, Provider};
+use llmkube_router::spec::{
+    BudgetStoreSpec, ModelRouter, ModelRouterSpec, Provider, RedisStoreSpec,
+};
 
 /// Where provider Secrets are mounted (`--credentials-dir`).
 pub const CREDENTIALS_DIR: &str = "/var/run/secrets/llmkube";
@@ -42,6 +44,9 @@ pub struct Settings {
     pub image_pull_secrets: Vec<String>,
     /// `--default-litellm-url`: the address of litellm backends without `external.url`.
     pub default_litellm_url: Option<String>,
+    /// `--default-budget-redis-address` (and `-secret`): where routers with budgets and no
+    /// `policy.budgetStore` keep their counts.
+    pub default_budget_store: Option<RedisStoreSpec>,
     /// What the admin allows (here: which images `spec.proxy.image` may name).
     pub allowance: crate::reconcile::admission::Allowance,
     /// Run gateway pods as uid 65532. Off for OpenShift's restricted-v2 SCC, which assigns a
@@ -137,11 +142,11 @@ fn meta(router: &ModelRouter) -> ObjectMeta {
     }
 }
 
-/// The spec as the gateway receives it: every `configMapKeyRef` policy module becomes the file
-/// `<policy>.wasm` next to `router.yaml` (the controller copies it there), and litellm backends
-/// without `external.url` get `--default-litellm-url`.
-pub fn gateway_spec(spec: &ModelRouterSpec, settings: &Settings) -> ModelRouterSpec {
-    let mut spec = bundled_spec(spec);
+/// The spec with the controller's defaults: litellm backends without `external.url` get
+/// `--default-litellm-url`, and budgets without a `budgetStore` the default Redis. What is
+/// validated and what the gateway receives.
+pub fn with_defaults(spec: &ModelRouterSpec, settings: &Settings) -> ModelRouterSpec {
+    let mut spec = spec.clone();
     for b in &mut spec.backends {
         if let Some(ext) = &mut b.external
             && ext.url.is_none()
@@ -150,7 +155,22 @@ pub fn gateway_spec(spec: &ModelRouterSpec, settings: &Settings) -> ModelRouterS
             ext.url.clone_from(&settings.default_litellm_url);
         }
     }
+    if let (Some(policy), Some(redis)) = (&mut spec.policy, &settings.default_budget_store)
+        && !policy.budgets.is_empty()
+        && policy.budget_store.is_none()
+    {
+        policy.budget_store = Some(BudgetStoreSpec {
+            redis: Some(redis.clone()),
+        });
+    }
     spec
+}
+
+/// The spec as the gateway receives it: [`with_defaults`], and every `configMapKeyRef` policy
+/// module becomes the file `<policy>.wasm` next to `router.yaml` (the controller copies it
+/// there).
+pub fn gateway_spec(spec: &ModelRouterSpec, settings: &Settings) -> ModelRouterSpec {
+    bundled_spec(&with_defaults(spec, settings))
 }
 
 /// The ConfigMap: `router.yaml` (the manifest the gateway loads, see [`gateway_spec`]),
@@ -258,14 +278,14 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
     let name = object_name(router);
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
-    let mut secrets: Vec<&str> = router
-        .spec
+    let spec = with_defaults(&router.spec, settings);
+    let mut secrets: Vec<&str> = spec
         .backends
         .iter()
         .filter_map(|b| b.external.as_ref()?.credentials_secret_ref.as_ref())
         .map(|r| r.name.as_str())
         .collect();
-    let auth = router.spec.auth.as_ref();
+    let auth = spec.auth.as_ref();
     secrets.extend(
         auth.and_then(|a| a.api_keys.as_ref())
             .map(|k| k.secret_ref.name.as_str()),
@@ -274,11 +294,7 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
         auth.and_then(|a| a.jwt.as_ref()?.jwks.secret_ref.as_ref())
             .map(|r| r.name.as_str()),
     );
-    let store = router
-        .spec
-        .policy
-        .as_ref()
-        .and_then(|p| p.budget_store.as_ref());
+    let store = spec.policy.as_ref().and_then(|p| p.budget_store.as_ref());
     secrets.extend(
         store
             .and_then(|s| s.redis.as_ref()?.credentials_secret_ref.as_ref())

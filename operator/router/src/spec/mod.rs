@@ -226,7 +226,7 @@ pub struct ExternalBackend {
 }
 
 /// Name of a Secret in the router's namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct SecretRef {
     /// Secret name: a DNS-1123 subdomain (it becomes a directory name in the gateway pod).
