@@ -150,6 +150,7 @@ pub struct RunningGateway {
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     watcher: Option<JoinHandle<()>>,
+    credentials_watcher: Option<JoinHandle<()>>,
     checker: JoinHandle<()>,
 }
 
@@ -194,7 +195,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         client,
         metrics,
         builder,
-        router_hash: std::sync::Mutex::new(hash),
+        served: std::sync::Mutex::new((hash, Arc::new(bundle))),
         shadow_slots: Arc::new(Semaphore::new(state::SHADOW_SLOTS)),
         draining: AtomicBool::new(false),
     });
@@ -232,6 +233,16 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             config.limits.clone(),
         )));
     }
+    let mut credentials_watcher = None;
+    if config.watch
+        && let Some(dir) = &config.resolve.credentials_dir
+    {
+        credentials_watcher = Some(router::reload::spawn_credentials_watcher(
+            Arc::clone(&state),
+            dir.clone(),
+            config.router_name.clone(),
+        ));
+    }
     let watcher = config.watch.then(|| match &config.source {
         RouterSource::File(path) => router::reload::spawn_watcher(
             Arc::clone(&state),
@@ -261,6 +272,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         stop,
         servers,
         watcher,
+        credentials_watcher,
         checker,
     })
 }
@@ -296,7 +308,7 @@ impl RunningGateway {
     /// Stops accepting, lets requests in flight finish within the grace period, and returns.
     pub async fn shutdown(self) {
         self.state.draining.store(true, Ordering::Relaxed);
-        if let Some(w) = &self.watcher {
+        for w in self.watcher.iter().chain(&self.credentials_watcher) {
             w.abort();
         }
         self.checker.abort();

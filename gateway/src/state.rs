@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::http::client::HttpClient;
 use crate::metrics::{AttemptLabels, BackendLabels, Metrics, RouterLabels};
+use crate::router::bundle::RouterBundle;
 use crate::router::health::now_ms;
 use crate::router::snapshot::{RouterSnapshot, SnapshotBuilder};
 
@@ -24,9 +25,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Prepares the router's next versions.
     pub builder: SnapshotBuilder,
-    /// Content hash of the bundle being served; held while a new version is swapped in, so
-    /// the watcher and a manual reload never race.
-    pub router_hash: Mutex<u64>,
+    /// The bundle being served and its content hash; held while a new version is swapped in,
+    /// so the watchers and a manual reload never race.
+    pub served: Mutex<(u64, Arc<RouterBundle>)>,
     /// Bounds shadow traffic.
     pub shadow_slots: Arc<Semaphore>,
     /// Set on shutdown: `/readyz` turns 503 so load balancers stop sending.

@@ -94,8 +94,8 @@ pub fn swap_in(
     force: bool,
 ) -> Result<bool, ReloadError> {
     let hash = bundle.content_hash();
-    let mut served = state.router_hash.lock().unwrap_or_else(|e| e.into_inner());
-    if hash == *served && !force {
+    let mut served = state.served.lock().unwrap_or_else(|e| e.into_inner());
+    if hash == served.0 && !force {
         return Ok(false);
     }
     let current = state.router.load_full();
@@ -103,7 +103,7 @@ pub fn swap_in(
     match build_snapshot(bundle, name, &state.builder, Some(&current)) {
         Ok(snapshot) => {
             state.router.store(Arc::new(snapshot));
-            *served = hash;
+            *served = (hash, Arc::new(bundle.clone()));
             state
                 .metrics
                 .reloads
@@ -191,6 +191,57 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
                 Err(e) => {
                     tracing::error!("router reload refused, the previous router keeps serving: {e}")
                 }
+            }
+        }
+    })
+}
+
+/// Rebuilds the router being served from the same bundle, re-reading what lies outside it
+/// (API keys, a JWKS or Redis Secret, provider credentials).
+pub fn rebuild(state: &AppState, name: Option<&str>) -> Result<bool, ReloadError> {
+    let bundle = {
+        let served = state.served.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&served.1)
+    };
+    swap_in(state, &bundle, name, true)
+}
+
+/// Watches the credentials directory (mounted Secrets, which the kubelet updates in place
+/// by swapping a symlink) and rebuilds the router when anything in it changes: rotated API
+/// keys, provider keys or a JWKS take effect without a restart or a signal (SIGHUP still
+/// works when the directory cannot be watched).
+pub fn spawn_credentials_watcher(
+    state: Arc<AppState>,
+    dir: PathBuf,
+    name: Option<String>,
+) -> JoinHandle<()> {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let _ = tx.try_send(());
+    })
+    .and_then(|mut w| {
+        use notify::Watcher;
+        w.watch(&dir, notify::RecursiveMode::Recursive).map(|()| w)
+    });
+    if let Err(e) = &watcher {
+        tracing::warn!(
+            "cannot watch the credentials directory {}: {e}; rotated Secrets take effect on SIGHUP",
+            dir.display()
+        );
+    }
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            // A Secret update is several filesystem events: let them settle, then rebuild once.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while rx.try_recv().is_ok() {}
+            match rebuild(&state, name.as_deref()) {
+                Ok(_) => {
+                    tracing::info!(dir = %dir.display(), "credentials changed; router rebuilt")
+                }
+                Err(e) => tracing::error!(
+                    "credentials changed but the router could not be rebuilt, the previous one keeps serving: {e}"
+                ),
             }
         }
     })

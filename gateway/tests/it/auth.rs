@@ -208,3 +208,42 @@ async fn the_official_openai_sdk_raises_its_typed_errors() {
         "only alice's request reached the cloud"
     );
 }
+
+#[tokio::test]
+async fn keys_rotated_in_the_mounted_secret_take_effect_without_a_restart() {
+    let cast = Cast::new().await;
+    let (gw, secrets) = gateway_with_keys(&cast).await;
+    assert_eq!(
+        gw.chat("llama-3", &[("x-api-key", "sk-new")]).await.status,
+        401
+    );
+    // Like the kubelet: the new file is written beside and swapped in.
+    let digest: String = Sha256::digest(b"sk-new")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = secrets.path().join("api-keys");
+    std::fs::write(
+        dir.join("keys.yaml.new"),
+        format!("- {{principal: bob, team: research, sha256: {digest}}}\n"),
+    )
+    .unwrap();
+    std::fs::rename(dir.join("keys.yaml.new"), dir.join("keys.yaml")).unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = gw
+            .chat("llama-3", &[("x-api-key", "sk-new")])
+            .await
+            .status
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the new key works");
+    let old = gw
+        .chat("llama-3", &[("authorization", "Bearer sk-alice")])
+        .await;
+    assert_eq!(old.status, 401, "the rotated-out key no longer does");
+}

@@ -323,3 +323,17 @@ async fn with_redis_down_a_closed_budget_refuses_and_an_open_one_counts_locally(
     }
     assert!(ok, "the gateway reconnects to Redis");
 }
+
+#[tokio::test]
+async fn the_official_openai_sdk_sees_usage_and_a_spent_budget() {
+    let mock = MockUpstream::start("local-a").await.unwrap();
+    let gw = budget_gateway(&mock, &spec("      - {name: tiny, maxTokens: 30}\n", "")).await;
+    if !pytest(&gw, "test_openai_sdk_budget.py", 3).await {
+        return;
+    }
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "the refused request reached no backend"
+    );
+}
