@@ -67,7 +67,10 @@ def render(raw):
       "The request is a chat completion with a 330-byte prompt.")
     w("- Subjects: `direct` (the mock: the limit); `llmkube-plain` (backend-name routing); `llmkube-rules` "
       "(8 compiled rules, the request matches the 7th); `llmkube-rules-pii` (the same plus the PII detector "
-      "scanning every prompt); all three write their audit line (to /dev/null). `nginx` (`proxy_pass`, "
+      "scanning every prompt); `llmkube-auth-budget` (the rules plus an API key on every request and a "
+      "per-team token budget, in memory) and `llmkube-auth-budget-redis` (the same budget shared through "
+      "a local `redis-server` on the driver's core: one Lua script per request, one pipelined settle after "
+      "it); all write their audit line (to /dev/null) and count every request's usage. `nginx` (`proxy_pass`, "
       "buffering off, upstream keep-alive, 1 worker); `litellm` (proxy, 1 worker, logging off); `portkey` "
       "(Node gateway, the mock as a custom OpenAI host).")
     w(f"- Memory: resident set of the subject's process tree after warm-up (idle) and at the peak while "
@@ -175,6 +178,28 @@ def render(raw):
         if fp:
             w(f"| false positives | {fp['count']}/{fp['negatives']} | "
               f"{theirs.get('false_positives', '-')}/{theirs.get('negatives', '-')} |")
+        w("")
+
+    base = res.get("llmkube-rules")
+    tagged = [(n, res.get(n)) for n in ("llmkube-auth-budget", "llmkube-auth-budget-redis")]
+    if base and any(r for _, r in tagged):
+        w("## The cost of identity and budgets\n")
+        w("Against `llmkube-rules` in the same run. CPU per request is the saturated core's time divided "
+          "by the requests it served closed-loop (1 / req/s); the open-loop columns are latency at light load. "
+          "`redis-server` shares core 0 with the mock and the driver, so the Redis row is bounded by that "
+          "core too: its CPU figure is an upper bound on the gateway's own cost.\n")
+        w("| subject | req/s c=16 | vs rules | CPU per request | added vs rules | open p50 | open p99 |")
+        w("|---|---|---|---|---|---|---|")
+        brps = med(base["closed"], "rps")
+        for name, r in [("llmkube-rules", base), *tagged]:
+            if not r:
+                continue
+            rps = med(r["closed"], "rps")
+            cpu = 1e6 / rps if rps else None
+            added = None if cpu is None or not brps else cpu - 1e6 / brps
+            w(f"| {name} | {rps:,.0f} | {ratio(rps, brps)} | {us(cpu)} | "
+              f"{signed_us(added) if r is not base else '-'} | {us(med(r['open'], 'latency_us', 'p50'))} "
+              f"| {us(med(r['open'], 'latency_us', 'p99'))} |")
         w("")
 
     w("## Goals (reported, not asserted)\n")

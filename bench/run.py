@@ -6,7 +6,8 @@ gateway from npm into bench/out/portkey; release builds of the gateway, the mock
 load driver and the PII detector), then measures every subject against the same mock upstream:
 
   direct        the mock itself: the physical limit
-  llmkube-*     the gateway with plain routing, with compiled rules, with rules + PII detector
+  llmkube-*     the gateway with plain routing, with compiled rules, with rules + PII detector, and
+                with rules + an API key + a token budget (in memory, and shared through Redis)
   nginx         proxy_pass with buffering off: the raw-proxy baseline
   litellm       LiteLLM proxy, the mock as an OpenAI-compatible provider, logging off
   portkey       the Portkey gateway, the mock as a custom OpenAI host
@@ -38,6 +39,8 @@ WASM = ROOT / "target" / "wasm32-unknown-unknown" / "release"
 LITELLM_VERSION = "1.108.0"
 PORTKEY_VERSION = "1.15.2"
 FAST, SLOW = 18000, 18001
+REDIS = 18300
+BENCH_KEY = "sk-bench-0123456789abcdef"
 DRIVER_CORE, SUBJECT_CORE = "0", "1"
 PROMPT = (
     "You are a helpful assistant for the platform team. Summarise the following change request in two "
@@ -63,6 +66,10 @@ def sh_out(cmd, cwd):
 
 def setup():
     OUT.mkdir(parents=True, exist_ok=True)
+    if not shutil.which("redis-server"):
+        log("installing redis-server (Debian)")
+        sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q redis-server >/dev/null "
+           "|| { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }")
     if not shutil.which("nginx"):
         log("installing nginx (Debian)")
         sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q nginx-light >/dev/null "
@@ -175,19 +182,34 @@ RULES = """  rules:
 """
 
 
-def llmkube_subject(name, rules, pii):
+def llmkube_subject(name, rules, pii, budget=None):
+    """`budget`: None, "memory" or "redis": an API key and a (never spent) token budget."""
     spec = ROUTER_HEAD + (RULES if rules else "")
     policy = "  policy:\n    auditLog: {sink: file, filePath: /dev/null}\n"
     if pii:
         policy += "    classification: {mode: detector}\n"
+    headers, extra = [], []
+    if budget:
+        creds = OUT / "credentials"
+        (creds / "bench-keys").mkdir(parents=True, exist_ok=True)
+        import hashlib
+        digest = hashlib.sha256(BENCH_KEY.encode()).hexdigest()
+        (creds / "bench-keys" / "keys.yaml").write_text(
+            f"- {{principal: bench, team: research, sha256: {digest}}}\n")
+        spec += "  auth:\n    apiKeys: {secretRef: {name: bench-keys}}\n    teams: [{name: research}]\n"
+        policy += "    budgets:\n      - {name: team-hourly, scope: team, maxTokens: 1000000000000}\n"
+        if budget == "redis":
+            policy += f"    budgetStore: {{redis: {{address: '127.0.0.1:{REDIS}'}}}}\n"
+        headers = [f"authorization: Bearer {BENCH_KEY}"]
+        extra = ["--credentials-dir", str(creds)]
     path = OUT / f"{name}.yaml"
     path.write_text(spec + policy)
     port = 18100
     cmd = [str(REL / "llmkube-gateway"), "--router", str(path), "--listen", f"127.0.0.1:{port}",
            "--backend-address", f"fast=http://127.0.0.1:{FAST}", "--backend-address",
-           f"slow=http://127.0.0.1:{SLOW}", "--policy-dir", str(WASM), "--no-watch"]
+           f"slow=http://127.0.0.1:{SLOW}", "--policy-dir", str(WASM), "--no-watch", *extra]
     return dict(name=name, cmd=cmd, port=port, url=f"http://127.0.0.1:{port}/v1/chat/completions",
-                slow_url=None, env={"LLMKUBE_LOG": "warn"}, headers=[])
+                slow_url=None, env={"LLMKUBE_LOG": "warn"}, headers=headers)
 
 
 def nginx_subject():
@@ -385,17 +407,22 @@ def main():
         setup()
     subjects = [direct_subject(), llmkube_subject("llmkube-plain", False, False),
                 llmkube_subject("llmkube-rules", True, False), llmkube_subject("llmkube-rules-pii", True, True),
+                llmkube_subject("llmkube-auth-budget", True, False, "memory"),
+                llmkube_subject("llmkube-auth-budget-redis", True, False, "redis"),
                 nginx_subject(), litellm_subject(), portkey_subject()]
     if args.only:
         subjects = [s for s in subjects if s["name"] in args.only]
     mocks = [spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{FAST}", "--chunks", "16",
                     "--threads", "1"], DRIVER_CORE, "mock-fast"),
              spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{SLOW}", "--chunks", "40",
-                    "--gap-ms", "200", "--threads", "1"], DRIVER_CORE, "mock-slow")]
+                    "--gap-ms", "200", "--threads", "1"], DRIVER_CORE, "mock-slow"),
+             # The budget store, on the driver's core like the mocks: what the gateway waits for.
+             spawn(["redis-server", "--port", str(REDIS), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no"], DRIVER_CORE, "redis")]
     MOCK_PIDS.extend(m.pid for m in mocks)
     results = []
     try:
-        for m, port in zip(mocks, (FAST, SLOW)):
+        for m, port in zip(mocks, (FAST, SLOW, REDIS)):
             wait_port(port, m)
         for s in subjects:
             log(f"measuring {s['name']}")

@@ -27,6 +27,7 @@ pub use router::backend::ResolveOptions;
 #[cfg(feature = "kubernetes")]
 pub use router::kube_source::ConfigMapSource;
 pub use router::reload::ReloadError;
+pub use usage::UsageMeter;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

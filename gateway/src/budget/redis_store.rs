@@ -2,7 +2,7 @@
 //! hash (`ut`/`uu`: used tokens/picodollars, `rt`/`ru`: reserved) that expires with its
 //! window. Check-and-reserve is one Lua script over every budget of a request, so two
 //! replicas can never both take the last of a budget; settling is plain `HINCRBY`s in one
-//! atomic pipeline. Every call is bounded by the store's timeout: past it the store counts
+//! pipeline. Every call is bounded by the store's timeout: past it the store counts
 //! as unreachable and each budget's `failureMode` decides.
 
 use std::sync::Mutex;
@@ -173,8 +173,9 @@ impl RedisStore {
         reserved: Charge,
         used: Charge,
     ) -> Result<(), StoreError> {
+        // Each HINCRBY is atomic on its own; a MULTI/EXEC around them would only add a round of
+        // work on the server.
         let mut pipe = redis::pipe();
-        pipe.atomic();
         let neg = |n: u64| -i64::try_from(n).unwrap_or(i64::MAX);
         let pos = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let now = super::unix_now();

@@ -196,6 +196,24 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
     })
 }
 
+/// Whether a filesystem event can mean new content: files created, written, renamed or
+/// removed (a Kubernetes volume update swaps a symlink). Opening, reading and closing do not:
+/// the gateway's own reads of the files it watches must not wake it.
+fn is_change(event: &notify::Result<notify::Event>) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match event {
+        Ok(e) => matches!(
+            e.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+        ),
+        // A lost or failed event may hide a change: look.
+        Err(_) => true,
+    }
+}
+
 /// Rebuilds the router being served from the same bundle, re-reading what lies outside it
 /// (API keys, a JWKS or Redis Secret, provider credentials).
 pub fn rebuild(state: &AppState, name: Option<&str>) -> Result<bool, ReloadError> {
@@ -216,8 +234,10 @@ pub fn spawn_credentials_watcher(
     name: Option<String>,
 ) -> JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        let _ = tx.try_send(());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if is_change(&event) {
+            let _ = tx.try_send(());
+        }
     })
     .and_then(|mut w| {
         use notify::Watcher;

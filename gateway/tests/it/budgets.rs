@@ -247,31 +247,123 @@ impl Drop for Redis {
     }
 }
 
-#[tokio::test]
-async fn two_gateways_sharing_redis_stop_together_at_the_cap() {
-    let redis = Redis::start();
-    let mock = MockUpstream::start("local-a").await.unwrap();
-    let spec = spec("      - {name: shared, maxTokens: 100}\n", &redis.store());
-    let (one, two) = (
-        budget_gateway(&mock, &spec).await,
-        budget_gateway(&mock, &spec).await,
-    );
-    // Used before each: 0, 21, 42, 63, 84 (< 100), alternating gateways.
-    for i in 0..5 {
-        let gw = if i % 2 == 0 { &one } else { &two };
-        let r = ask(gw, "m", 12, None).await;
-        assert_eq!(r.status, 200, "request {i}: {}", r.text());
-    }
-    // Settling is asynchronous (off the request); wait until both see the whole count.
-    for gw in [&one, &two] {
-        for _ in 0..100 {
-            if report(gw).await[0]["usedTokens"] == 5 * USED {
-                break;
+/// A `llmkube-gateway` process (the binary this package builds) serving `spec` on a free port.
+struct GatewayProcess {
+    child: Child,
+    url: String,
+    metrics: String,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    async fn start(spec: &str, mock: &MockUpstream) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let router = dir.path().join("router.yaml");
+        std::fs::write(&router, router_yaml("test-router", spec)).unwrap();
+        let port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (api, metrics) = (port(), port());
+        let child = Command::new(env!("CARGO_BIN_EXE_llmkube-gateway"))
+            .arg("--router")
+            .arg(&router)
+            .args(["--listen", &format!("127.0.0.1:{api}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+            .args(["--backend-address", &format!("local-a={}", mock.url())])
+            .arg("--no-watch")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let gw = GatewayProcess {
+            child,
+            url: format!("http://127.0.0.1:{api}"),
+            metrics: format!("http://127.0.0.1:{metrics}"),
+            _dir: dir,
+        };
+        for _ in 0..300 {
+            if gw.get(&format!("{}/readyz", gw.url)).await.0 == 200 {
+                return gw;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(report(gw).await[0]["usedTokens"], 5 * USED);
-        assert_eq!(ask(gw, "m", 12, None).await.status, 429);
+        panic!("the gateway process did not become ready");
+    }
+
+    async fn get(&self, url: &str) -> (u16, String) {
+        self.send(http::Request::get(url).body(Default::default()).unwrap())
+            .await
+    }
+
+    async fn ask(&self) -> u16 {
+        let body = serde_json::json!({"model": "m", "max_tokens": 12,
+            "messages": [{"role": "user", "content": "hi"}]});
+        let req = http::Request::post(format!("{}/v1/chat/completions", self.url))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap();
+        self.send(req).await.0
+    }
+
+    async fn used(&self) -> u64 {
+        let (_, body) = self.get(&format!("{}/budgets", self.metrics)).await;
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        report[0]["usedTokens"].as_u64().unwrap_or(0)
+    }
+
+    async fn send(&self, req: http::Request<http_body_util::Full<bytes::Bytes>>) -> (u16, String) {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        match client.request(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                    .unwrap_or_default();
+                (status, body)
+            }
+            Err(_) => (0, String::new()),
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_gateway_processes_sharing_redis_stop_together_at_the_cap() {
+    let redis = Redis::start();
+    let mock = MockUpstream::start("local-a").await.unwrap();
+    let spec = spec("      - {name: shared, maxTokens: 100}\n", &redis.store());
+    let one = GatewayProcess::start(&spec, &mock).await;
+    let two = GatewayProcess::start(&spec, &mock).await;
+    // Used before each: 0, 21, 42, 63, 84 (< 100), alternating processes.
+    for i in 0..5 {
+        let gw = if i % 2 == 0 { &one } else { &two };
+        assert_eq!(gw.ask().await, 200, "request {i}");
+        // Settling is off the request path: let it land before the next check.
+        for _ in 0..100 {
+            if gw.used().await == (i + 1) * USED {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    for gw in [&one, &two] {
+        assert_eq!(gw.used().await, 5 * USED, "both read the shared count");
+        assert_eq!(gw.ask().await, 429, "and both stop at the cap");
     }
     assert_eq!(mock.request_count(), 5);
 }
