@@ -182,6 +182,11 @@ fn policy_test(
         .map_err(|e| e.to_string())?;
         llmkube_gateway::policy::harness::run_fixtures(&engine, &wasm, &json)
     };
+    let run = || {
+        let report = run()?;
+        println!("metadata: {}", report.metadata);
+        Ok::<_, String>(report)
+    };
     match run() {
         Ok(report) if report.failures.is_empty() => {
             println!("{} passed, 0 failed", report.cases);

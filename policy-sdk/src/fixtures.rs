@@ -1,7 +1,10 @@
 //! Fixture files: requests and the decisions a policy must reach for them.
 //!
 //! The same file drives `cargo test` on the native build (the `testing` module) and the gateway's
-//! harness on the built `.wasm` under production limits (`llmkube-gateway policy-test`).
+//! harness on the built `.wasm` under production limits (`llmkube-gateway policy-test`). Both
+//! show each case to the policy as the gateway would, from the policy's own metadata: headers
+//! it does not declare are not seen, nor the prompt unless it asks for it, and a rule or route
+//! only in the post phase. The file's JSON Schema is `policy-sdk/fixtures.schema.json`.
 //!
 //! ```json
 //! {
@@ -21,6 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::metadata::{Phase, PolicyMeta};
 use crate::output::{Action, Decision};
 use crate::view::RequestView;
 
@@ -118,32 +122,74 @@ impl FixtureFile {
 }
 
 impl FixtureRequest {
-    /// Runs `f` with the request as a view.
-    pub fn with_view<T>(&self, f: impl FnOnce(&RequestView<'_>) -> T) -> T {
+    /// Runs `f` with the request as the gateway would show it to a policy declaring `meta`:
+    /// only the headers it asks for (`needs.headers`), the prompt only when it asks for it,
+    /// the rule and route only in the post phase. A fixture that gives a pre-phase policy a
+    /// rule or a route is an error: the gateway never would, so the case could not be right.
+    pub fn view_for<T>(
+        &self,
+        meta: &PolicyMeta,
+        f: impl FnOnce(&RequestView<'_>) -> T,
+    ) -> Result<T, String> {
+        let post = meta.phase == Phase::Post;
+        if !post && (self.rule.is_some() || !self.route_backends.is_empty()) {
+            return Err(
+                "the case sets `rule` or `routeBackends`, but the policy runs before the rules \
+                 (its metadata's phase is pre): add `\"phase\": \"post\"` to its metadata, or drop \
+                 them from the case"
+                    .into(),
+            );
+        }
         let names: Vec<String> = self
             .headers
             .keys()
             .map(|k| k.to_ascii_lowercase())
             .collect();
+        let asked = |name: &str| {
+            meta.needs
+                .headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+        };
         let headers: Vec<(&str, &str)> = names
             .iter()
             .zip(self.headers.values())
+            .filter(|(k, _)| asked(k))
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let backends: Vec<&str> = self.route_backends.iter().map(String::as_str).collect();
-        f(&RequestView {
+        Ok(f(&RequestView {
             method: self.method.as_deref().unwrap_or("POST"),
             path: self.path.as_deref().unwrap_or("/v1/chat/completions"),
             model: &self.model,
             stream: self.stream,
             classifications: &self.classifications,
             headers: &headers,
-            rule: self.rule.as_deref(),
+            rule: self.rule.as_deref().filter(|_| post),
             route_backends: &backends,
-            prompt: self.prompt.as_deref(),
+            prompt: self.prompt.as_deref().filter(|_| meta.needs.prompt),
             principal: self.principal.as_deref(),
             team: self.team.as_deref(),
-        })
+        }))
+    }
+
+    /// What the case gives that a policy declaring `meta` will not see, as a note for a
+    /// failing case (empty when nothing is hidden).
+    pub fn hidden_from(&self, meta: &PolicyMeta) -> String {
+        let mut hidden: Vec<String> = self
+            .headers
+            .keys()
+            .filter(|k| !meta.needs.headers.iter().any(|h| h.eq_ignore_ascii_case(k)))
+            .map(|k| format!("header {k} (not in its metadata's needs.headers)"))
+            .collect();
+        if self.prompt.is_some() && !meta.needs.prompt {
+            hidden.push("the prompt (its metadata's needs.prompt is false)".into());
+        }
+        if hidden.is_empty() {
+            String::new()
+        } else {
+            format!(" [the policy does not see: {}]", hidden.join(", "))
+        }
     }
 }
 

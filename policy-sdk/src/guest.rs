@@ -140,9 +140,9 @@ pub fn configure<P: Policy>(
     // SAFETY: the host calls configure with a buffer from `alloc`.
     let input = unsafe { take(ptr, len) };
     let refuse = |msg: String| publish(|w| w.buf.extend_from_slice(msg.as_bytes()));
-    let config = match serde_json::from_slice::<P::Config>(&input) {
+    let config = match crate::config::from_json::<P::Config>(&input) {
         Ok(c) => c,
-        Err(e) => return refuse(format!("invalid config: {e}")),
+        Err(e) => return refuse(e),
     };
     match P::configure(config) {
         Ok(policy) => {
@@ -201,6 +201,15 @@ macro_rules! export_policy {
             ::std::thread_local! {
                 static POLICY: ::std::cell::RefCell<::std::option::Option<$policy>> =
                     const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            }
+
+            impl $crate::metadata::Exported for $policy {
+                fn metadata() -> $crate::metadata::PolicyMeta {
+                    match $crate::metadata::parse_section(&METADATA) {
+                        Ok(section) => section.policy,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
             }
 
             #[unsafe(no_mangle)]

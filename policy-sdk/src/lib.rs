@@ -36,6 +36,7 @@
 //! same code to encode requests and decode decisions.
 
 pub mod abi;
+pub mod config;
 pub mod fixtures;
 pub mod guest;
 pub mod metadata;

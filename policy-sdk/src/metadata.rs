@@ -81,3 +81,10 @@ pub fn parse_section(bytes: &[u8]) -> Result<Section, String> {
     }
     Ok(section)
 }
+
+/// A policy exported with [`crate::export_policy!`], which implements this: its metadata, as
+/// the gateway will read it from the built module.
+pub trait Exported {
+    /// The metadata the module's custom section carries.
+    fn metadata() -> PolicyMeta;
+}

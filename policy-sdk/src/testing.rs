@@ -1,15 +1,15 @@
 //! Running a policy natively in `cargo test`, through the same encoding the host uses.
 
 use crate::fixtures::FixtureFile;
+use crate::metadata::Exported;
 use crate::output::{Decision, Output};
 use crate::policy::Policy;
 use crate::view::{Request, RequestView};
 
 /// Configures `P` from JSON, as the host would.
 pub fn configure<P: Policy>(config: &serde_json::Value) -> Result<P, String> {
-    let config = serde_json::from_value::<P::Config>(config.clone())
-        .map_err(|e| format!("invalid config: {e}"))?;
-    P::configure(config)
+    let json = serde_json::to_vec(config).map_err(|e| e.to_string())?;
+    P::configure(crate::config::from_json(&json)?)
 }
 
 /// Evaluates `view` the way the host does: encoded, decoded by the guest side, the decision
@@ -23,19 +23,23 @@ pub fn evaluate<P: Policy>(policy: &P, view: &RequestView<'_>) -> Decision {
         .to_decision()
 }
 
-/// Runs every case of a fixture file; the error lists each failing case.
-pub fn run_fixtures<P: Policy>(fixture_json: &str) -> Result<usize, String> {
+/// Runs every case of a fixture file, each shown to the policy as the gateway would show it
+/// given the policy's metadata; the error lists each failing case.
+pub fn run_fixtures<P: Policy + Exported>(fixture_json: &str) -> Result<usize, String> {
     let file = FixtureFile::parse(fixture_json)?;
     let policy = configure::<P>(&file.config)?;
+    let meta = P::metadata();
     let failures: Vec<String> = file
         .cases
         .iter()
         .filter_map(|case| {
-            let decision = case.request.with_view(|view| evaluate(&policy, view));
-            case.expect
-                .check(&decision)
+            let checked = case
+                .request
+                .view_for(&meta, |view| evaluate(&policy, view))
+                .and_then(|decision| case.expect.check(&decision));
+            checked
                 .err()
-                .map(|e| format!("{}: {e}", case.name))
+                .map(|e| format!("{}: {e}{}", case.name, case.request.hidden_from(&meta)))
         })
         .collect();
     if failures.is_empty() {

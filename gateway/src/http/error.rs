@@ -1,5 +1,7 @@
 //! Errors answered to clients, in the OpenAI shape `{"error":{"message","type","param","code"}}`.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
@@ -30,8 +32,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// OpenAI error `type`.
     pub kind: &'static str,
-    /// OpenAI error `code` (a stable machine-readable string).
-    pub code: &'static str,
+    /// OpenAI error `code` (a stable machine-readable string; a policy's own for its rejections).
+    pub code: Cow<'static, str>,
     /// Human-readable message.
     pub message: String,
     /// The request field at fault, if any.
@@ -50,7 +52,7 @@ impl ApiError {
         ApiError {
             status,
             kind,
-            code,
+            code: Cow::Borrowed(code),
             message: message.into(),
             param: None,
             retry_after: None,
@@ -153,13 +155,22 @@ impl ApiError {
         )
     }
 
-    /// A policy refused the request with its own status (400..=599) and code.
+    /// A policy refused the request with its own status (400..=599) and code (`with_code`;
+    /// `policy_rejected` when it set none, or one that is not a plain token of 1..64 bytes).
     pub fn policy_rejected(status: u16, code: &str, message: &str, policy: &str) -> Self {
+        let plain = (1..=64).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
         ApiError {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
             kind: "policy_rejected",
-            code: "policy_rejected",
-            message: format!("policy {policy:?} rejected the request ({code}): {message}"),
+            code: if plain {
+                Cow::Owned(code.to_owned())
+            } else {
+                Cow::Borrowed("policy_rejected")
+            },
+            message: format!("policy {policy:?} rejected the request: {message}"),
             param: None,
             retry_after: None,
         }
@@ -260,7 +271,7 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> Bytes {
-        Bytes::from(error_json(&self.message, self.kind, self.param, self.code))
+        Bytes::from(error_json(&self.message, self.kind, self.param, &self.code))
     }
 
     /// The full HTTP response.

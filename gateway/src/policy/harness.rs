@@ -1,5 +1,6 @@
 //! Runs a policy's fixture file against its built `.wasm` under the gateway's production
-//! limits — the same engine, pool, deadline and memory cap requests get.
+//! limits — the same engine, pool, deadline and memory cap requests get — showing each case
+//! to the policy as the gateway would, from the metadata the module declares.
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ pub struct Report {
     pub failures: Vec<String>,
     /// The module's sha256 (what a router pins).
     pub digest: String,
+    /// The metadata the module declares, as the gateway read it (the view each case got
+    /// follows it).
+    pub metadata: String,
 }
 
 /// Loads `wasm` with the fixture file's config and checks every case.
@@ -29,15 +33,23 @@ pub fn run_fixtures(
         .map_err(|e| e.to_string())?;
     let mut failures = Vec::new();
     for case in &file.cases {
-        let input = case.request.with_view(|view| {
+        let hidden = case.request.hidden_from(&module.meta);
+        let input = case.request.view_for(&module.meta, |view| {
             let mut w = llmkube_policy_sdk::wire::Writer::with_capacity(256);
             view.encode_for(module.abi_minor, &mut w);
             w.buf
         });
+        let input = match input {
+            Ok(input) => input,
+            Err(why) => {
+                failures.push(format!("{}: {why}", case.name));
+                continue;
+            }
+        };
         match module.evaluate(&input, |out| Ok(out.to_decision())) {
             Ok(decision) => {
                 if let Err(why) = case.expect.check(&decision) {
-                    failures.push(format!("{}: {why}", case.name));
+                    failures.push(format!("{}: {why}{hidden}", case.name));
                 }
             }
             Err(e) => failures.push(format!("{}: the policy {e}", case.name)),
@@ -47,5 +59,6 @@ pub fn run_fixtures(
         cases: file.cases.len(),
         failures,
         digest: module.digest.clone(),
+        metadata: serde_json::to_string(&module.meta).unwrap_or_default(),
     })
 }

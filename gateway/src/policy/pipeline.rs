@@ -143,6 +143,31 @@ pub struct Evaluation {
 }
 
 impl PolicySet {
+    /// Why a header the rules or a policy read is ambiguous in this request, if one is: sent
+    /// more than once with different values, or with a value that is not text (a policy
+    /// would not see it, the backend would). Such a request is refused, as a body with a
+    /// duplicate key is: a policy and the backend must not be able to read it differently.
+    pub fn ambiguous_header(&self, headers: &HeaderMap) -> Option<String> {
+        let read = (self.rule_headers.iter()).chain(self.policies.iter().flat_map(|p| &p.headers));
+        for name in read {
+            let mut values = headers.get_all(name.as_str()).iter();
+            let Some(first) = values.next() else {
+                continue;
+            };
+            if first.to_str().is_err() {
+                return Some(format!(
+                    "header {name} is read by the router's policies and its value is not plain text"
+                ));
+            }
+            if values.any(|v| v != first) {
+                return Some(format!(
+                    "header {name} is read by the router's policies and is sent more than once with different values; send it once"
+                ));
+            }
+        }
+        None
+    }
+
     /// Whether this request needs the body's text: the detector runs on it (detector mode,
     /// or hybrid mode without a label), or a policy reads the prompt.
     pub fn needs_text(&self, header_classes: &[String]) -> bool {

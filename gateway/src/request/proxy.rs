@@ -262,6 +262,9 @@ fn decide(
     header_classes: Vec<String>,
     rec: &mut RequestRecord,
 ) -> Result<Route, Refusal> {
+    if let Some(why) = snap.policies.ambiguous_header(&parts.headers) {
+        return Err(Refusal::bad_request(ApiError::bad_request(why, None)));
+    }
     let inputs = Inputs {
         method: parts.method.as_str(),
         path: parts.uri.path(),

@@ -144,8 +144,10 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let notify_tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        let _ = notify_tx.try_send(());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if is_change(&event) {
+            let _ = notify_tx.try_send(());
+        }
     })
     .and_then(|mut w| {
         use notify::Watcher;
@@ -168,6 +170,8 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
     spawn_sighup(tx, Arc::clone(&forced));
     tokio::spawn(async move {
         let _watcher = watcher;
+        // The content last refused: it is reported once, not again on every later event.
+        let mut refused: Option<u64> = None;
         loop {
             match poll_every {
                 Some(every) => {
@@ -183,12 +187,27 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
             let force = forced.swap(false, Ordering::Relaxed);
-            match reload(&state, &path, name.as_deref(), force) {
+            let bundle = match read_bundle(&path) {
+                Ok(bundle) => bundle,
+                Err(e) => {
+                    tracing::error!(
+                        "router reload refused, the previous router keeps serving: {e}"
+                    );
+                    continue;
+                }
+            };
+            let hash = bundle.content_hash();
+            if refused == Some(hash) && !force {
+                continue;
+            }
+            match swap_in(&state, &bundle, name.as_deref(), force) {
                 Ok(true) => {
+                    refused = None;
                     tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded")
                 }
-                Ok(false) => {}
+                Ok(false) => refused = None,
                 Err(e) => {
+                    refused = Some(hash);
                     tracing::error!("router reload refused, the previous router keeps serving: {e}")
                 }
             }

@@ -25,7 +25,7 @@ use crate::budget::{BudgetStores, Budgets};
 use crate::http::client::HttpClient;
 use crate::metrics::Label;
 use crate::policy::pipeline::{ActivePolicy, PolicySet};
-use crate::policy::{PolicyEngine, PolicyModule};
+use crate::policy::{LoadError, PolicyEngine, PolicyModule};
 use crate::router::backend::{BackendTarget, ResolveOptions, resolve_backends};
 use crate::router::bundle::RouterBundle;
 use crate::router::health::BackendHealth;
@@ -369,10 +369,16 @@ fn load_policies(
             (Some(file), _) => bundle.module(file),
             _ => Err("configMapKeyRef is resolved by the controller in Kubernetes mode; standalone mode needs module.file".into()),
         };
-        let loaded = bytes.and_then(|bytes| {
+        let loaded = bytes.map_err(|e| (path.clone(), e)).and_then(|bytes| {
             let config = p.config.clone().unwrap_or_else(|| serde_json::json!({}));
-            PolicyModule::load(engine, &p.name, &bytes, Some(&p.sha256), &config)
-                .map_err(|e| e.to_string())
+            PolicyModule::load(engine, &p.name, &bytes, Some(&p.sha256), &config).map_err(|e| {
+                // A refused configuration is about `config`, and the policy names the field.
+                let at = match e {
+                    LoadError::Refused(_) => format!("{path}.config"),
+                    _ => path.clone(),
+                };
+                (at, e.to_string())
+            })
         });
         match loaded {
             Ok(module) => policies.push(active(
@@ -381,7 +387,7 @@ fn load_policies(
                 module,
                 p.failure_mode.unwrap_or_default(),
             )),
-            Err(message) => errors.push(FieldError { path, message }),
+            Err((path, message)) => errors.push(FieldError { path, message }),
         }
     }
     let mode = defaults::classification_mode(spec);

@@ -163,15 +163,34 @@ async fn a_custom_sdk_policy_gates_tenants_and_is_audited_with_its_digest() {
     assert_eq!((r.status.as_u16(), r.backend()), (200, "local-b"));
     let r = gw.chat("gpt-x", &[("x-tenant", "acme")]).await;
     assert_error(&r, 403, "policy_rejected");
-    assert!(r.text().contains("model_not_allowed"), "{}", r.text());
-    assert_error(&gw.chat("llama-b", &[]).await, 401, "policy_rejected");
+    // The policy's own code is the error's code (`.with_code`), as the SDK documents.
+    assert_eq!(
+        r.json()["error"]["code"],
+        "model_not_allowed",
+        "{}",
+        r.text()
+    );
+    let missing = gw.chat("llama-b", &[]).await;
+    assert_error(&missing, 401, "policy_rejected");
+    assert_eq!(missing.json()["error"]["code"], "tenant_missing");
+    // A second x-tenant with another value could let the policy and the backend disagree
+    // about the tenant: refused; the same value twice is no ambiguity.
+    let twice = gw
+        .chat("llama-b", &[("x-tenant", "acme"), ("x-tenant", "globex")])
+        .await;
+    assert_error(&twice, 400, "invalid_request_error");
+    assert!(twice.text().contains("x-tenant"), "{}", twice.text());
+    let same = gw
+        .chat("llama-b", &[("x-tenant", "acme"), ("x-tenant", "acme")])
+        .await;
+    assert_eq!(same.status, 200, "{}", same.text());
     assert_eq!(
         gw.chat("gpt-x", &[("x-tenant", "globex")]).await.backend(),
         "cloud"
     );
     assert_eq!(cast.cloud.request_count(), 1);
 
-    let lines = audit_lines(&gw.dir.path().join("audit.log"), 4).await;
+    let lines = audit_lines(&gw.dir.path().join("audit.log"), 6).await;
     let rejected = lines
         .iter()
         .find(|l| l["outcome"] == "policy_rejected")
@@ -194,9 +213,15 @@ async fn a_wrong_digest_or_a_refused_config_keeps_the_router_from_loading() {
       module: {{file: '{}'}}
       sha256: {}
       config: {{tenants: {{}}}}
+    - name: typo
+      module: {{file: '{}'}}
+      sha256: {}
+      config: {{tenants: {{acme: [llama, 7]}}}}
 ",
         cast.backends(),
         tenant_policy(&path, &wrong, ""),
+        path.display(),
+        sha256(&bytes),
         path.display(),
         sha256(&bytes)
     );
@@ -209,10 +234,17 @@ async fn a_wrong_digest_or_a_refused_config_keeps_the_router_from_loading() {
     assert!(err.contains("spec.policies[0]: sha256 mismatch"), "{err}");
     assert!(
         err.contains(
-            "spec.policies[1]: the policy refused its config: at least one tenant is required"
+            "spec.policies[1].config: the policy refused its config: at least one tenant is required"
         ),
         "{err}"
     );
+    // The file, the config's path and the field: not a position in re-serialised JSON.
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(
+        err.contains("spec.policies[2].config: the policy refused its config: invalid config at `tenants.acme[1]`: invalid type: integer `7`, expected a string"),
+        "{err}"
+    );
+    assert!(!err.contains("column"), "{err}");
 }
 
 /// A hand-written policy module: `body` is the evaluate function's body (returning i64).
@@ -424,6 +456,36 @@ fn the_harness_runs_fixture_files_on_built_modules() {
         report.failures
     );
     assert!(report.failures[0].contains("status is 401, expected 418"));
+
+    // The harness shows each case as the gateway would, from the module's own metadata: a
+    // header it does not declare is not seen, a route is not given to a pre-phase policy.
+    let undeclared = r#"{"config": {"tenants": {"acme": ["*"]}}, "cases": [
+        {"name": "tenant in an undeclared header", "request": {"headers": {"x-team": "acme"}},
+         "expect": {"action": "continue"}},
+        {"name": "route for a pre-phase policy", "request": {"headers": {"x-tenant": "acme"}, "routeBackends": ["cloud"]},
+         "expect": {"action": "continue"}}]}"#;
+    let report = harness::run_fixtures(
+        &engine,
+        &policy_wasm("llmkube_tenant_allowlist.wasm").1,
+        undeclared,
+    )
+    .unwrap();
+    assert_eq!(report.failures.len(), 2, "{:?}", report.failures);
+    assert!(
+        report.failures[0].contains("header x-team (not in its metadata's needs.headers)"),
+        "{:?}",
+        report.failures
+    );
+    assert!(
+        report.failures[1].contains("phase is pre"),
+        "{:?}",
+        report.failures
+    );
+    assert!(
+        report.metadata.contains("\"headers\":[\"x-tenant\"]"),
+        "{}",
+        report.metadata
+    );
 }
 
 #[tokio::test]

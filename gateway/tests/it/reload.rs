@@ -119,3 +119,23 @@ async fn backend_health_survives_a_swap_for_backends_that_keep_their_name() {
         "local-a is still quarantined after the swap"
     );
 }
+
+#[tokio::test]
+async fn an_invalid_file_is_refused_once_not_on_every_read_of_it() {
+    let cast = Cast::new().await;
+    let gw = cast.gateway("  defaultRoute: local-a\n").await;
+    let path = gw.dir.path().join("router.yaml");
+    std::fs::write(&path, "kind: ModelRouter\nspec: [").unwrap();
+    // Time for many watcher rounds: each of the gateway's reads of the file is an event too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..5 {
+        let _ = std::fs::read_to_string(&path).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = gw.get("/metrics").await.text();
+    assert!(
+        metrics.contains("llmkube_router_reloads_total{result=\"rejected\"} 1\n"),
+        "one bad edit, one refusal: {metrics}"
+    );
+    assert_eq!(gw.chat("m", &[]).await.backend(), "local-a");
+}
