@@ -22,7 +22,7 @@ pub const MAJOR: u32 = 1;
 ///
 /// - 0: the first layout.
 /// - 1: the view carries the principal and team (`spec.auth`).
-pub const MINOR: u32 = 1;
+pub const MINOR: u32 = 2;
 
 /// Custom section holding the metadata JSON.
 pub const METADATA_SECTION: &str = "llmkube.policy";

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::metadata::{Phase, PolicyMeta};
 use crate::output::{Action, Decision};
-use crate::view::RequestView;
+use crate::view::{BackendDetail, RequestView};
 
 /// A fixture file.
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +80,12 @@ pub struct FixtureRequest {
     /// Route backends (for post-phase policies).
     #[serde(default)]
     pub route_backends: Vec<String>,
+    /// Tier (`local`, `cloud`) of each of `routeBackends`, in order (empty: unknown).
+    #[serde(default)]
+    pub route_tiers: Vec<String>,
+    /// Capabilities of each of `routeBackends`, in order.
+    #[serde(default)]
+    pub route_capabilities: Vec<Vec<String>>,
     /// Prompt text.
     #[serde(default)]
     pub prompt: Option<String>,
@@ -132,7 +138,8 @@ impl FixtureRequest {
         f: impl FnOnce(&RequestView<'_>) -> T,
     ) -> Result<T, String> {
         let post = meta.phase == Phase::Post;
-        if !post && (self.rule.is_some() || !self.route_backends.is_empty()) {
+        let routed = !self.route_backends.is_empty() || !self.route_tiers.is_empty();
+        if !post && (self.rule.is_some() || routed) {
             return Err(
                 "the case sets `rule` or `routeBackends`, but the policy runs before the rules \
                  (its metadata's phase is pre): add `\"phase\": \"post\"` to its metadata, or drop \
@@ -158,6 +165,13 @@ impl FixtureRequest {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let backends: Vec<&str> = self.route_backends.iter().map(String::as_str).collect();
+        let no_caps = Vec::new();
+        let details: Vec<BackendDetail<'_>> = (0..backends.len())
+            .map(|i| BackendDetail {
+                tier: self.route_tiers.get(i).map_or("", String::as_str),
+                capabilities: self.route_capabilities.get(i).unwrap_or(&no_caps),
+            })
+            .collect();
         Ok(f(&RequestView {
             method: self.method.as_deref().unwrap_or("POST"),
             path: self.path.as_deref().unwrap_or("/v1/chat/completions"),
@@ -170,6 +184,7 @@ impl FixtureRequest {
             prompt: self.prompt.as_deref().filter(|_| meta.needs.prompt),
             principal: self.principal.as_deref(),
             team: self.team.as_deref(),
+            route_details: &details,
         }))
     }
 

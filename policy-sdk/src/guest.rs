@@ -20,8 +20,8 @@ thread_local! {
 }
 
 /// The metadata section's start: the ABI version, then the policy's own object.
-const SECTION_HEAD: &str = "{\"abi\":{\"major\":1,\"minor\":1},\"policy\":";
-const _: () = assert!(crate::abi::MAJOR == 1 && crate::abi::MINOR == 1);
+const SECTION_HEAD: &str = "{\"abi\":{\"major\":1,\"minor\":2},\"policy\":";
+const _: () = assert!(crate::abi::MAJOR == 1 && crate::abi::MINOR == 2);
 
 /// Whether the policy's metadata gives its own `"version"` (else the crate's is put in).
 const fn names_version(meta: &[u8]) -> bool {
@@ -320,7 +320,7 @@ mod tests {
         let text = std::str::from_utf8(&bytes[..len]).unwrap();
         assert_eq!(
             text,
-            r#"{"abi":{"major":1,"minor":1},"policy":{"version":"1.0.0" }}"#
+            r#"{"abi":{"major":1,"minor":2},"policy":{"version":"1.0.0" }}"#
         );
     }
 }

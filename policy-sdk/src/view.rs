@@ -10,6 +10,8 @@
 //! list<str>          backends of the route so far (empty before rules run)
 //! str  prompt text (message contents joined by "\n", capped), when asked for and present
 //! str  principal, str team (ABI minor >= 1; empty when there is none)
+//! u32 n, then n × (str tier, list<str> capabilities), one per route backend, in route order
+//!     (ABI minor >= 2)
 //! ```
 //! Decoding validates everything once; the accessors then borrow from the buffer.
 
@@ -45,6 +47,17 @@ pub struct RequestView<'a> {
     pub principal: Option<&'a str>,
     /// The team the request is for. ABI minor 1.
     pub team: Option<&'a str>,
+    /// Tier and capabilities of each of `route_backends`, in the same order. ABI minor 2.
+    pub route_details: &'a [BackendDetail<'a>],
+}
+
+/// What a policy sees of a route backend besides its name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackendDetail<'a> {
+    /// `local` or `cloud`.
+    pub tier: &'a str,
+    /// The backend's `capabilities`.
+    pub capabilities: &'a [String],
 }
 
 impl RequestView<'_> {
@@ -80,6 +93,13 @@ impl RequestView<'_> {
             w.str(self.principal.unwrap_or(""));
             w.str(self.team.unwrap_or(""));
         }
+        if minor >= 2 {
+            w.u32(self.route_details.len() as u32);
+            for d in self.route_details {
+                w.str(d.tier);
+                w.strs(d.capabilities.iter().map(String::as_str));
+            }
+        }
     }
 
     /// Encodes the view into a fresh buffer.
@@ -104,6 +124,30 @@ pub struct Request<'a> {
     prompt: Option<&'a str>,
     principal: &'a str,
     team: &'a str,
+    /// `n × (str tier, list<str> capabilities)`, validated; empty from an older host.
+    route_details: &'a [u8],
+}
+
+/// A backend of the route so far: its name, tier and capabilities.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteBackend<'a> {
+    /// Backend name.
+    pub name: &'a str,
+    /// `local` or `cloud` (empty from a gateway older than ABI 1.2).
+    pub tier: &'a str,
+    capabilities: &'a [u8],
+}
+
+impl<'a> RouteBackend<'a> {
+    /// Whether the backend is in the cloud tier: data sent there leaves the site.
+    pub fn is_cloud(&self) -> bool {
+        self.tier == "cloud"
+    }
+
+    /// The backend's capability tags.
+    pub fn capabilities(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        Strs::new(self.capabilities)
+    }
 }
 
 impl<'a> Request<'a> {
@@ -132,6 +176,24 @@ impl<'a> Request<'a> {
         } else {
             (r.str()?, r.str()?)
         };
+        // Minor 2: one (tier, capabilities) per route backend.
+        let route_details = if r.is_empty() {
+            &[][..]
+        } else {
+            if r.count(8)? != n {
+                return Err(WireError {
+                    offset: buf.len() - r.rest().len(),
+                    what: "route details do not match the route",
+                });
+            }
+            let mut probe = r.clone();
+            for _ in 0..n {
+                probe.str()?;
+                let m = probe.count(4)?;
+                probe.strs(m)?;
+            }
+            r.bytes(r.rest().len() - probe.rest().len())?
+        };
         r.finish()?;
         Ok(Request {
             method,
@@ -145,6 +207,7 @@ impl<'a> Request<'a> {
             prompt: (flags & FLAG_PROMPT != 0).then_some(prompt),
             principal,
             team,
+            route_details,
         })
     }
 
@@ -196,9 +259,32 @@ impl<'a> Request<'a> {
         (!self.rule.is_empty()).then_some(self.rule)
     }
 
-    /// Backends of the route so far.
+    /// Backends of the route so far (names only; [`Request::route`] adds tiers).
     pub fn route_backends(&self) -> impl Iterator<Item = &'a str> + use<'a> {
         Strs::new(self.route_backends)
+    }
+
+    /// Backends of the route so far with their tier and capabilities, so a policy can keep a
+    /// team off the cloud without copying the router's list of cloud backends into its config.
+    pub fn route(&self) -> impl Iterator<Item = RouteBackend<'a>> + use<'a> {
+        let mut names = Strs::new(self.route_backends);
+        let mut details = Reader::new(self.route_details);
+        std::iter::from_fn(move || {
+            let name = names.next()?;
+            // Validated by `decode`; an older host sent none.
+            let (tier, capabilities) = match details.str() {
+                Ok(tier) => {
+                    let m = details.u32().unwrap_or(0) as usize;
+                    (tier, details.strs(m).unwrap_or(&[]))
+                }
+                Err(_) => ("", &[][..]),
+            };
+            Some(RouteBackend {
+                name,
+                tier,
+                capabilities,
+            })
+        })
     }
 
     /// The prompt text (message contents), when the policy declared it needs it.

@@ -43,6 +43,11 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
     /// Whether every byte was consumed.
     pub fn is_empty(&self) -> bool {
         self.pos == self.buf.len()

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 use llmkube_policy_sdk::output::{Action, Decision, Output, Strategy};
-use llmkube_policy_sdk::view::{Request, RequestView};
+use llmkube_policy_sdk::view::{BackendDetail, Request, RequestView};
 use proptest::prelude::*;
 
 fn text() -> impl proptest::strategy::Strategy<Value = String> {
@@ -49,13 +49,18 @@ proptest! {
         prompt in proptest::option::of(text()),
         principal in proptest::option::of("[a-z@.]{1,12}"),
         team in proptest::option::of("[a-z]{1,8}"),
+        caps in proptest::collection::vec(text(), 0..3),
+        cloud in any::<bool>(),
     ) {
         let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let bks: Vec<&str> = backends.iter().map(String::as_str).collect();
+        let tier = if cloud { "cloud" } else { "local" };
+        let details: Vec<BackendDetail<'_>> = bks.iter().map(|_| BackendDetail { tier, capabilities: &caps }).collect();
         let view = RequestView {
             method: &method, path: &path, model: &model, stream,
             classifications: &classes, headers: &hdrs, rule: rule.as_deref(), route_backends: &bks,
             prompt: prompt.as_deref(), principal: principal.as_deref(), team: team.as_deref(),
+            route_details: &details,
         };
         // A host of ABI minor 0 sends no principal or team; this SDK reads both layouts.
         let mut w = llmkube_policy_sdk::wire::Writer::with_capacity(64);
@@ -69,12 +74,21 @@ proptest! {
         prop_assert_eq!(req.model(), model.as_str());
         prop_assert_eq!(req.stream(), stream);
         prop_assert_eq!(req.classifications().collect::<Vec<_>>(), classes.iter().map(String::as_str).collect::<Vec<_>>());
-        prop_assert_eq!(req.headers().collect::<Vec<_>>(), hdrs);
+        prop_assert_eq!(req.headers().collect::<Vec<_>>(), hdrs.clone());
         prop_assert_eq!(req.rule(), rule.as_deref());
-        prop_assert_eq!(req.route_backends().collect::<Vec<_>>(), bks);
+        prop_assert_eq!(req.route_backends().collect::<Vec<_>>(), bks.clone());
         prop_assert_eq!(req.prompt(), prompt.as_deref());
         prop_assert_eq!(req.principal(), principal.as_deref());
         prop_assert_eq!(req.team(), team.as_deref());
+        for (b, name) in req.route().zip(&bks) {
+            prop_assert_eq!((b.name, b.tier), (*name, tier));
+            prop_assert_eq!(b.capabilities().collect::<Vec<_>>(), caps.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        // A minor-1 host sends no details: names, and empty tiers.
+        let mut w = llmkube_policy_sdk::wire::Writer::with_capacity(64);
+        view.encode_for(1, &mut w);
+        let one = Request::decode(&w.buf).unwrap();
+        prop_assert!(one.route().all(|b| b.tier.is_empty()));
     }
 
     #[test]

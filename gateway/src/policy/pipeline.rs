@@ -13,7 +13,7 @@ use llmkube_router::compiler::decode_decision;
 use llmkube_router::routing::{Decision, Deny, Route, RoutingTable, Via};
 use llmkube_router::spec::{ClassificationMode, FailureMode, MAX_CLASSIFICATIONS, Tier};
 
-use llmkube_policy_sdk::view::RequestView;
+use llmkube_policy_sdk::view::{BackendDetail, RequestView};
 use llmkube_policy_sdk::wire::Writer;
 
 use super::answer::{Action, Answer};
@@ -357,6 +357,17 @@ impl PolicySet {
                     .collect()
             })
             .unwrap_or_default();
+        let route_details: Vec<BackendDetail<'_>> = route
+            .map(|r| {
+                r.backends
+                    .iter()
+                    .map(|&b| BackendDetail {
+                        tier: table.backends[b].tier.as_str(),
+                        capabilities: &table.backends[b].capabilities,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let view = RequestView {
             method: inputs.method,
             path: inputs.path,
@@ -374,6 +385,7 @@ impl PolicySet {
                 .then(|| prompt.unwrap_or("")),
             principal: inputs.principal,
             team: inputs.team,
+            route_details: &route_details,
         };
         let input = encode(&view, policy.module.abi_minor);
         let index = policy.index;

@@ -22,6 +22,8 @@ pub struct BackendEntry {
     pub weight: u32,
     /// Per-attempt timeout of this backend.
     pub timeout: Option<Duration>,
+    /// `capabilities`, as the spec lists them.
+    pub capabilities: Vec<String>,
 }
 
 /// One rule, with its match normalised for evaluation.
@@ -98,6 +100,7 @@ impl RoutingTable {
                 tier: b.effective_tier(),
                 weight: b.effective_weight(),
                 timeout: whole_millis(b.timeout.as_deref()),
+                capabilities: b.capabilities.clone(),
             })
             .collect();
         let index_of = |name: &str| backends.iter().position(|b| b.name == name);
