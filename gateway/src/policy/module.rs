@@ -57,6 +57,9 @@ pub struct PolicyModule {
     pub name: Arc<str>,
     pre: InstancePre<HostState>,
     config: Vec<u8>,
+    /// sha256 of `config` (the configuration as JSON), for audit lines and reload logs: with
+    /// the module's digest it says exactly which policy served a request.
+    pub config_digest: Arc<str>,
     engine: Arc<PolicyEngine>,
     alive: Arc<()>,
 }
@@ -243,6 +246,7 @@ impl PolicyModule {
             abi_minor: section.abi.minor,
             name: Arc::from(name),
             pre,
+            config_digest: Arc::from(sha256_hex(&config)),
             config,
             engine: Arc::clone(engine),
             alive: Arc::new(()),

@@ -93,6 +93,9 @@ pub struct PolicyTrace {
     pub name: Label,
     /// Module sha256.
     pub digest: String,
+    /// sha256 of the configuration it ran with (its JSON).
+    #[serde(rename = "configDigest")]
+    pub config_digest: Arc<str>,
     pub result: PolicyResult,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -487,6 +490,7 @@ fn trace(module: &PolicyModule, result: PolicyResult, error: Option<String>) -> 
     PolicyTrace {
         name: Arc::new(module.name.to_string()),
         digest: module.digest.clone(),
+        config_digest: Arc::clone(&module.config_digest),
         result,
         error,
     }

@@ -78,10 +78,8 @@ impl ConfigMapSource {
                 let result = bundle(&cm, &origin)
                     .and_then(|b| swap_in(&state, &b, router_name.as_deref(), false));
                 match result {
-                    Ok(true) => {
-                        tracing::info!(source = %origin, router = %state.router.load().name, "router reloaded")
-                    }
-                    Ok(false) => {}
+                    // swap_in logged what changed.
+                    Ok(_) => {}
                     Err(e) => tracing::error!(
                         "router reload refused, the previous router keeps serving: {e}"
                     ),

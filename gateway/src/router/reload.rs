@@ -102,6 +102,12 @@ pub fn swap_in(
     let label = |result| ReloadLabels { result };
     match build_snapshot(bundle, name, &state.builder, Some(&current)) {
         Ok(snapshot) => {
+            tracing::info!(
+                source = %bundle.origin,
+                router = %snapshot.name,
+                changes = %changes(&current, &snapshot),
+                "router reloaded"
+            );
             state.router.store(Arc::new(snapshot));
             *served = (hash, Arc::new(bundle.clone()));
             state
@@ -120,6 +126,46 @@ pub fn swap_in(
             Err(e)
         }
     }
+}
+
+/// What differs between two versions of a router, for the reload log: the compiled rules'
+/// digest, and each policy's module and configuration digests (`=` when unchanged).
+fn changes(old: &RouterSnapshot, new: &RouterSnapshot) -> String {
+    let short = |d: &str| d.get(..12).unwrap_or(d).to_owned();
+    let step = |a: &str, b: &str| {
+        if a == b {
+            format!("= {}", short(b))
+        } else {
+            format!("{} -> {}", short(a), short(b))
+        }
+    };
+    let mut out = vec![format!(
+        "rules {}",
+        step(&old.policies.rules.digest, &new.policies.rules.digest)
+    )];
+    for p in &new.policies.policies {
+        let m = &p.module;
+        match old.policies.policies.iter().find(|o| o.label == p.label) {
+            Some(o) => out.push(format!(
+                "policy {}: module {}, config {}",
+                p.label,
+                step(&o.module.digest, &m.digest),
+                step(&o.module.config_digest, &m.config_digest)
+            )),
+            None => out.push(format!(
+                "policy {} added: module {}, config {}",
+                p.label,
+                short(&m.digest),
+                short(&m.config_digest)
+            )),
+        }
+    }
+    for o in &old.policies.policies {
+        if !new.policies.policies.iter().any(|p| p.label == o.label) {
+            out.push(format!("policy {} removed", o.label));
+        }
+    }
+    out.join("; ")
 }
 
 /// Re-reads `path` into `state` unless its content is unchanged. Returns whether it swapped.
@@ -201,11 +247,7 @@ pub fn spawn_watcher(state: Arc<AppState>, path: PathBuf, name: Option<String>) 
                 continue;
             }
             match swap_in(&state, &bundle, name.as_deref(), force) {
-                Ok(true) => {
-                    refused = None;
-                    tracing::info!(file = %path.display(), router = %state.router.load().name, "router reloaded")
-                }
-                Ok(false) => refused = None,
+                Ok(_) => refused = None,
                 Err(e) => {
                     refused = Some(hash);
                     tracing::error!("router reload refused, the previous router keeps serving: {e}")

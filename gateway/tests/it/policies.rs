@@ -197,6 +197,12 @@ async fn a_custom_sdk_policy_gates_tenants_and_is_audited_with_its_digest() {
         .unwrap();
     assert_eq!(rejected["policies"][0]["digest"], digest);
     assert_eq!(rejected["policies"][0]["result"], "reject");
+    // Module and configuration together say which policy served the request.
+    let config = serde_json::json!({"tenants": {"acme": ["llama-b"], "globex": ["*"]}});
+    assert_eq!(
+        rejected["policies"][0]["configDigest"],
+        sha256(&serde_json::to_vec(&config).unwrap())
+    );
     let m = gw.get("/metrics").await.text();
     assert!(m.contains(r#"llmkube_policy_results_total{router="test-router",policy="tenants",result="reject"} 2"#), "{m}");
 }
