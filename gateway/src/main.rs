@@ -127,6 +127,20 @@ enum Command {
         #[arg(long, default_value = "5ms", value_parser = duration)]
         deadline: Duration,
     },
+    /// Write a new policy crate (its own workspace, anywhere): an example post-phase policy
+    /// with typed metadata, fixture cases, a native test, a small-module release profile and
+    /// pin.sh. Then: cd NAME && cargo test && ./pin.sh
+    PolicyNew {
+        /// Crate and policy name (lowercase letters, digits, dashes).
+        name: String,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A checkout's policy-sdk directory to depend on (default: this binary's own
+        /// checkout when it still exists, else the SDK version from a crates mirror).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -151,6 +165,9 @@ fn main() -> ExitCode {
     {
         return policy_test(module, fixtures, *deadline);
     }
+    if let Some(Command::PolicyNew { name, dir, sdk }) = &args.command {
+        return policy_new(name, dir.as_deref(), sdk.as_deref());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,6 +179,38 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args))
+}
+
+fn policy_new(
+    name: &str,
+    dir: Option<&std::path::Path>,
+    sdk: Option<&std::path::Path>,
+) -> ExitCode {
+    use llmkube_gateway::policy::scaffold::{SdkSource, write};
+    let dir = dir.map_or_else(|| PathBuf::from(name), std::path::Path::to_path_buf);
+    let checkout = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policy-sdk"));
+    let sdk = match sdk {
+        Some(p) => SdkSource::Path(p.canonicalize().unwrap_or_else(|_| p.to_path_buf())),
+        None if checkout.join("Cargo.toml").exists() => SdkSource::Path(
+            checkout
+                .canonicalize()
+                .unwrap_or_else(|_| checkout.to_path_buf()),
+        ),
+        None => SdkSource::Version(env!("CARGO_PKG_VERSION").to_owned()),
+    };
+    match write(name, &dir, &sdk) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            println!("next: cd {} && cargo test && ./pin.sh", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("policy new: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn policy_test(

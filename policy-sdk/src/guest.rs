@@ -169,19 +169,38 @@ pub fn evaluate<P: Policy>(ptr: i32, len: i32, slot: &'static LocalKey<RefCell<O
 
 /// Exports a [`Policy`] as a WebAssembly policy module.
 ///
-/// The second argument is the policy's metadata as a JSON object literal (`name`, and
-/// optionally `version`, `needs`, `reuse`, `phase`, `configSchema`, `description`); the ABI
-/// version is added for you, and `version` defaults to the policy crate's version. A unit test checking the metadata is generated too.
+/// The metadata is typed (checked by the compiler: a misspelt field or phase does not build)
+/// and written into the module's custom section at compile time; see
+/// [`crate::meta_spec::MetaSpec`] for the fields and their defaults. `version` defaults to the
+/// policy crate's version. A unit test checking the metadata (the configuration schema
+/// included) is generated too.
 ///
 /// ```ignore
-/// llmkube_policy_sdk::export_policy!(TenantAllowlist, r#"{
-///     "name": "tenant-allowlist",
-///     "needs": { "headers": ["x-tenant"] }
-/// }"#);
+/// llmkube_policy_sdk::export_policy!(TenantAllowlist {
+///     name: "tenant-allowlist",
+///     headers: ["x-tenant"],
+/// });
 /// ```
+///
+/// The older form, a JSON object literal (`r#"{"name": "...", "needs": {...}}"#`), still
+/// works.
 #[macro_export]
 macro_rules! export_policy {
+    ($policy:ty { $($fields:tt)* }) => {
+        $crate::export_policy!(@export $policy, {
+            const SPEC: $crate::meta_spec::MetaSpec = $crate::__meta_spec!(@fields [] $($fields)*);
+            const JSON_LEN: usize = SPEC.encode(&mut []);
+            const JSON: [u8; JSON_LEN] = SPEC.to_json::<JSON_LEN>();
+            match ::core::str::from_utf8(&JSON) {
+                Ok(json) => json,
+                Err(_) => panic!("policy metadata is not UTF-8"),
+            }
+        });
+    };
     ($policy:ty, $meta:literal) => {
+        $crate::export_policy!(@export $policy, $meta);
+    };
+    (@export $policy:ty, $meta:expr) => {
         const _: () = {
             const META: &str = $meta;
             const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -24,8 +24,7 @@
 //!     }
 //! }
 //!
-//! export_policy!(TenantAllowlist, r#"{"name":"tenant-allowlist",
-//!                                     "needs":{"headers":["x-tenant"]}}"#);
+//! export_policy!(TenantAllowlist { name: "tenant-allowlist", headers: ["x-tenant"] });
 //! ```
 //!
 //! Build with `cargo build --release --target wasm32-unknown-unknown` (crate type `cdylib`),
@@ -39,6 +38,7 @@ pub mod abi;
 pub mod config;
 pub mod fixtures;
 pub mod guest;
+pub mod meta_spec;
 pub mod metadata;
 pub mod output;
 pub mod policy;

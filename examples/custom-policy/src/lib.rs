@@ -58,19 +58,16 @@ impl Policy for TenantAllowlist {
     }
 }
 
-export_policy!(
-    TenantAllowlist,
-    r#"{
-    "name": "tenant-allowlist",
-    "description": "Refuses unknown tenants and models a tenant may not use",
-    "needs": { "headers": ["x-tenant"] },
-    "configSchema": {
+export_policy!(TenantAllowlist {
+    name: "tenant-allowlist",
+    description: "Refuses unknown tenants and models a tenant may not use",
+    headers: [TENANT_HEADER],
+    config_schema: r#"{
         "type": "object",
         "required": ["tenants"],
         "additionalProperties": false,
         "properties": {
             "tenants": { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } }
         }
-    }
-}"#
-);
+    }"#,
+});

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod harness;
 pub mod module;
 pub(crate) mod pipeline;
+pub mod scaffold;
 pub mod windows;
 
 pub use engine::{EngineSettings, PolicyEngine};

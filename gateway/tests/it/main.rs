@@ -15,6 +15,7 @@ mod lifecycle;
 mod observability;
 mod openai_sdk;
 mod policies;
+mod policy_new;
 mod reload;
 mod resilience;
 mod routing;
