@@ -135,19 +135,19 @@ impl JwksCache {
     }
 }
 
+/// Reads the set every `interval` while the cache lives; a URL at once (a file was read by
+/// `start`).
 async fn refresh_loop(cache: Weak<JwksCache>, interval: Duration) {
-    let mut first = true;
-    loop {
-        if !first {
-            tokio::time::sleep(interval).await;
-        }
-        let Some(cache) = cache.upgrade() else { return };
-        if first && matches!(cache.source, Source::File(_)) {
-            first = false;
-            continue;
-        }
-        first = false;
+    let url = cache
+        .upgrade()
+        .is_some_and(|c| matches!(c.source, Source::Url(..)));
+    if !url {
+        tokio::time::sleep(interval).await;
+    }
+    while let Some(cache) = cache.upgrade() {
         cache.read().await;
+        drop(cache);
+        tokio::time::sleep(interval).await;
     }
 }
 

@@ -30,6 +30,9 @@ pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, StoreError};
 pub use stores::BudgetStores;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use crate::metrics::{BudgetLabels, Label, Metrics};
 
 /// Completion tokens reserved for a request that sets no `max_tokens`: the in-flight bound
@@ -91,7 +94,7 @@ impl Limits {
 /// One budget's count a request touches: its key (budget, window, scope) and caps.
 #[derive(Debug, Clone)]
 pub struct Slot {
-    /// `<prefix><budget>:<window start>:<scope key>`.
+    /// `<keyPrefix>:<namespace>/<router>:<budget>:<window start>:<scope key>`.
     pub key: String,
     /// Where the scope key starts in `key`.
     scope_start: usize,
@@ -113,6 +116,8 @@ impl Slot {
 /// One declared budget.
 struct Def {
     name: Label,
+    /// `<keyPrefix>:<namespace>/<router>:<budget>:`, what every key of this budget starts with.
+    key_head: String,
     scope: BudgetScope,
     /// The rule's index (scope `rule`).
     rule: Option<usize>,
@@ -123,6 +128,15 @@ struct Def {
     window: u64,
     limits: Limits,
     failure_mode: FailureMode,
+}
+
+impl Def {
+    /// The key prefix of this budget's window that holds `now` (each scope's key adds its
+    /// team or nothing), and when that window ends (Unix seconds).
+    fn window_key(&self, now: u64) -> (String, u64) {
+        let start = now - now % self.window;
+        (format!("{}{start}:", self.key_head), start + self.window)
+    }
 }
 
 /// Why a request may not start.
@@ -147,8 +161,6 @@ pub enum Refused {
 /// The budgets of one router version, with the stores that outlive versions.
 pub struct Budgets {
     defs: Vec<Def>,
-    /// `<keyPrefix>:<namespace>/<router>:`.
-    prefix: String,
     memory: Arc<MemoryStore>,
     redis: Option<Arc<RedisStore>>,
     router: Label,
@@ -179,11 +191,15 @@ impl Budgets {
         if policy.budgets.is_empty() {
             return None;
         }
+        let key_prefix = redis
+            .as_ref()
+            .map_or(llmkube_router::spec::DEFAULT_KEY_PREFIX, |r| r.key_prefix());
         let defs = policy
             .budgets
             .iter()
             .map(|b| Def {
                 name: Arc::new(b.name.clone()),
+                key_head: format!("{key_prefix}:{namespace}/{router}:{}:", b.name),
                 scope: b.scope(),
                 rule: b
                     .rule_name
@@ -203,12 +219,8 @@ impl Budgets {
                 failure_mode: b.failure_mode.unwrap_or_default(),
             })
             .collect();
-        let key_prefix = redis
-            .as_ref()
-            .map_or(llmkube_router::spec::DEFAULT_KEY_PREFIX, |r| r.key_prefix());
         Some(Budgets {
             defs,
-            prefix: format!("{key_prefix}:{namespace}/{router}:"),
             memory: Arc::clone(memory),
             redis,
             router: Arc::clone(router),
@@ -273,15 +285,7 @@ impl Budgets {
         }
     }
 
-    fn count(
-        &self,
-        family: &prometheus_client::metrics::family::Family<
-            BudgetLabels,
-            prometheus_client::metrics::counter::Counter,
-        >,
-        def: &Def,
-        failure_mode: &'static str,
-    ) {
+    fn count(&self, family: &Family<BudgetLabels, Counter>, def: &Def, failure_mode: &'static str) {
         family
             .get_or_create(&BudgetLabels {
                 router: Arc::clone(&self.router),
@@ -301,14 +305,13 @@ impl Budgets {
                 BudgetScope::Rule => continue,
                 BudgetScope::Team => team_key(def, who),
             };
-            let start = now - now % def.window;
-            let key = format!("{}{}:{start}:", self.prefix, def.name);
+            let (key, expires) = def.window_key(now);
             let scope_start = key.len();
             slots.push(Slot {
                 key: key + scope_key,
                 scope_start,
                 limits: def.limits,
-                expires: start + def.window,
+                expires,
                 budget: i,
             });
         }

@@ -14,8 +14,8 @@ impl Budgets {
         let now = unix_now();
         let mut out = Vec::new();
         for def in &self.defs {
-            let start = now - now % def.window;
-            let prefix = format!("{}{}:{start}:", self.prefix, def.name);
+            let (prefix, end) = def.window_key(now);
+            let start = end - def.window;
             let mut counts = match &self.redis {
                 Some(redis) => redis.read(&prefix).await?,
                 None => self.memory.read(&prefix, now),

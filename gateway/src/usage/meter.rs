@@ -8,6 +8,8 @@
 //! byte as the backend sent it; in that mode a partial event is held back until it is
 //! complete (it normally arrives in one read, so this delays nothing).
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 
 use super::Usage;
@@ -210,17 +212,19 @@ impl UsageMeter {
     }
 }
 
-/// The `data` of one event (lines joined by `\n`), when it has any.
-fn event_data(event: &[u8]) -> Option<Vec<u8>> {
-    let mut data: Option<Vec<u8>> = None;
+/// The `data` of one event (lines joined by `\n`), when it has any; borrowed from the event
+/// in the usual case of a single `data` line, so most events cost no allocation.
+fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut data: Option<Cow<'_, [u8]>> = None;
     for line in event.split(|&b| b == b'\n' || b == b'\r') {
         let Some(rest) = line.strip_prefix(b"data:") else {
             continue;
         };
         let rest = rest.strip_prefix(b" ").unwrap_or(rest);
         match &mut data {
-            None => data = Some(rest.to_vec()),
+            None => data = Some(Cow::Borrowed(rest)),
             Some(d) => {
+                let d = d.to_mut();
                 d.push(b'\n');
                 d.extend_from_slice(rest);
             }

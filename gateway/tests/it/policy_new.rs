@@ -59,7 +59,7 @@ async fn a_new_policy_crate_tests_builds_and_runs_in_the_gateway() {
     })
     .await
     .unwrap();
-    let wasm = target_dir().join("wasm32-unknown-unknown/release/interns_local.wasm");
+    let wasm = crate::policies::wasm_dir().join("interns_local.wasm");
     let digest = llmkube_gateway::policy::module::sha256_hex(&std::fs::read(&wasm).unwrap());
 
     let cast = Cast::new().await;
