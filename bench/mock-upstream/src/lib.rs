@@ -3,8 +3,13 @@
 //! Used in-process by the gateway's tests (faults on demand: status codes, slow headers,
 //! stalled or broken streams, going down), by the quickstart demo, and by the benchmarks.
 //! Answers `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` (JSON with a
-//! `usage` block, or SSE with N chunks and a configurable gap when `"stream": true`) and
-//! `GET /v1/models`.
+//! `usage` block, or SSE with N chunks and a configurable gap when `"stream": true`),
+//! `POST /v1/messages` as Anthropic's Messages API (see [`anthropic`]) and `GET /v1/models`.
+//! Offered tools, it calls the first one; given the tool's result, it quotes it (see
+//! [`conversation`]).
+
+mod anthropic;
+pub mod conversation;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,6 +29,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+
+use crate::conversation::{Reply, chat_reply};
 
 /// How the mock answers. Changeable at any time with [`MockUpstream::set_behavior`].
 #[derive(Debug, Clone)]
@@ -233,7 +240,7 @@ impl Body for ChannelBody {
     }
 }
 
-type MockBody = http_body_util::Either<http_body_util::Full<Bytes>, ChannelBody>;
+pub(crate) type MockBody = http_body_util::Either<http_body_util::Full<Bytes>, ChannelBody>;
 
 async fn handle(
     shared: Arc<Shared>,
@@ -276,20 +283,23 @@ async fn handle(
         .unwrap_or(false);
     let status = StatusCode::from_u16(behavior.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let path = parts.uri.path();
-    let mut resp = if !status.is_success() {
-        json(
+    let reply = chat_reply(&shared.name, &request);
+    let mut resp = if parts.method == Method::POST && path == "/v1/messages" {
+        anthropic::answer(&shared.name, &request, &behavior)
+    } else if !status.is_success() {
+        json_response(
             status,
             serde_json::json!({"error": {"message": format!("{} answered {status}", shared.name), "type": "mock_error", "param": null, "code": status.as_u16()}}),
         )
     } else if parts.method == Method::GET && path == "/health" {
-        json(status, serde_json::json!({"status": "ok"}))
+        json_response(status, serde_json::json!({"status": "ok"}))
     } else if parts.method == Method::GET && path == "/v1/models" {
-        json(
+        json_response(
             status,
             serde_json::json!({"object": "list", "data": [{"id": shared.name, "object": "model", "created": 0, "owned_by": "mock"}]}),
         )
     } else if parts.method != Method::POST {
-        json(
+        json_response(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": {"message": "not found", "type": "invalid_request_error", "param": null, "code": null}}),
         )
@@ -298,15 +308,15 @@ async fn handle(
             .pointer("/stream_options/include_usage")
             .and_then(|v| v.as_bool())
             == Some(true);
-        sse(&shared.name, &model, &behavior, include_usage)
+        sse(&model, &reply, &behavior, include_usage)
     } else {
-        let mut answer = completion(path, &shared.name, &model);
+        let mut answer = completion(path, &reply, &model);
         if behavior.usage == UsageStyle::Never
             && let Some(o) = answer.as_object_mut()
         {
             o.remove("usage");
         }
-        json(status, answer)
+        json_response(status, answer)
     };
     resp.headers_mut().insert(
         "x-mock-backend",
@@ -315,7 +325,7 @@ async fn handle(
     Ok(resp)
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<MockBody> {
+pub(crate) fn json_response(status: StatusCode, value: serde_json::Value) -> Response<MockBody> {
     let mut resp = Response::new(http_body_util::Either::Left(http_body_util::Full::new(
         Bytes::from(value.to_string()),
     )));
@@ -332,8 +342,15 @@ fn usage() -> serde_json::Value {
 }
 
 /// The JSON answer of a non-streamed request to `path`.
-pub fn completion(path: &str, name: &str, model: &str) -> serde_json::Value {
-    let content = format!("Hello from {name}");
+fn completion(path: &str, reply: &Reply, model: &str) -> serde_json::Value {
+    let (content, tool_calls) = match reply {
+        Reply::Text(text) => (serde_json::Value::from(text.as_str()), None),
+        Reply::ToolCall { name, arguments } => (
+            serde_json::Value::Null,
+            Some(serde_json::json!([{"id": "call_mock", "type": "function",
+                "function": {"name": name, "arguments": arguments}}])),
+        ),
+    };
     match path {
         "/v1/embeddings" => serde_json::json!({
             "object": "list",
@@ -346,20 +363,34 @@ pub fn completion(path: &str, name: &str, model: &str) -> serde_json::Value {
             "choices": [{"index": 0, "text": content, "logprobs": null, "finish_reason": "stop"}],
             "usage": usage(),
         }),
-        _ => serde_json::json!({
-            "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": usage(),
-        }),
+        _ => {
+            let mut message = serde_json::json!({"role": "assistant", "content": content});
+            let finish = match tool_calls {
+                Some(calls) => {
+                    message["tool_calls"] = calls;
+                    "tool_calls"
+                }
+                None => "stop",
+            };
+            serde_json::json!({
+                "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage(),
+            })
+        }
     }
 }
 
-fn sse(name: &str, model: &str, behavior: &Behavior, include_usage: bool) -> Response<MockBody> {
+fn sse(model: &str, reply: &Reply, behavior: &Behavior, include_usage: bool) -> Response<MockBody> {
     let openai_usage = behavior.usage == UsageStyle::OpenAi && include_usage;
     let (tx, rx) = mpsc::channel(4);
-    let (name, model, b) = (name.to_owned(), model.to_owned(), behavior.clone());
+    let (reply, model, b) = (reply.clone(), model.to_owned(), behavior.clone());
     tokio::spawn(async move {
-        for i in 0..b.chunks {
+        let (chunks, finish) = match reply {
+            Reply::Text(_) => (b.chunks, "stop"),
+            Reply::ToolCall { .. } => (3, "tool_calls"),
+        };
+        for i in 0..chunks {
             if i > 0 && !b.chunk_gap.is_zero() {
                 tokio::time::sleep(b.chunk_gap).await;
             }
@@ -372,14 +403,22 @@ fn sse(name: &str, model: &str, behavior: &Behavior, include_usage: bool) -> Res
                     .await;
                 return;
             }
-            let delta = if i == 0 {
-                format!("Hello from {name}")
-            } else {
-                format!(" token{i}")
+            let delta = match (&reply, i) {
+                (Reply::Text(text), 0) => serde_json::json!({"content": text}),
+                (Reply::Text(_), i) => serde_json::json!({"content": format!(" token{i}")}),
+                // A tool call: its name first, then the arguments in two pieces.
+                (Reply::ToolCall { name, .. }, 0) => serde_json::json!({"tool_calls": [{"index": 0,
+                    "id": "call_mock", "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                (Reply::ToolCall { arguments, .. }, 1 | 2) => {
+                    let (a, b) = arguments.split_at(arguments.len() / 2);
+                    let piece = if i == 1 { a } else { b };
+                    serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                }
+                (Reply::ToolCall { .. }, _) => serde_json::json!({}),
             };
             let mut chunk = serde_json::json!({
                 "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
-                "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": null}],
             });
             if openai_usage {
                 chunk["usage"] = serde_json::Value::Null;
@@ -398,7 +437,7 @@ fn sse(name: &str, model: &str, behavior: &Behavior, include_usage: bool) -> Res
         }
         let mut last = serde_json::json!({
             "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
         });
         let mut tail = String::new();
         match b.usage {
