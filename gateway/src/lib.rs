@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod budget;
+mod dialect;
 mod http;
 mod metrics;
 pub mod policy;

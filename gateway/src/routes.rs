@@ -8,13 +8,13 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use crate::dialect::Api;
 use crate::http::body::GatewayBody;
 use crate::http::error::ApiError;
 use crate::http::tls::ClientCert;
 use crate::request::proxy::proxy;
 use crate::state::AppState;
 
-const PROXIED: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
 const OTHER: [&str; 6] = [
     "/v1/models",
     "/healthz",
@@ -33,8 +33,8 @@ pub async fn handle(
     let request_id = request_id(&req);
     let path = req.uri().path();
     let mut resp = match (req.method(), path) {
-        (&Method::POST, p) if PROXIED.contains(&p) => {
-            proxy(&state, req, started, &request_id).await
+        (&Method::POST, p) if let Some(api) = Api::from_path(p) => {
+            proxy(&state, api, req, started, &request_id).await
         }
         (&Method::GET, "/v1/models") => models(&state, &req).await,
         (&Method::GET, "/healthz" | "/health") => text(StatusCode::OK, "ok\n"),
@@ -43,7 +43,7 @@ pub async fn handle(
         }
         (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/metrics") => metrics(&state),
-        (m, p) if PROXIED.contains(&p) || OTHER.contains(&p) => {
+        (m, p) if Api::from_path(p).is_some() || OTHER.contains(&p) => {
             ApiError::method_not_allowed(m, p).into_response()
         }
         (_, p) => ApiError::not_found(p).into_response(),

@@ -61,6 +61,13 @@ pub trait StreamWatch: Send + 'static {
     fn flush(&mut self) -> Option<Bytes>;
     /// The stream is over, however it ended.
     fn ended(self, end: StreamEnd);
+    /// The SSE `error` event that ends a stream the gateway cut, in the client's format.
+    fn error_event(&self, message: &str, code: &str) -> Bytes {
+        Bytes::from(format!(
+            "event: error\ndata: {}\n\n",
+            error_json(message, "stream_error", None, code)
+        ))
+    }
 }
 
 /// How a pumped stream ended.
@@ -167,11 +174,7 @@ impl<W: StreamWatch> Pump<W> {
             Err(Stop::Cut(message, code)) => {
                 let clean = self.sse && self.framing.at_boundary();
                 let last = if clean {
-                    let event = format!(
-                        "event: error\ndata: {}\n\n",
-                        error_json(&message, "stream_error", None, code)
-                    );
-                    Ok(Frame::data(Bytes::from(event)))
+                    Ok(Frame::data(self.watch.error_event(&message, code)))
                 } else {
                     Err(BoxError::from(message.clone()))
                 };

@@ -7,7 +7,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::auth::Denied;
 use crate::http::body::GatewayBody;
-pub use crate::http::error_shape::error_json;
+pub use crate::http::error_shape::{ErrorShape, error_json};
 
 /// Longest piece of client input (a `model`) echoed into an error message or an audit line,
 /// in bytes: a client must not be able to inflate what the gateway writes.
@@ -15,10 +15,15 @@ pub const MAX_ECHO: usize = 256;
 
 /// `s` cut to at most [`MAX_ECHO`] bytes at a character boundary, with `…` when it was cut.
 pub fn echo(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.len() <= MAX_ECHO {
+    echo_within(s, MAX_ECHO)
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when it was cut.
+pub fn echo_within(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
         return std::borrow::Cow::Borrowed(s);
     }
-    let mut end = MAX_ECHO;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -269,14 +274,24 @@ impl ApiError {
         )
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> Bytes {
-        Bytes::from(error_json(&self.message, self.kind, self.param, &self.code))
+    /// The JSON body, in `shape`.
+    pub fn body(&self, shape: ErrorShape) -> Bytes {
+        Bytes::from(match shape {
+            ErrorShape::OpenAi => error_json(&self.message, self.kind, self.param, &self.code),
+            ErrorShape::Anthropic => {
+                crate::http::error_shape::anthropic_error_json(self.status, &self.message)
+            }
+        })
     }
 
-    /// The full HTTP response.
+    /// The full HTTP response, with OpenAI's error object.
     pub fn into_response(self) -> Response<GatewayBody> {
-        let mut resp = Response::new(GatewayBody::full(self.body()));
+        self.into_response_as(ErrorShape::OpenAi)
+    }
+
+    /// The full HTTP response, with the error object of `shape`.
+    pub fn into_response_as(self, shape: ErrorShape) -> Response<GatewayBody> {
+        let mut resp = Response::new(GatewayBody::full(self.body(shape)));
         *resp.status_mut() = self.status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -4,7 +4,7 @@
 pub(crate) mod body;
 pub(crate) mod client;
 pub(crate) mod error;
-mod error_shape;
+pub(crate) mod error_shape;
 pub(crate) mod headers;
 pub(crate) mod server;
 pub(crate) mod sse;

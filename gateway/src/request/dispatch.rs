@@ -17,7 +17,7 @@ use llmkube_router::routing::Route;
 use llmkube_router::spec::Strategy;
 
 use crate::metrics::AttemptResult;
-use crate::request::upstream::Outbound;
+use crate::request::upstream::{BuildError, Outbound};
 use crate::router::health::now_ms;
 use crate::router::snapshot::RouterSnapshot;
 use crate::state::AppState;
@@ -39,6 +39,9 @@ pub enum Failure {
     Connect(String),
     /// The backend answered 5xx.
     Status(StatusCode),
+    /// The backend speaks another API and the request has no translation for it; nothing
+    /// was sent, and the backend's health is untouched.
+    Untranslatable(String),
 }
 
 /// Every candidate failed or was unavailable.
@@ -180,8 +183,13 @@ async fn attempt(
             &snap.table.classification_header,
         ) {
             Ok(r) => r,
+            Err(BuildError::Untranslatable(why)) => {
+                progress.attempts -= 1;
+                *last = Some((b, Failure::Untranslatable(why.0)));
+                return None;
+            }
             Err(e) => {
-                *last = Some((b, Failure::Connect(format!("cannot build request: {e}"))));
+                *last = Some((b, Failure::Connect(e.to_string())));
                 return None;
             }
         };
@@ -206,7 +214,8 @@ async fn attempt(
         };
         let result_label = match &failure {
             Failure::Timeout(_) => AttemptResult::Timeout,
-            Failure::Connect(_) => AttemptResult::ConnectError,
+            // An untranslatable request returned above, before anything was sent.
+            Failure::Connect(_) | Failure::Untranslatable(_) => AttemptResult::ConnectError,
             Failure::Status(_) => AttemptResult::Status5xx,
         };
         state.count_attempt(snap, b, result_label);
@@ -304,6 +313,7 @@ impl std::fmt::Display for Failure {
             ),
             Failure::Connect(e) => write!(f, "connection failed: {e}"),
             Failure::Status(s) => write!(f, "answered {s}"),
+            Failure::Untranslatable(why) => write!(f, "cannot take this request: {why}"),
         }
     }
 }

@@ -10,4 +10,5 @@ pub(crate) mod json_body;
 pub(crate) mod proxy;
 pub(crate) mod record;
 mod refusal;
+mod translated;
 pub(crate) mod upstream;

@@ -1,5 +1,5 @@
-//! The proxied endpoints (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`),
-//! one request as named steps: identify (who sends it), read, parse, permit (the team's
+//! The proxied endpoints (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//! `/v1/messages`, `/v1/responses`), one request as named steps: identify (who sends it), read, parse, permit (the team's
 //! models), decide (classify, evaluate, route or refuse), narrow (to the team's backends),
 //! admit (reserve on the budgets), forward (dispatch to the route's backends), respond. A step that refuses returns a
 //! [`Refusal`]; [`proxy`] answers it and writes the audit line.
@@ -17,6 +17,9 @@ use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
 use crate::auth::{self, Denied, Identity, TeamAccess};
 use crate::budget::{Charge, DEFAULT_COMPLETION_RESERVE, Refused, Subject};
+use crate::dialect::stream::StreamContext;
+use crate::dialect::stream::StreamTranslator;
+use crate::dialect::{ANTHROPIC_VERSION, Api, Conversion, Echo, Wire};
 use crate::http::body::{GatewayBody, StreamLimits};
 use crate::http::error::ApiError;
 use crate::http::tls::ClientCert;
@@ -27,6 +30,7 @@ use crate::request::inbound::{classifications, read_body};
 use crate::request::json_body::{JsonBody, StreamUsage, parse_json_body};
 use crate::request::record::{Outcome, RequestRecord};
 use crate::request::refusal::Refusal;
+use crate::request::translated;
 use crate::request::upstream::{Outbound, adds_stream_usage, strip_response_headers};
 use crate::router::snapshot::RouterSnapshot;
 use crate::state::AppState;
@@ -43,6 +47,7 @@ const BUFFERED_ANSWER_MAX: u64 = 64 << 10;
 /// Serves one request of a proxied endpoint.
 pub async fn proxy(
     state: &Arc<AppState>,
+    api: Api,
     req: http::Request<Incoming>,
     started: Instant,
     request_id: &HeaderValue,
@@ -50,6 +55,7 @@ pub async fn proxy(
     let snap = state.router.load_full();
     let id = request_id.to_str().unwrap_or_default().to_owned();
     let mut rec = RequestRecord::new(Arc::clone(&snap), Arc::clone(&state.metrics), id, started);
+    rec.api = api;
     let (parts, body) = req.into_parts();
     // The body is held once, and once more as text when the detector scans it; the memory is
     // given back when this function returns (a streamed answer no longer needs the request).
@@ -57,6 +63,7 @@ pub async fn proxy(
     let answered = async {
         let team = identify(&snap, &parts, &mut rec).await?;
         let read = read(state, &snap, &parts, body, &mut reservation).await?;
+        check_version(api, &parts.headers)?;
         let json = parse(&snap, &parts, read.body, read.scan_limit, &mut rec)?;
         permit(team, &rec.identity, &json.model)?;
         let route = decide(&snap, &parts, &json, read.header_classes, &mut rec)?;
@@ -97,6 +104,24 @@ async fn identify<'s>(
         .await
         .map_err(Refusal::denied)?;
     access.team_access(&rec.identity).map_err(Refusal::denied)
+}
+
+/// Step 1b: a `/v1/messages` client speaks the Anthropic API version the gateway does (the
+/// header may be left out; `anthropic-beta` is forwarded to Anthropic backends only).
+fn check_version(api: Api, headers: &http::HeaderMap) -> Result<(), Refusal> {
+    let version = headers.get("anthropic-version").map(|v| v.as_bytes());
+    match version {
+        Some(v) if api == Api::Messages && v != ANTHROPIC_VERSION.as_bytes() => {
+            Err(Refusal::bad_request(ApiError::bad_request(
+                format!(
+                    "anthropic-version {:?} is not supported; this gateway speaks {ANTHROPIC_VERSION}",
+                    String::from_utf8_lossy(v)
+                ),
+                None,
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Step 2b: the team may ask for this model (403 otherwise).
@@ -245,6 +270,16 @@ fn parse(
     if snap.audit_body {
         rec.body = Some(json.bytes.clone());
     }
+    rec.dialect = StreamContext {
+        include_usage: json.stream_usage == StreamUsage::Asked,
+        echo: match rec.api {
+            Api::Responses => Echo::of(&json.bytes, &rec.request_id),
+            _ => Echo::default(),
+        },
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
     rec.task_complexity = parts
         .headers
         .get(TASK_COMPLEXITY_HEADER)
@@ -327,6 +362,7 @@ impl Forward<'_> {
         rec: &mut RequestRecord,
     ) -> Result<Answered, Refusal> {
         let out = Outbound {
+            api: rec.api,
             method: &self.parts.method,
             path_and_query: self
                 .parts
@@ -355,6 +391,13 @@ fn exhausted_refusal(
     let describe =
         |b: usize, f: &Failure| format!("backend {:?} {f}", snap.backends[b].name.as_str());
     match &last {
+        Some((b, Failure::Untranslatable(why))) => Refusal::bad_request(ApiError::bad_request(
+            format!(
+                "backend {:?} speaks another API and this request cannot be translated for it: {why}",
+                snap.backends[*b].name.as_str()
+            ),
+            None,
+        )),
         Some((b, f @ Failure::Timeout(_))) => {
             Refusal::new(ApiError::timeout(describe(*b, f)), Outcome::Timeout)
         }
@@ -418,8 +461,16 @@ async fn respond(
             .insert(HeaderName::from_static(RULE_HEADER), rule);
     }
     rec.status = head.status.as_u16();
+    let target = &snap.backends[backend];
+    let conversion = Conversion::new(rec.api, Wire::of(target.provider));
+    if conversion.translates() {
+        if !(sse && head.status.is_success()) {
+            return translated::respond_whole(snap, head, body, conversion, rec).await;
+        }
+        rec.translator = StreamTranslator::new(rec.api, conversion, rec.dialect.clone());
+    }
     let size = http_body::Body::size_hint(&body).exact();
-    let strip = adds_stream_usage(&snap.backends[backend], rec.accounting.add_stream_usage);
+    let strip = adds_stream_usage(conversion, target, rec.accounting.add_stream_usage);
     rec.accounting.meter = Some(if sse {
         UsageMeter::sse(strip)
     } else {

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::auth::Identity;
+use crate::dialect::Api;
+use crate::dialect::stream::{StreamContext, StreamTranslator};
 use crate::http::body::{StreamEnd, StreamWatch};
 use crate::metrics::{
     CostLabels, Label, Metrics, RequestLabels, RouterLabels, RuleLabels, TokenKind, TokenLabels,
@@ -130,6 +132,12 @@ pub struct RequestRecord {
     pub error: Option<String>,
     /// Usage, cost and the budget reservation.
     pub accounting: Accounting,
+    /// The endpoint the client called.
+    pub api: Api,
+    /// What translating the answer into the client's API needs of the request.
+    pub dialect: StreamContext,
+    /// Translates a streamed answer from the backend's API to the client's.
+    pub translator: Option<StreamTranslator>,
     finished: bool,
 }
 
@@ -145,6 +153,7 @@ struct AuditLine<'a> {
     principal: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     team: Option<&'a str>,
+    endpoint: &'static str,
     model: &'a str,
     classification: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -215,6 +224,9 @@ impl RequestRecord {
             body: None,
             error: None,
             accounting: Accounting::default(),
+            api: Api::ChatCompletions,
+            dialect: StreamContext::default(),
+            translator: None,
             finished: false,
         }
     }
@@ -314,6 +326,7 @@ impl RequestRecord {
             namespace: &snap.namespace,
             principal: self.identity.principal.as_deref(),
             team: self.identity.team.as_deref(),
+            endpoint: self.api.path(),
             model: &self.model,
             classification: ev.classifications.join(","),
             classification_source: ev.classification_source,
@@ -356,6 +369,10 @@ impl StreamWatch for RequestRecord {
             Some(meter) => meter.pass(data),
             None => data,
         };
+        let data = match &mut self.translator {
+            Some(t) => t.feed(&data),
+            None => data,
+        };
         if !data.is_empty() {
             self.ttfb.get_or_insert_with(|| self.started.elapsed());
             self.bytes_out += data.len() as u64;
@@ -364,12 +381,38 @@ impl StreamWatch for RequestRecord {
     }
 
     fn flush(&mut self) -> Option<Bytes> {
-        let rest = self.accounting.meter.as_mut()?.flush()?;
+        let rest = self.accounting.meter.as_mut().and_then(|m| m.flush());
+        let rest = match &mut self.translator {
+            None => rest?,
+            Some(t) => {
+                let mut out = rest.map_or_else(Vec::new, |r| t.feed(&r).to_vec());
+                out.extend_from_slice(&t.finish());
+                Bytes::from(out)
+            }
+        };
         self.bytes_out += rest.len() as u64;
-        Some(rest)
+        (!rest.is_empty()).then_some(rest)
+    }
+
+    fn error_event(&self, message: &str, code: &str) -> Bytes {
+        match &self.translator {
+            Some(t) => t.error_event(message, code),
+            None => crate::dialect::stream_error_event(self.api, message, code, 0),
+        }
     }
 
     fn ended(mut self, end: StreamEnd) {
+        if self
+            .translator
+            .as_ref()
+            .is_some_and(StreamTranslator::broken)
+        {
+            let message =
+                "the backend's stream could not be translated; it ended with an error event";
+            self.error = Some(message.to_owned());
+            self.finish(Outcome::StreamError);
+            return;
+        }
         let outcome = match end {
             StreamEnd::Complete { sse: true } => Outcome::OkStream,
             StreamEnd::Complete { sse: false } => Outcome::Ok,

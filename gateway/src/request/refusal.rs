@@ -42,6 +42,6 @@ impl Refusal {
         rec.error = Some(self.error.message.clone());
         rec.headers_sent = Some(Instant::now());
         rec.finish(self.outcome);
-        self.error.into_response()
+        self.error.into_response_as(rec.api.error_shape())
     }
 }

@@ -10,11 +10,14 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use http_body_util::Full;
 use llmkube_router::spec::{Provider, Tier};
 
+use crate::dialect::{Api, Conversion, Untranslatable, Wire};
 use crate::request::json_body::{JsonBody, insert_first};
 use crate::router::backend::BackendTarget;
 
 /// The request as sent to backends.
 pub struct Outbound<'a> {
+    /// The endpoint the client called (translated for backends that speak another API).
+    pub api: Api,
     pub method: &'a Method,
     /// Path and query, e.g. `/v1/chat/completions`.
     pub path_and_query: &'a str,
@@ -34,9 +37,27 @@ pub struct Outbound<'a> {
 }
 
 /// Whether a streamed answer from `target` to a request with `add_stream_usage` carries a
-/// usage chunk the client did not ask for.
-pub fn adds_stream_usage(target: &BackendTarget, add_stream_usage: bool) -> bool {
-    add_stream_usage && target.provider != Some(Provider::Anthropic)
+/// usage chunk the client did not ask for (only an untranslated OpenAI-style request: a
+/// translated one asks for usage itself and its translation takes the chunk in).
+pub fn adds_stream_usage(
+    conversion: Conversion,
+    target: &BackendTarget,
+    add_stream_usage: bool,
+) -> bool {
+    conversion == Conversion::Native
+        && add_stream_usage
+        && target.provider != Some(Provider::Anthropic)
+}
+
+/// Why a request for one backend could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The backend speaks another API and the request has no translation.
+    #[error(transparent)]
+    Untranslatable(#[from] Untranslatable),
+    /// The backend's URL and the path make no valid request.
+    #[error("cannot build the request: {0}")]
+    Http(#[from] http::Error),
 }
 
 /// Client headers a cloud-tier backend may receive, whatever its provider.
@@ -111,20 +132,29 @@ pub fn build_request(
     target: &BackendTarget,
     out: &Outbound<'_>,
     classification_header: &str,
-) -> Result<Request<Full<Bytes>>, http::Error> {
-    // An external backend with `model` gets it spliced into the body.
-    let mut body = match &target.model_override {
-        Some(model) => out.body.with_model(model),
-        None => out.body.bytes.clone(),
+) -> Result<Request<Full<Bytes>>, BuildError> {
+    let conversion = Conversion::new(out.api, Wire::of(target.provider));
+    let mut body = match (conversion, &target.model_override) {
+        // An external backend with `model` gets it spliced into the body.
+        (Conversion::Native, Some(model)) => out.body.with_model(model),
+        (Conversion::Native, None) => out.body.bytes.clone(),
+        (conversion, model) => {
+            let model = model
+                .as_ref()
+                .and_then(|m| serde_json::from_slice::<String>(m).ok());
+            conversion.translate_request(&out.body.bytes, model.as_deref())?
+        }
     };
-    if adds_stream_usage(target, out.add_stream_usage) {
+    if adds_stream_usage(conversion, target, out.add_stream_usage) {
         body = insert_first(&body, b"\"stream_options\":", br#"{"include_usage":true}"#);
     }
     let inbound = out.headers;
-    // The query string is the client's: a cloud backend gets the path alone.
-    let path_and_query = match target.tier {
-        Tier::Local => out.path_and_query,
-        Tier::Cloud => out
+    // The query string is the client's: a cloud backend, and a translated request (whose
+    // query belonged to another API), get the path alone.
+    let path_and_query = match (conversion.upstream_path(), target.tier) {
+        (Some(path), _) => path,
+        (None, Tier::Local) => out.path_and_query,
+        (None, Tier::Cloud) => out
             .path_and_query
             .split_once('?')
             .map_or(out.path_and_query, |(path, _)| path),

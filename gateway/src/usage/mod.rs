@@ -8,7 +8,7 @@ mod meter;
 use llmkube_router::money::Usd;
 use serde::Serialize;
 
-pub use meter::UsageMeter;
+pub use meter::{JSON_METER_MAX, UsageMeter};
 
 /// Where a request's token counts came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
