@@ -20,13 +20,26 @@ pub struct Parsed {
     pub text_bytes: u64,
     /// `choices` is present and empty and `usage` is set: the chunk `include_usage` adds.
     pub usage_only: bool,
+    /// `usage` names no prompt count (Anthropic's `message_delta`, which reports output
+    /// tokens after `message_start` reported the input): the prompt known so far stands.
+    pub prompt_absent: bool,
 }
 
 /// Reads `json`; `None` when it is not a JSON object.
 pub fn parse(json: &[u8]) -> Option<Parsed> {
     let doc: Doc = serde_json::from_slice(json).ok()?;
-    let usage = doc.usage.map(|u| {
-        let prompt = u.prompt_tokens.or(u.input_tokens).unwrap_or(0);
+    // Anthropic's `message_start` carries it in the message.
+    let wire = doc.usage.or(doc.message.and_then(|m| m.usage));
+    let prompt_absent = wire
+        .as_ref()
+        .is_some_and(|u| u.prompt_tokens.is_none() && u.input_tokens.is_none());
+    let usage = wire.map(|u| {
+        // Anthropic counts cache reads and writes apart from `input_tokens`.
+        let anthropic = u.input_tokens.map(|n| {
+            n.saturating_add(u.cache_creation_input_tokens.unwrap_or(0))
+                .saturating_add(u.cache_read_input_tokens.unwrap_or(0))
+        });
+        let prompt = u.prompt_tokens.or(anthropic).unwrap_or(0);
         let completion = u.completion_tokens.or(u.output_tokens).unwrap_or_else(|| {
             // Embeddings report only a prompt and a total.
             u.total_tokens.unwrap_or(prompt).saturating_sub(prompt)
@@ -36,6 +49,7 @@ pub fn parse(json: &[u8]) -> Option<Parsed> {
     let choices = doc.choices.as_ref();
     Some(Parsed {
         usage_only: usage.is_some() && choices.is_some_and(Vec::is_empty),
+        prompt_absent,
         usage,
         text_bytes: choices.map_or(0, |c| c.iter().map(|c| c.0).sum()),
     })
@@ -47,6 +61,15 @@ struct Doc {
     usage: Option<WireUsage>,
     #[serde(default)]
     choices: Option<Vec<Choice>>,
+    #[serde(default)]
+    message: Option<Message>,
+}
+
+/// Anthropic's `message_start` event's message.
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    usage: Option<WireUsage>,
 }
 
 /// OpenAI's names, and the `input`/`output` names some OpenAI-compatible servers use.
@@ -57,6 +80,8 @@ struct WireUsage {
     total_tokens: Option<u64>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
 }
 
 /// One choice, reduced to the bytes of text in it: every string under `delta`, `message` or
@@ -161,7 +186,8 @@ mod tests {
                     completion: 3
                 }),
                 text_bytes: 11,
-                usage_only: false
+                usage_only: false,
+                prompt_absent: false
             })
         );
         let delta = br#"{"choices":[{"delta":{"content":"Hi","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}}],"usage":null}"#;

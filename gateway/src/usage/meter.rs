@@ -168,8 +168,11 @@ impl UsageMeter {
 
     fn take(&mut self, parsed: Option<Parsed>) {
         if let Some(p) = parsed {
-            if p.usage.is_some() {
-                self.usage = p.usage;
+            if let Some(mut usage) = p.usage {
+                if p.prompt_absent {
+                    usage.prompt = self.usage.map_or(0, |u| u.prompt);
+                }
+                self.usage = Some(usage);
             }
             self.text_bytes = self.text_bytes.saturating_add(p.text_bytes);
         }
@@ -263,6 +266,25 @@ impl Out {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_anthropic_stream_reports_input_at_the_start_and_output_at_the_end() {
+        let mut m = UsageMeter::sse(false);
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"cache_read_input_tokens\":3,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":12}}\n\n",
+        );
+        m.pass(Bytes::from_static(stream.as_bytes()));
+        m.flush();
+        let usage = m.reading().usage;
+        assert_eq!(
+            usage,
+            Some(Usage {
+                prompt: 12,
+                completion: 12
+            })
+        );
+    }
 
     const CHUNK: &str =
         "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}],\"usage\":null}\n\n";

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is what it is for
 
 mod accounting;
+mod anthropic_in;
 mod anthropic_out;
 mod auth;
 mod auth_jwt;
