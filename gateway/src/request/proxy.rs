@@ -106,16 +106,24 @@ async fn identify<'s>(
     access.team_access(&rec.identity).map_err(Refusal::denied)
 }
 
-/// Step 1b: a `/v1/messages` client speaks the Anthropic API version the gateway does (the
-/// header may be left out; `anthropic-beta` is forwarded to Anthropic backends only).
+/// Step 1b: a `/v1/messages` client's `anthropic-version`, when it sends one, is a version
+/// date (`YYYY-MM-DD`). It goes on with the request to an Anthropic backend; a translated
+/// request is built to the stable API of [`ANTHROPIC_VERSION`], which later versions extend.
 fn check_version(api: Api, headers: &http::HeaderMap) -> Result<(), Refusal> {
     let version = headers.get("anthropic-version").map(|v| v.as_bytes());
+    let is_date = |v: &[u8]| {
+        v.len() == 10
+            && v.iter().enumerate().all(|(i, b)| match i {
+                4 | 7 => *b == b'-',
+                _ => b.is_ascii_digit(),
+            })
+    };
     match version {
-        Some(v) if api == Api::Messages && v != ANTHROPIC_VERSION.as_bytes() => {
+        Some(v) if api == Api::Messages && !is_date(v) => {
             Err(Refusal::bad_request(ApiError::bad_request(
                 format!(
-                    "anthropic-version {:?} is not supported; this gateway speaks {ANTHROPIC_VERSION}",
-                    String::from_utf8_lossy(v)
+                    "anthropic-version {:?} is not a version date such as {ANTHROPIC_VERSION}",
+                    crate::http::error::echo(&String::from_utf8_lossy(v))
                 ),
                 None,
             )))

@@ -68,7 +68,7 @@ const CLOUD_ALLOWED: [&str; 2] = ["content-type", "accept"];
 fn provider_headers(provider: Option<Provider>) -> &'static [&'static str] {
     match provider {
         Some(Provider::Openai) => &["openai-beta"],
-        Some(Provider::Anthropic) => &["anthropic-beta"],
+        Some(Provider::Anthropic) => &["anthropic-beta", "anthropic-version"],
         _ => &[],
     }
 }
@@ -184,6 +184,13 @@ pub fn build_request(
         out.request_id.clone(),
     );
     for (name, value) in &target.credentials {
+        // A Messages client's own API version goes through with its untranslated request.
+        if conversion == Conversion::Native
+            && name == "anthropic-version"
+            && headers.contains_key(name)
+        {
+            continue;
+        }
         headers.insert(name.clone(), value.clone());
     }
     Ok(req)
@@ -246,6 +253,7 @@ mod tests {
             ("openai-organization", "org-other"),
             ("openai-beta", "assistants=v2"),
             ("anthropic-beta", "x"),
+            ("anthropic-version", "2023-06-01"),
             ("expect", "100-continue"),
         ] {
             inbound.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
@@ -273,6 +281,7 @@ mod tests {
             [
                 "accept",
                 "anthropic-beta",
+                "anthropic-version",
                 "content-type",
                 "cookie",
                 "openai-beta",

@@ -119,6 +119,7 @@ async fn messages_to_an_anthropic_backend_pass_through_with_its_own_key() {
             &[
                 ("x-api-key", "client-key"),
                 ("anthropic-beta", "tools-2024-04-04"),
+                ("anthropic-version", "2026-10-21"),
             ],
             body.clone(),
         )
@@ -129,6 +130,10 @@ async fn messages_to_an_anthropic_backend_pass_through_with_its_own_key() {
     assert_eq!(sent.path, "/v1/messages");
     assert_eq!(sent.headers["x-api-key"], "sk-ant-test");
     assert_eq!(sent.headers["anthropic-beta"], "tools-2024-04-04");
+    assert_eq!(
+        sent.headers["anthropic-version"], "2026-10-21",
+        "the client's version"
+    );
     let mut expected: serde_json::Value = serde_json::from_str(&body).unwrap();
     expected["model"] = json!("claude-sonnet-4-5");
     assert_eq!(
@@ -193,7 +198,7 @@ async fn messages_errors_use_the_anthropic_shape() {
         .request(
             Method::POST,
             "/v1/messages",
-            &[("anthropic-version", "2022-01-01")],
+            &[("anthropic-version", "latest")],
             messages("local-x", "hi", false),
         )
         .await;
@@ -216,4 +221,24 @@ async fn messages_errors_use_the_anthropic_shape() {
         .await;
     assert_anthropic_error(&r, 429, "rate_limit_error");
     assert!(r.text().contains("local answered 429"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn agent_sdks_the_official_anthropic_sdk_and_openai_responses_client_work_against_the_gateway()
+ {
+    let claude = MockUpstream::start("claude").await.unwrap();
+    let local = MockUpstream::start("local").await.unwrap();
+    let (gw, _) = anthropic_gateway(&claude, &local).await;
+    if pytest(&gw, "test_anthropic_sdk.py", 7).await {
+        assert_eq!(
+            claude
+                .requests()
+                .iter()
+                .filter(|r| r.body.windows(11).any(|w| w == b"078-05-1120"))
+                .count(),
+            0,
+            "the PII request stayed local"
+        );
+    }
+    pytest(&gw, "test_openai_responses.py", 7).await;
 }
