@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::anthropic_answer::{chat_usage, finish_reason, message_id, stop_reason};
-use super::stream::{Data, Event, Stage};
+use super::event::{Data, Event, Stage};
 
 /// Anthropic events in, chat chunks out.
 pub struct AnthropicToChat {

@@ -13,7 +13,9 @@ mod anthropic_answer;
 mod anthropic_request;
 mod anthropic_stream;
 mod errors;
+mod event;
 mod fields;
+mod messages_request;
 mod responses_answer;
 mod responses_request;
 mod responses_stream;
@@ -166,7 +168,7 @@ impl Conversion {
                 ));
             }
             Conversion::ChatToMessages => anthropic_request::chat_to_messages(request)?,
-            Conversion::MessagesToChat => anthropic_request::messages_to_chat(request)?,
+            Conversion::MessagesToChat => messages_request::messages_to_chat(request)?,
             Conversion::ResponsesToChat => responses_request::responses_to_chat(request)?,
             Conversion::ResponsesToMessages => {
                 anthropic_request::chat_to_messages(responses_request::responses_to_chat(request)?)?

@@ -12,8 +12,11 @@ pub struct Echo {
     pub fields: Map<String, Value>,
 }
 
+/// Makes the value an echoed field has when the client left it out.
+type EchoDefault = fn() -> Value;
+
 /// Fields echoed with their defaults when the client left them out.
-const ECHOED: [(&str, fn() -> Value); 9] = [
+const ECHOED: [(&str, EchoDefault); 9] = [
     ("instructions", || Value::Null),
     ("max_output_tokens", || Value::Null),
     ("metadata", || json!({})),

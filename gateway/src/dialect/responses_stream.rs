@@ -7,8 +7,8 @@
 
 use serde_json::{Value, json};
 
+use super::event::{Data, Event, Stage};
 use super::responses_answer::{Echo, call_item, message_item, response, status};
-use super::stream::{Data, Event, Stage};
 
 /// Most output text kept for the final events, in bytes: the Responses API repeats the whole
 /// output in its last event, so it is held; a longer answer ends with an error event.

@@ -8,64 +8,15 @@
 //! backend's stream is dropped.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::Value;
 
 use super::anthropic_stream::{AnthropicToChat, ChatToAnthropic};
+pub use super::event::{Data, Event, Stage};
 use super::responses_answer::Echo;
 use super::responses_stream::ChatToResponses;
 use super::{Api, Conversion, stream_error_event};
 
 /// Longest event held while incomplete, in bytes.
 const EVENT_MAX: usize = 1 << 20;
-
-/// One event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// Its `event:` name, when it has one.
-    pub name: Option<&'static str>,
-    /// Its data.
-    pub data: Data,
-}
-
-/// An event's data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Data {
-    /// A JSON document.
-    Json(Value),
-    /// OpenAI's `[DONE]`.
-    Done,
-}
-
-impl Event {
-    /// An unnamed JSON event (chat completions).
-    pub fn json(data: Value) -> Event {
-        Event {
-            name: None,
-            data: Data::Json(data),
-        }
-    }
-
-    /// A named JSON event (Anthropic, Responses).
-    pub fn named(name: &'static str, data: Value) -> Event {
-        Event {
-            name: Some(name),
-            data: Data::Json(data),
-        }
-    }
-}
-
-/// One translation step: events of one API in, events of another out. `Err` ends the stream
-/// with an error event carrying the message.
-pub trait Stage: Send {
-    /// One event from upstream.
-    fn event(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), String>;
-    /// Upstream ended cleanly.
-    fn end(&mut self, out: &mut Vec<Event>) -> Result<(), String>;
-    /// The number the next event would carry (the Responses API numbers its events).
-    fn sequence(&self) -> u64 {
-        0
-    }
-}
 
 /// What the stream translation needs to know of the request.
 #[derive(Debug, Clone, Default)]
@@ -295,7 +246,7 @@ fn write(events: &[Event], out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     /// The events a client of `api` receives for `backend`, read whole.
     pub fn events_of(text: &[u8]) -> Vec<(Option<String>, Value)> {

@@ -48,7 +48,7 @@ pub async fn anthropic_gateway(
 async fn a_chat_request_reaches_an_anthropic_backend_as_messages_and_returns_as_chat() {
     let claude = MockUpstream::start("claude").await.unwrap();
     let local = MockUpstream::start("local").await.unwrap();
-    let (gw, audit) = anthropic_gateway(&claude, &local).await;
+    let (gw, _) = anthropic_gateway(&claude, &local).await;
     let body = json!({
         "model": "gpt-4o",
         "messages": [
@@ -150,7 +150,7 @@ async fn a_streamed_anthropic_answer_reaches_a_chat_client_as_chunks_with_usage_
 async fn anthropic_errors_reach_a_chat_client_in_the_openai_shape() {
     let claude = MockUpstream::start("claude").await.unwrap();
     let local = MockUpstream::start("local").await.unwrap();
-    let (gw, audit) = anthropic_gateway(&claude, &local).await;
+    let (gw, _) = anthropic_gateway(&claude, &local).await;
     claude.update(|b| b.status = 400);
     let r = gw.chat("m", &[]).await;
     assert_error(&r, 400, "invalid_request_error");
