@@ -18,6 +18,8 @@ mod routes;
 mod state;
 mod usage;
 
+pub use dialect::stream::{StreamContext, StreamTranslator};
+pub use dialect::{Api, Conversion};
 pub use http::client::ClientError;
 pub use http::server::ServerLimits;
 pub use http::sse::SseFraming;

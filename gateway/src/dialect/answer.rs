@@ -26,7 +26,7 @@ pub fn translate_answer(
     let translated = match conversion {
         Conversion::Native | Conversion::Unsupported => return Ok(Bytes::copy_from_slice(body)),
         Conversion::ChatToMessages => anthropic_answer::messages_to_chat(&answer, ctx.created),
-        Conversion::MessagesToChat => anthropic_answer::chat_to_messages(&answer)?,
+        Conversion::MessagesToChat => anthropic_answer::chat_to_messages(&answer, &ctx.request_id)?,
         Conversion::ResponsesToChat => {
             responses_answer::chat_to_responses(&answer, &ctx.echo, ctx.created)
         }

@@ -65,9 +65,9 @@ pub fn messages_to_chat(message: &Value, created: u64) -> Value {
     })
 }
 
-/// A chat completion as an Anthropic message; `Err` when a tool call's arguments are not a
-/// JSON object (Anthropic's `input` must be one).
-pub fn chat_to_messages(completion: &Value) -> Result<Value, String> {
+/// A chat completion as an Anthropic message (`msg_<fallback_id>` when it has no id); `Err`
+/// when a tool call's arguments are not a JSON object (Anthropic's `input` must be one).
+pub fn chat_to_messages(completion: &Value, fallback_id: &str) -> Result<Value, String> {
     let choice = &completion["choices"][0];
     let message = &choice["message"];
     let mut content = Vec::new();
@@ -85,7 +85,7 @@ pub fn chat_to_messages(completion: &Value) -> Result<Value, String> {
     }
     let usage = &completion["usage"];
     Ok(json!({
-        "id": message_id(&completion["id"]),
+        "id": message_id(&completion["id"], fallback_id),
         "type": "message", "role": "assistant",
         "model": completion["model"],
         "content": content,
@@ -118,12 +118,12 @@ pub fn parse_arguments(arguments: &str) -> Result<Value, String> {
     }
 }
 
-/// An Anthropic message id for a chat completion id.
-pub fn message_id(id: &Value) -> String {
+/// An Anthropic message id for a chat completion id (`msg_<fallback>` when there is none).
+pub fn message_id(id: &Value, fallback: &str) -> String {
     match id.as_str() {
         Some(id) if id.starts_with("msg_") => id.to_owned(),
         Some(id) => format!("msg_{id}"),
-        None => format!("msg_{:024x}", fastrand::u128(..)),
+        None => format!("msg_{fallback}"),
     }
 }
 
@@ -158,13 +158,13 @@ mod tests {
         let chat = json!({"id": "chatcmpl-1", "model": "llama", "choices": [{"index": 0,
             "message": {"role": "assistant", "content": "hi"}, "finish_reason": "length"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}});
-        let m = chat_to_messages(&chat).unwrap();
+        let m = chat_to_messages(&chat, "r").unwrap();
         assert_eq!(m["id"], "msg_chatcmpl-1");
         assert_eq!(m["content"], json!([{"type": "text", "text": "hi"}]));
         assert_eq!(m["stop_reason"], "max_tokens");
         assert_eq!(m["usage"], json!({"input_tokens": 3, "output_tokens": 4}));
         let bad = json!({"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1]"}}]}}]});
-        assert!(chat_to_messages(&bad).is_err());
+        assert!(chat_to_messages(&bad, "r").is_err());
         for (finish, stop) in [
             ("stop", "end_turn"),
             ("length", "max_tokens"),

@@ -161,6 +161,8 @@ enum Block {
 /// Chat chunks in, Anthropic events out.
 #[derive(Default)]
 pub struct ChatToAnthropic {
+    /// The message id when the chunks carry none.
+    fallback_id: String,
     started: bool,
     open: Option<Block>,
     /// Index of the next content block.
@@ -171,6 +173,14 @@ pub struct ChatToAnthropic {
 }
 
 impl ChatToAnthropic {
+    /// Naming the message after `fallback_id` when the chunks carry no id.
+    pub fn new(fallback_id: String) -> Self {
+        ChatToAnthropic {
+            fallback_id,
+            ..ChatToAnthropic::default()
+        }
+    }
+
     fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if std::mem::replace(&mut self.started, true) {
             return;
@@ -178,7 +188,7 @@ impl ChatToAnthropic {
         out.push(Event::named(
             "message_start",
             json!({"type": "message_start", "message": {
-                "id": message_id(&chunk["id"]), "type": "message", "role": "assistant",
+                "id": message_id(&chunk["id"], &self.fallback_id), "type": "message", "role": "assistant",
                 "content": [], "model": chunk["model"], "stop_reason": null, "stop_sequence": null,
                 "usage": {"input_tokens": 0, "output_tokens": 0}}}),
         ));

@@ -27,6 +27,8 @@ pub struct StreamContext {
     pub echo: Echo,
     /// Unix seconds.
     pub created: u64,
+    /// The request's id: the answer's id when the backend's has none.
+    pub request_id: String,
 }
 
 /// Translates one event stream.
@@ -55,7 +57,7 @@ impl StreamTranslator {
                     ctx.created,
                 ))]
             }
-            Conversion::MessagesToChat => vec![Box::new(ChatToAnthropic::default())],
+            Conversion::MessagesToChat => vec![Box::new(ChatToAnthropic::new(ctx.request_id))],
             Conversion::ResponsesToChat => {
                 vec![Box::new(ChatToResponses::new(ctx.echo, ctx.created))]
             }

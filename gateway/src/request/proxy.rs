@@ -17,7 +17,6 @@ use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
 
 use crate::auth::{self, Denied, Identity, TeamAccess};
 use crate::budget::{Charge, DEFAULT_COMPLETION_RESERVE, Refused, Subject};
-use crate::dialect::stream::StreamContext;
 use crate::dialect::stream::StreamTranslator;
 use crate::dialect::{ANTHROPIC_VERSION, Api, Conversion, Echo, Wire};
 use crate::http::body::{GatewayBody, StreamLimits};
@@ -278,16 +277,10 @@ fn parse(
     if snap.audit_body {
         rec.body = Some(json.bytes.clone());
     }
-    rec.dialect = StreamContext {
-        include_usage: json.stream_usage == StreamUsage::Asked,
-        echo: match rec.api {
-            Api::Responses => Echo::of(&json.bytes, &rec.request_id),
-            _ => Echo::default(),
-        },
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    };
+    rec.dialect.include_usage = json.stream_usage == StreamUsage::Asked;
+    if rec.api == Api::Responses {
+        rec.dialect.echo = Echo::of(&json.bytes, &rec.request_id);
+    }
     rec.task_complexity = parts
         .headers
         .get(TASK_COMPLEXITY_HEADER)
@@ -472,10 +465,16 @@ async fn respond(
     let target = &snap.backends[backend];
     let conversion = Conversion::new(rec.api, Wire::of(target.provider));
     if conversion.translates() {
+        // Only a translated answer needs these: plain requests do not pay for them.
+        rec.dialect.created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        rec.dialect.request_id.clone_from(&rec.request_id);
         if !(sse && head.status.is_success()) {
             return translated::respond_whole(snap, head, body, conversion, rec).await;
         }
-        rec.translator = StreamTranslator::new(rec.api, conversion, rec.dialect.clone());
+        let ctx = std::mem::take(&mut rec.dialect);
+        rec.translator = StreamTranslator::new(rec.api, conversion, ctx);
     }
     let size = http_body::Body::size_hint(&body).exact();
     let strip = adds_stream_usage(conversion, target, rec.accounting.add_stream_usage);
