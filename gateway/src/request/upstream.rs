@@ -73,6 +73,14 @@ fn provider_headers(provider: Option<Provider>) -> &'static [&'static str] {
     }
 }
 
+/// Whether a client header selects behaviour of the API the client speaks (`anthropic-beta`,
+/// `anthropic-version`, `openai-beta`): meaningless, even misleading, on a request translated
+/// into another API, so it is not forwarded with one.
+fn selects_api_behaviour(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("anthropic-") || n == "openai-beta"
+}
+
 /// Headers a policy may not send to a cloud-tier backend besides `x-llmkube-*` and the
 /// classification header: what describes the client or the site.
 const INTERNAL_ONLY: [&str; 5] = [
@@ -165,8 +173,9 @@ pub fn build_request(
         .body(Full::new(body.clone()))?;
     let headers = req.headers_mut();
     headers.reserve(inbound.len() + target.credentials.len() + 1);
+    let translated = conversion != Conversion::Native;
     for (name, value) in inbound {
-        if forwardable(name, inbound, target) {
+        if forwardable(name, inbound, target) && !(translated && selects_api_behaviour(name)) {
             headers.append(name.clone(), value.clone());
         }
     }

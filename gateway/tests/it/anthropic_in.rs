@@ -40,6 +40,7 @@ async fn messages_to_a_local_backend_are_translated_both_ways() {
             &[
                 ("x-api-key", "client-key"),
                 ("anthropic-version", "2023-06-01"),
+                ("anthropic-beta", "fine-grained-tool-streaming-2025-05-14"),
             ],
             messages("local-llama", "hi", false),
         )
@@ -64,6 +65,11 @@ async fn messages_to_a_local_backend_are_translated_both_ways() {
     assert!(
         sent.headers.get("x-api-key").is_none(),
         "the client's key is its own"
+    );
+    assert!(
+        sent.headers.get("anthropic-beta").is_none()
+            && sent.headers.get("anthropic-version").is_none(),
+        "Anthropic's headers do not go with a request translated to chat completions"
     );
     assert_eq!(
         sent.json()["messages"],

@@ -248,7 +248,8 @@ pub enum Provider {
     /// OpenAI API (`Authorization: Bearer $OPENAI_API_KEY`).
     #[default]
     Openai,
-    /// Anthropic's OpenAI-compatible API (`x-api-key: $ANTHROPIC_API_KEY`).
+    /// Anthropic's Messages API (`x-api-key: $ANTHROPIC_API_KEY`); chat completions and
+    /// responses are translated to it.
     Anthropic,
     /// A LiteLLM proxy (`Authorization: Bearer $LITELLM_MASTER_KEY`).
     Litellm,
