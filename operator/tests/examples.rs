@@ -16,7 +16,12 @@ use serde::de::DeserializeOwned;
 
 /// Every YAML document of every file in examples/seed, with its file name.
 fn documents() -> Vec<(String, serde_yaml_ng::Value, String)> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/seed"));
+    documents_in("seed")
+}
+
+/// Every YAML document of every file in examples/`dir`, with its file name.
+fn documents_in(dir: &str) -> Vec<(String, serde_yaml_ng::Value, String)> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/")).join(dir);
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     files.sort_by_key(|f| f.file_name());
@@ -113,4 +118,21 @@ fn the_seed_manifests_parse_validate_and_build() {
             "PersistentVolumeClaim"
         ]
     );
+}
+
+#[test]
+fn the_two_gpu_example_splits_a_70b_model_by_layer() {
+    let docs = documents_in("multi-gpu");
+    let model: Model = strict(&docs[0].0, &docs[0].1);
+    let isvc: InferenceService = strict(&docs[1].0, &docs[1].1);
+    let d = deployment(&isvc, &model, &Settings::default()).unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let runtime = &pod.containers[0];
+    let args = runtime.args.clone().unwrap().join(" ");
+    assert!(
+        args.contains("--n-gpu-layers 999 --split-mode layer --tensor-split 48,32 --main-gpu 0"),
+        "{args}"
+    );
+    let limits = runtime.resources.clone().unwrap().limits.unwrap();
+    assert_eq!(limits["nvidia.com/gpu"].0, "2");
 }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use super::downloader::{explain_init_failure, newest_downloader_exit};
 use super::model::{Source, parse_source};
+use super::runtime_args::runtime_args;
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
 use crate::reconcile::admission::Allowance;
@@ -312,60 +313,6 @@ fn env_var(name: &str, value: &str) -> EnvVar {
     }
 }
 
-/// Runtime arguments for serving `model` (a path or a repo id) on `port`.
-fn runtime_args(isvc: &InferenceService, model: &str, port: i32) -> Vec<String> {
-    let spec = &isvc.spec;
-    let gpus = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
-    // `<model flag> MODEL <host flag> 0.0.0.0 --port PORT`, the common start of every server.
-    let serve = |model_flag: &str, host_flag: &str| -> Vec<String> {
-        vec![
-            model_flag.into(),
-            model.into(),
-            host_flag.into(),
-            "0.0.0.0".into(),
-            "--port".into(),
-            port.to_string(),
-        ]
-    };
-    let mut args: Vec<String> = match spec.runtime.unwrap_or_default() {
-        Runtime::Llamacpp => {
-            let mut a = serve("--model", "--host");
-            if let Some(c) = spec.context_size {
-                a.extend(["-c".into(), c.to_string()]);
-            }
-            if let Some(p) = spec.parallel_slots {
-                a.extend(["--parallel".into(), p.to_string()]);
-            }
-            if gpus > 0 {
-                a.extend(["--n-gpu-layers".into(), "999".into()]);
-                if spec.flash_attention == Some(true) {
-                    a.extend(["--flash-attn".into(), "on".into()]);
-                }
-            }
-            if spec.jinja == Some(true) {
-                a.push("--jinja".into());
-            }
-            a
-        }
-        Runtime::Vllm => {
-            let mut a = serve("--model", "--host");
-            if gpus > 1 {
-                a.extend(["--tensor-parallel-size".into(), gpus.to_string()]);
-            }
-            a
-        }
-        Runtime::Tgi => serve("--model-id", "--hostname"),
-        Runtime::Ollama | Runtime::Generic | Runtime::Personaplex => spec.args.clone(),
-    };
-    if !matches!(
-        spec.runtime.unwrap_or_default(),
-        Runtime::Generic | Runtime::Ollama
-    ) {
-        args.extend(spec.extra_args.iter().cloned());
-    }
-    args
-}
-
 fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -434,7 +381,8 @@ pub fn deployment(
         name: "runtime".into(),
         image: Some(profile.image.clone()),
         command: (!spec.command.is_empty()).then(|| spec.command.clone()),
-        args: Some(runtime_args(isvc, &mount.model, profile.port)).filter(|a| !a.is_empty()),
+        args: Some(runtime_args(isvc, model, &mount.model, profile.port)?)
+            .filter(|a| !a.is_empty()),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: profile.port,

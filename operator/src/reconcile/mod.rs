@@ -11,3 +11,5 @@ pub mod inference_service;
 pub mod model;
 pub mod model_router;
 pub mod router_status;
+mod runtime_args;
+pub mod sharding;
