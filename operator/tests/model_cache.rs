@@ -153,3 +153,85 @@ fn two_pods_fetch_a_cached_model_once_and_later_pods_not_at_all() {
     assert!(String::from_utf8_lossy(&took_over.stdout).contains("taking over"));
     assert_eq!(gets(dir), 2);
 }
+
+#[test]
+fn with_a_cache_the_model_goes_to_the_shared_claim_under_its_key_and_runtimes_read_it_only() {
+    use llmkube_operator::crd::inference_service::{
+        InferenceService, InferenceServiceSpec, Runtime,
+    };
+    use llmkube_operator::crd::model::{Model, ModelSpec};
+    use llmkube_operator::reconcile::inference_service::{Settings, deployment};
+    use llmkube_operator::reconcile::model_cache::{CACHE_CLAIM, ModelCache, cache_key};
+
+    let mut isvc = InferenceService::new(
+        "llama",
+        InferenceServiceSpec {
+            model_ref: "llama".into(),
+            runtime: Some(Runtime::Llamacpp),
+            ..Default::default()
+        },
+    );
+    isvc.metadata.namespace = Some("team-a".into());
+    let model = Model::new(
+        "llama",
+        ModelSpec {
+            source: "https://models.internal/llama.gguf".into(),
+            sha256: Some("a".repeat(64)),
+            ..Default::default()
+        },
+    );
+    let settings = Settings {
+        model_cache: Some(ModelCache::Managed {
+            size: "100Gi".into(),
+            storage_class: None,
+            access_mode: "ReadWriteMany".into(),
+        }),
+        ..Settings::default()
+    };
+    let pod = deployment(&isvc, &model, &settings)
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let volume = &pod.volumes.unwrap()[0];
+    let claim = volume.persistent_volume_claim.as_ref().unwrap();
+    assert_eq!(claim.claim_name, CACHE_CLAIM);
+    assert!(volume.empty_dir.is_none());
+    let key = cache_key(&model.spec);
+    let path = format!("/models/{key}/llama.gguf");
+    let init = &pod.init_containers.unwrap()[0];
+    let env: Vec<(String, String)> = init
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert!(env.contains(&("DEST".into(), path.clone())), "{env:?}");
+    assert!(env.contains(&("CACHE".into(), "1".into())), "{env:?}");
+    assert_eq!(
+        init.volume_mounts.as_ref().unwrap()[0].read_only,
+        Some(false)
+    );
+    let runtime = &pod.containers[0];
+    assert_eq!(
+        runtime.volume_mounts.as_ref().unwrap()[0].read_only,
+        Some(true)
+    );
+    assert_eq!(runtime.args.as_ref().unwrap()[1], path);
+
+    // Without a cache: the pod's own emptyDir, as before.
+    let pod = deployment(&isvc, &model, &Settings::default())
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    assert!(pod.volumes.unwrap()[0].empty_dir.is_some());
+    assert_eq!(
+        pod.containers[0].args.as_ref().unwrap()[1],
+        "/models/llama.gguf"
+    );
+}

@@ -14,6 +14,7 @@ use llmkube_operator::controller::server::{Health, serve};
 use llmkube_operator::controller::{Context, Settings};
 use llmkube_operator::reconcile::admission::Allowance;
 use llmkube_operator::reconcile::inference_service::{Images, Settings as InferenceSettings};
+use llmkube_operator::reconcile::model_cache::ModelCache;
 use llmkube_operator::reconcile::model_router::Settings as RouterSettings;
 use llmkube_router::spec::{RedisStoreSpec, SecretRef};
 
@@ -118,12 +119,52 @@ struct Args {
         value_delimiter = ','
     )]
     allowed_image_prefixes: Vec<String>,
+    /// Keep `https://` and `file://` models on a per-namespace cache volume (claim
+    /// `llmkube-model-cache`) the controller creates with this size, e.g. `200Gi`: downloaded
+    /// once per namespace instead of once per pod start.
+    #[arg(
+        long,
+        env = "LLMKUBE_MODEL_CACHE_SIZE",
+        conflicts_with = "model_cache_claim"
+    )]
+    model_cache_size: Option<String>,
+    /// Storage class of the cache claims (default: the cluster's default class).
+    #[arg(long, env = "LLMKUBE_MODEL_CACHE_STORAGE_CLASS")]
+    model_cache_storage_class: Option<String>,
+    /// Access mode of the cache claims: `ReadWriteMany` when pods of one namespace run on
+    /// several nodes, `ReadWriteOnce` on a single node.
+    #[arg(
+        long,
+        env = "LLMKUBE_MODEL_CACHE_ACCESS_MODE",
+        default_value = "ReadWriteMany",
+        value_parser = ["ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+    )]
+    model_cache_access_mode: String,
+    /// Use this existing claim, in every namespace that serves models, as the model cache
+    /// (instead of claims the controller creates).
+    #[arg(long, env = "LLMKUBE_MODEL_CACHE_CLAIM")]
+    model_cache_claim: Option<String>,
     /// Print the CustomResourceDefinitions as YAML and exit.
     #[arg(long)]
     print_crds: bool,
 }
 
 impl Args {
+    fn model_cache(&self) -> Option<ModelCache> {
+        if let Some(claim) = &self.model_cache_claim {
+            return Some(ModelCache::Existing {
+                claim: claim.clone(),
+            });
+        }
+        self.model_cache_size
+            .as_ref()
+            .map(|size| ModelCache::Managed {
+                size: size.clone(),
+                storage_class: self.model_cache_storage_class.clone(),
+                access_mode: self.model_cache_access_mode.clone(),
+            })
+    }
+
     fn settings(&self) -> Settings {
         let allowance = Allowance {
             privileged: self.allow_privileged_pods,
@@ -144,6 +185,7 @@ impl Args {
                 ca_cert_configmap: self.ca_cert_configmap.clone(),
                 image_pull_secrets: self.image_pull_secrets.clone(),
                 allowance: allowance.clone(),
+                model_cache: self.model_cache(),
             },
             router: RouterSettings {
                 gateway_image: self.router_proxy_image.clone(),

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use super::downloader::{explain_init_failure, newest_downloader_exit};
 use super::model::{Source, parse_source};
+use super::model_cache::{ModelCache, cache_key};
 use super::runtime_args::runtime_args;
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub image_pull_secrets: Vec<String>,
     /// What the admin allows beyond the `restricted` Pod Security profile.
     pub allowance: Allowance,
+    /// Where downloaded models are kept across pods (`None`: a per-pod `emptyDir`).
+    pub model_cache: Option<ModelCache>,
 }
 
 /// How a runtime is run and probed.
@@ -223,12 +226,29 @@ fn mount(
                 Source::File(path) => path.rsplit('/').next().unwrap_or("model").to_owned(),
                 _ => unreachable!(),
             };
-            let dest = format!("{MODEL_DIR}/{file}");
-            let mut volumes = vec![Volume {
-                name: "model".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            }];
+            // On the shared cache, under the Model's key; else in the pod's own emptyDir.
+            let (volume, dest) = match &settings.model_cache {
+                Some(cache) => (
+                    Volume {
+                        name: "model".into(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: cache.claim().to_owned(),
+                            read_only: None,
+                        }),
+                        ..Volume::default()
+                    },
+                    format!("{MODEL_DIR}/{}/{file}", cache_key(&model.spec)),
+                ),
+                None => (
+                    Volume {
+                        name: "model".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    },
+                    format!("{MODEL_DIR}/{file}"),
+                ),
+            };
+            let mut volumes = vec![volume];
             let mut init_mounts = vec![cache_mount(false)];
             let mut env = vec![
                 env_var("SOURCE", &model.spec.source),
@@ -237,6 +257,9 @@ fn mount(
             ];
             if model.spec.allow_plain_http {
                 env.push(env_var("ALLOW_HTTP", "1"));
+            }
+            if settings.model_cache.is_some() {
+                env.push(env_var("CACHE", "1"));
             }
             if let Source::File(path) = &source {
                 settings.allowance.check_host_path(path)?;

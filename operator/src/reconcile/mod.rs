@@ -9,6 +9,7 @@ pub mod admission;
 pub mod downloader;
 pub mod inference_service;
 pub mod model;
+pub mod model_cache;
 pub mod model_router;
 pub mod router_status;
 mod runtime_args;

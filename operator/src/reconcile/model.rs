@@ -78,6 +78,8 @@ pub enum DownloadReport {
         sha256: String,
         /// Size in bytes.
         size: u64,
+        /// Found verified in the model cache: nothing was downloaded or hashed.
+        cached: bool,
     },
     /// The computed sha256 differs from `spec.sha256`; the file was deleted.
     Mismatch {
@@ -106,6 +108,7 @@ pub fn parse_report(exit_code: i32, message: &str) -> DownloadReport {
         return DownloadReport::Done {
             sha256: sha256.to_owned(),
             size,
+            cached: json["cached"] == true,
         };
     }
     if json["error"] == "sha256 mismatch" {
@@ -170,6 +173,7 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
                 "fetched and verified by the model-downloader init container of each InferenceService".to_owned(),
                 None,
             ),
+            Some(DownloadReport::Done { cached: true, .. }) => (Phase::Ready, true, "Cached", "found verified in the model cache; nothing was downloaded".to_owned(), Some("/models/model".to_owned())),
             Some(DownloadReport::Done { .. }) => (Phase::Ready, true, "Verified", "downloaded and hashed".to_owned(), Some("/models/model".to_owned())),
             Some(DownloadReport::Mismatch { expected, actual }) => (
                 Phase::Failed,
@@ -182,7 +186,7 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
         },
     };
     let (sha256, size) = match &obs.download {
-        Some(DownloadReport::Done { sha256, size }) => {
+        Some(DownloadReport::Done { sha256, size, .. }) => {
             (Some(sha256.clone()), Some(human_size(*size)))
         }
         _ => (None, None),
@@ -209,6 +213,7 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
         path,
         sha256,
         size,
+        cache_key: copied.then(|| super::model_cache::cache_key(spec)),
         conditions,
         ..ModelStatus::default()
     }
@@ -359,6 +364,7 @@ mod tests {
                 download: Some(DownloadReport::Done {
                     sha256: "a".repeat(64),
                     size: 4_920_000_000,
+                    cached: false,
                 }),
                 refused: None,
             },
@@ -367,6 +373,17 @@ mod tests {
             (done.sha256.as_deref(), done.size.as_deref()),
             (Some("a".repeat(64).as_str()), Some("4.6GiB"))
         );
+        assert_eq!(done.cache_key.as_ref().map(String::len), Some(16));
+        let cached = parse_report(0, r#"{"sha256":"ab","size":3,"cached":true}"#);
+        let from_cache = status(
+            &s,
+            "ns",
+            &Observation {
+                download: Some(cached),
+                ..Observation::default()
+            },
+        );
+        assert_eq!(from_cache.conditions[0].reason, "Cached");
         let bad = status(
             &s,
             "ns",
