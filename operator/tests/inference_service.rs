@@ -95,6 +95,7 @@ fn a_remote_model_gets_the_downloader_with_the_site_ca_and_overridden_images() {
         ca_cert_configmap: Some("corporate-ca".into()),
         image_pull_secrets: vec!["internal-registry-creds".into()],
         allowance: Default::default(),
+        model_cache: None,
     };
     let d = deployment(
         &isvc(Runtime::Vllm),

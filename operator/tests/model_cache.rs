@@ -188,13 +188,16 @@ fn with_a_cache_the_model_goes_to_the_shared_claim_under_its_key_and_runtimes_re
         }),
         ..Settings::default()
     };
-    let pod = deployment(&isvc, &model, &settings)
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
+    let pod_with = |settings: &Settings| {
+        deployment(&isvc, &model, settings)
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+    };
+    let pod = pod_with(&settings);
     let volume = &pod.volumes.unwrap()[0];
     let claim = volume.persistent_volume_claim.as_ref().unwrap();
     assert_eq!(claim.claim_name, CACHE_CLAIM);
@@ -222,13 +225,7 @@ fn with_a_cache_the_model_goes_to_the_shared_claim_under_its_key_and_runtimes_re
     assert_eq!(runtime.args.as_ref().unwrap()[1], path);
 
     // Without a cache: the pod's own emptyDir, as before.
-    let pod = deployment(&isvc, &model, &Settings::default())
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
+    let pod = pod_with(&Settings::default());
     assert!(pod.volumes.unwrap()[0].empty_dir.is_some());
     assert_eq!(
         pod.containers[0].args.as_ref().unwrap()[1],
