@@ -96,6 +96,7 @@ fn a_remote_model_gets_the_downloader_with_the_site_ca_and_overridden_images() {
         image_pull_secrets: vec!["internal-registry-creds".into()],
         allowance: Default::default(),
         model_cache: None,
+        model_cache_cleanup: false,
     };
     let d = deployment(
         &isvc(Runtime::Vllm),

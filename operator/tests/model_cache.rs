@@ -232,3 +232,61 @@ fn with_a_cache_the_model_goes_to_the_shared_claim_under_its_key_and_runtimes_re
         "/models/llama.gguf"
     );
 }
+
+#[test]
+fn cleanup_removes_only_old_unreferenced_unlocked_key_directories() {
+    use llmkube_operator::reconcile::model_cache::CLEANUP_SCRIPT;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let key = |c: char| c.to_string().repeat(16);
+    for name in [
+        key('a'),
+        key('b'),
+        key('c'),
+        key('d'),
+        "lost+found".into(),
+        "notes".into(),
+    ] {
+        std::fs::create_dir(dir.join(&name)).unwrap();
+        std::fs::write(dir.join(&name).join("model.gguf"), b"w").unwrap();
+    }
+    std::fs::create_dir(dir.join(key('d')).join("model.gguf.lock")).unwrap();
+    let two_hours_ago = format!(
+        "@{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 7200
+    );
+    for name in [key('a'), key('b'), key('d'), "notes".into()] {
+        let ok = Command::new("touch")
+            .args(["-d", &two_hours_ago])
+            .arg(dir.join(name))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let out = Command::new("sh")
+        .args(["-c", CLEANUP_SCRIPT])
+        .env("CACHE_DIR", dir)
+        .env("KEEP", key('a'))
+        .env("GRACE_MINUTES", "60")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    let left: std::collections::BTreeSet<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let expected = [
+        key('a'),
+        key('c'),
+        key('d'),
+        "lost+found".into(),
+        "notes".into(),
+    ];
+    assert_eq!(left, expected.into_iter().collect(), "{log}");
+    assert!(log.contains("removed 1 unreferenced model(s)"), "{log}");
+}

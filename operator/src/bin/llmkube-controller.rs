@@ -144,6 +144,10 @@ struct Args {
     /// (instead of claims the controller creates).
     #[arg(long, env = "LLMKUBE_MODEL_CACHE_CLAIM")]
     model_cache_claim: Option<String>,
+    /// Remove from each namespace's model cache the files no Model there references any more
+    /// (a Job per change of the set; one volume per namespace is assumed).
+    #[arg(long, env = "LLMKUBE_MODEL_CACHE_CLEANUP")]
+    model_cache_cleanup: bool,
     /// Print the CustomResourceDefinitions as YAML and exit.
     #[arg(long)]
     print_crds: bool,
@@ -186,6 +190,7 @@ impl Args {
                 image_pull_secrets: self.image_pull_secrets.clone(),
                 allowance: allowance.clone(),
                 model_cache: self.model_cache(),
+                model_cache_cleanup: self.model_cache_cleanup,
             },
             router: RouterSettings {
                 gateway_image: self.router_proxy_image.clone(),
@@ -211,6 +216,14 @@ impl Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if args.model_cache_cleanup && args.model_cache().is_none() {
+        <Args as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--model-cache-cleanup needs a model cache: --model-cache-size or --model-cache-claim",
+            )
+            .exit();
+    }
     if args.print_crds {
         for crd in llmkube_operator::crd::crds() {
             print!("---\n{}", serde_yaml_ng::to_string(&crd)?);

@@ -1,6 +1,7 @@
 //! Reconciling a `Model`: look at its PVC or at the model-downloader's verdict, write status.
 
 use llmkube_router::condition::Phase;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -12,6 +13,7 @@ use super::{Context, Error, PROGRESS, RESYNC, namespace_of};
 use crate::crd::model::Model;
 use crate::reconcile::inference_service::MODEL_LABEL;
 use crate::reconcile::model::{Observation, Source, download_report, parse_source, status};
+use crate::reconcile::model_cache::{ModelCache, cache_key, cleanup_job};
 
 /// Reconciles one Model.
 pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -46,8 +48,38 @@ async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
     }
     let mut next = status(&model.spec, &ns, &obs);
     super::write::status(&ctx.client, model, model.status.as_ref(), &mut next).await?;
+    let inference = &ctx.settings.inference;
+    if let (true, Some(cache)) = (inference.model_cache_cleanup, &inference.model_cache) {
+        clean_cache(&ns, cache, ctx).await?;
+    }
     Ok(match next.phase {
         Some(Phase::Pending) => Action::requeue(PROGRESS),
         _ => Action::requeue(RESYNC),
     })
+}
+
+/// With cleanup on: the Job that removes from the namespace's cache what none of its Models
+/// references. Its name follows the set of keys, so applying it again is a no-op until the set
+/// changes (or its finished Job expires, when it runs again).
+async fn clean_cache(ns: &str, cache: &ModelCache, ctx: &Context) -> Result<(), Error> {
+    let models: Api<Model> = Api::namespaced(ctx.client.clone(), ns);
+    let keep: BTreeSet<String> = (models.list(&ListParams::default()).await?.items.iter())
+        .filter(|m| {
+            matches!(
+                parse_source(&m.spec),
+                Ok(Source::Remote(_) | Source::File(_))
+            )
+        })
+        .map(|m| cache_key(&m.spec))
+        .collect();
+    let settings = &ctx.settings.inference;
+    let job = cleanup_job(
+        ns,
+        cache.claim(),
+        &keep,
+        &settings.images.init,
+        settings.allowance.container_security(None),
+    );
+    super::write::apply(&ctx.client, &job).await?;
+    Ok(())
 }

@@ -23,8 +23,7 @@ use llmkube_router::condition::{Condition, Phase};
 
 /// The Service port every InferenceService is reached on (routers dial it).
 pub const SERVICE_PORT: i32 = llmkube_router::defaults::INFERENCE_SERVICE_PORT as i32;
-/// Where the model is mounted in the runtime container.
-pub const MODEL_DIR: &str = "/models";
+pub use super::model_cache::MODEL_DIR;
 /// Where the CA bundle ConfigMap is mounted in init containers.
 pub const CA_DIR: &str = "/etc/llmkube/ca";
 
@@ -68,6 +67,8 @@ pub struct Settings {
     pub allowance: Allowance,
     /// Where downloaded models are kept across pods (`None`: a per-pod `emptyDir`).
     pub model_cache: Option<ModelCache>,
+    /// Remove from the model cache what no Model references (a Job per change of the set).
+    pub model_cache_cleanup: bool,
 }
 
 /// How a runtime is run and probed.

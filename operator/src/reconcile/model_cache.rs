@@ -3,12 +3,16 @@
 //! a rollout or a new replica fills again. A file lives at `<cacheKey>/<file name>`, where the
 //! key is derived from the source and its sha256, so that a changed source or digest never
 //! reuses a file; the downloader fetches it under a lock and records its verified digest beside
-//! it (see `model-downloader.sh`), and runtimes mount the volume read-only.
+//! it (see `model-downloader.sh`), and runtimes mount the volume read-only. With cleanup on, a
+//! Job removes the directories no Model references any more (see `model-cache-cleanup.sh`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+    Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecurityContext, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,6 +22,23 @@ use crate::crd::model::ModelSpec;
 
 /// Name of the claim the controller creates in each namespace that uses the cache.
 pub const CACHE_CLAIM: &str = "llmkube-model-cache";
+/// Where models are mounted in runtime containers: the cache volume's root, or the pod's own
+/// volume without a cache.
+pub const MODEL_DIR: &str = "/models";
+
+/// The labels of the cache's objects.
+fn labels(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            super::MANAGER.to_owned(),
+        ),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            component.to_owned(),
+        ),
+    ])
+}
 
 /// How the cache volume is provided (`--model-cache-*` flags, Helm `modelCache.persistence`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,16 +82,7 @@ impl ModelCache {
             metadata: ObjectMeta {
                 name: Some(CACHE_CLAIM.into()),
                 namespace: Some(namespace.into()),
-                labels: Some(BTreeMap::from([
-                    (
-                        "app.kubernetes.io/managed-by".to_owned(),
-                        super::MANAGER.to_owned(),
-                    ),
-                    (
-                        "app.kubernetes.io/component".to_owned(),
-                        "model-cache".to_owned(),
-                    ),
-                ])),
+                labels: Some(labels("model-cache")),
                 ..ObjectMeta::default()
             },
             spec: Some(PersistentVolumeClaimSpec {
@@ -87,6 +99,81 @@ impl ModelCache {
             }),
             status: None,
         })
+    }
+}
+
+/// The cleanup script the Job runs.
+pub const CLEANUP_SCRIPT: &str = include_str!("model-cache-cleanup.sh");
+/// Minutes an unreferenced key directory is kept, so that a Model created after the Job's
+/// key list was made does not lose its file.
+const CLEANUP_GRACE_MINUTES: &str = "60";
+/// Seconds a finished cleanup Job is kept for `kubectl logs`.
+const CLEANUP_TTL_SECONDS: i32 = 3600;
+
+/// The Job that removes from `claim` in `namespace` every key directory not in `keep` (the
+/// keys the namespace's Models reference). Its name follows the key set, so one Job runs per
+/// change of the set; `image` needs sh, stat and date (the downloader's image).
+pub fn cleanup_job(
+    namespace: &str,
+    claim: &str,
+    keep: &BTreeSet<String>,
+    image: &str,
+    security: SecurityContext,
+) -> Job {
+    let listed = keep.iter().cloned().collect::<Vec<_>>().join(" ");
+    let digest: String = Sha256::digest(listed.as_bytes())[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let env = |name: &str, value: &str| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(format!("llmkube-model-cache-cleanup-{digest}")),
+            namespace: Some(namespace.into()),
+            labels: Some(labels("model-cache-cleanup")),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(2),
+            ttl_seconds_after_finished: Some(CLEANUP_TTL_SECONDS),
+            template: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: "cleanup".into(),
+                        image: Some(image.into()),
+                        command: Some(vec!["/bin/sh".into(), "-c".into(), CLEANUP_SCRIPT.into()]),
+                        env: Some(vec![
+                            env("KEEP", &listed),
+                            env("GRACE_MINUTES", CLEANUP_GRACE_MINUTES),
+                        ]),
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: "cache".into(),
+                            mount_path: MODEL_DIR.into(),
+                            ..VolumeMount::default()
+                        }]),
+                        security_context: Some(security),
+                        ..Container::default()
+                    }],
+                    volumes: Some(vec![Volume {
+                        name: "cache".into(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: claim.into(),
+                            read_only: None,
+                        }),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
     }
 }
 
@@ -144,5 +231,37 @@ mod tests {
             claim: "models".into(),
         };
         assert_eq!((existing.claim(), existing.pvc("team-a")), ("models", None));
+    }
+
+    #[test]
+    fn one_cleanup_job_per_key_set_naming_what_to_keep() {
+        let keep = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
+        let job = |keys: &[&str]| {
+            cleanup_job(
+                "team-a",
+                "models",
+                &keep(keys),
+                "curl:8",
+                SecurityContext::default(),
+            )
+        };
+        let a = job(&["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]);
+        assert_eq!(
+            a.metadata.name,
+            job(&["bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa"]).metadata.name
+        );
+        assert_ne!(a.metadata.name, job(&["aaaaaaaaaaaaaaaa"]).metadata.name);
+        let pod = a.spec.unwrap().template.spec.unwrap();
+        let env = pod.containers[0].env.clone().unwrap();
+        assert_eq!(
+            env[0].value.as_deref(),
+            Some("aaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbb")
+        );
+        let claim = pod.volumes.unwrap()[0]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
+        assert_eq!(claim.claim_name, "models");
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     }
 }
