@@ -22,7 +22,10 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
 
 async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
     let ns = namespace_of(model);
-    let mut obs = Observation::default();
+    let mut obs = Observation {
+        cache: ctx.settings.inference.model_cache.is_some(),
+        ..Observation::default()
+    };
     let allowance = &ctx.settings.inference.allowance;
     match parse_source(&model.spec) {
         Ok(Source::Pvc { claim, .. }) => {

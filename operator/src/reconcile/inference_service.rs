@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
 use super::downloader::{explain_init_failure, newest_downloader_exit};
-use super::model::{Source, parse_source};
-use super::model_cache::{ModelCache, cache_key};
+use super::model::{Source, downloaded_path, parse_source};
+use super::model_cache::ModelCache;
 use super::runtime_args::runtime_args;
 use crate::crd::inference_service::{InferenceService, InferenceServiceStatus, Runtime};
 use crate::crd::model::Model;
@@ -217,16 +217,6 @@ fn mount(
             init: None,
         }),
         source @ (Source::Remote(_) | Source::File(_)) => {
-            let file = match &source {
-                Source::Remote(url) => url
-                    .rsplit('/')
-                    .next()
-                    .filter(|f| !f.is_empty())
-                    .unwrap_or("model")
-                    .to_owned(),
-                Source::File(path) => path.rsplit('/').next().unwrap_or("model").to_owned(),
-                _ => unreachable!(),
-            };
             // On the shared cache, under the Model's key; else in the pod's own emptyDir.
             let (volume, dest) = match &settings.model_cache {
                 Some(cache) => (
@@ -238,7 +228,7 @@ fn mount(
                         }),
                         ..Volume::default()
                     },
-                    format!("{MODEL_DIR}/{}/{file}", cache_key(&model.spec)),
+                    downloaded_path(&model.spec, &source, true),
                 ),
                 None => (
                     Volume {
@@ -246,7 +236,7 @@ fn mount(
                         empty_dir: Some(EmptyDirVolumeSource::default()),
                         ..Volume::default()
                     },
-                    format!("{MODEL_DIR}/{file}"),
+                    downloaded_path(&model.spec, &source, false),
                 ),
             };
             let mut volumes = vec![volume];

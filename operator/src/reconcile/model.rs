@@ -57,6 +57,22 @@ pub fn parse_source(spec: &ModelSpec) -> Result<Source, String> {
     ))
 }
 
+/// Where a downloaded (`https://`, `file://`) model is, as runtimes see it: `/models/<file>`
+/// in the pod's own volume, or `/models/<cacheKey>/<file>` on the model cache.
+pub fn downloaded_path(spec: &ModelSpec, source: &Source, cache: bool) -> String {
+    let file = match source {
+        Source::Remote(url) => url.rsplit('/').next().filter(|f| !f.is_empty()),
+        Source::File(path) => path.rsplit('/').next().filter(|f| !f.is_empty()),
+        Source::Pvc { .. } | Source::HfRepo(_) => None,
+    }
+    .unwrap_or("model");
+    let dir = super::model_cache::MODEL_DIR;
+    match cache {
+        true => format!("{dir}/{}/{file}", super::model_cache::cache_key(spec)),
+        false => format!("{dir}/{file}"),
+    }
+}
+
 /// What the controller observed about a Model's source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observation {
@@ -67,6 +83,8 @@ pub struct Observation {
     /// Why the admin's allowance refuses the source (a `file://` path outside the allowed
     /// host directories), as the condition message.
     pub refused: Option<String>,
+    /// The model cache is on, so a downloaded file is under its cache key.
+    pub cache: bool,
 }
 
 /// The model-downloader's verdict (parsed from its termination message).
@@ -165,7 +183,7 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
             format!("{id} is resolved by the runtime image through its HF_ENDPOINT mirror"),
             None,
         ),
-        Ok(Source::Remote(_) | Source::File(_)) => match &obs.download {
+        Ok(source @ (Source::Remote(_) | Source::File(_))) => match &obs.download {
             None => (
                 Phase::Ready,
                 true,
@@ -173,8 +191,8 @@ pub fn status(spec: &ModelSpec, namespace: &str, obs: &Observation) -> ModelStat
                 "fetched and verified by the model-downloader init container of each InferenceService".to_owned(),
                 None,
             ),
-            Some(DownloadReport::Done { cached: true, .. }) => (Phase::Ready, true, "Cached", "found verified in the model cache; nothing was downloaded".to_owned(), Some("/models/model".to_owned())),
-            Some(DownloadReport::Done { .. }) => (Phase::Ready, true, "Verified", "downloaded and hashed".to_owned(), Some("/models/model".to_owned())),
+            Some(DownloadReport::Done { cached: true, .. }) => (Phase::Ready, true, "Cached", "found verified in the model cache; nothing was downloaded".to_owned(), Some(downloaded_path(spec, &source, obs.cache))),
+            Some(DownloadReport::Done { .. }) => (Phase::Ready, true, "Verified", "downloaded and hashed".to_owned(), Some(downloaded_path(spec, &source, obs.cache))),
             Some(DownloadReport::Mismatch { expected, actual }) => (
                 Phase::Failed,
                 false,
@@ -305,6 +323,7 @@ mod tests {
                 pvc_phase: Some(None),
                 download: None,
                 refused: None,
+                cache: false,
             },
         );
         assert_eq!(
@@ -322,6 +341,7 @@ mod tests {
                 pvc_phase: Some(Some("Pending".into())),
                 download: None,
                 refused: None,
+                cache: false,
             },
         );
         assert_eq!(
@@ -339,6 +359,7 @@ mod tests {
                 pvc_phase: Some(Some("Bound".into())),
                 download: None,
                 refused: None,
+                cache: false,
             },
         );
         assert_eq!(ready(&bound).0, "Ready");
@@ -367,6 +388,7 @@ mod tests {
                     cached: false,
                 }),
                 refused: None,
+                cache: false,
             },
         );
         assert_eq!(
@@ -374,15 +396,19 @@ mod tests {
             (Some("a".repeat(64).as_str()), Some("4.6GiB"))
         );
         assert_eq!(done.cache_key.as_ref().map(String::len), Some(16));
+        assert_eq!(done.path.as_deref(), Some("/models/m.gguf"));
         let cached = parse_report(0, r#"{"sha256":"ab","size":3,"cached":true}"#);
         let from_cache = status(
             &s,
             "ns",
             &Observation {
                 download: Some(cached),
+                cache: true,
                 ..Observation::default()
             },
         );
+        let key = from_cache.cache_key.clone().unwrap();
+        assert_eq!(from_cache.path, Some(format!("/models/{key}/m.gguf")));
         assert_eq!(from_cache.conditions[0].reason, "Cached");
         let bad = status(
             &s,
@@ -394,6 +420,7 @@ mod tests {
                     actual: "b".repeat(64),
                 }),
                 refused: None,
+                cache: false,
             },
         );
         let (phase, ok, message) = ready(&bad);
