@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::anthropic_answer::{chat_usage, finish_reason, message_id, stop_reason};
-use super::event::{Data, Event, Stage};
+use super::event::{ChatChunk, Data, Event, Stage};
 
 /// Anthropic events in, chat chunks out.
 pub struct AnthropicToChat {
@@ -247,20 +247,15 @@ impl ChatToAnthropic {
 
 impl Stage for ChatToAnthropic {
     fn event(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), String> {
-        let chunk = match event.data {
-            Data::Done => {
+        let chunk = match ChatChunk::of(event) {
+            ChatChunk::Done => {
                 self.close_message(out);
                 return Ok(());
             }
-            Data::Json(chunk) => chunk,
+            _ if self.ended => return Ok(()),
+            ChatChunk::Error(message) => return Err(message),
+            ChatChunk::Chunk(chunk) => chunk,
         };
-        if self.ended {
-            return Ok(());
-        }
-        if let Some(error) = chunk.get("error") {
-            let message = error["message"].as_str().unwrap_or("the backend failed");
-            return Err(message.to_owned());
-        }
         self.start(&chunk, out);
         if chunk["usage"].is_object() {
             self.usage = Some(chunk["usage"].clone());

@@ -51,3 +51,31 @@ pub trait Stage: Send {
         0
     }
 }
+
+/// What a chat-completions event means to a stage that reads chat chunks.
+pub enum ChatChunk {
+    /// `[DONE]`.
+    Done,
+    /// A chunk.
+    Chunk(Value),
+    /// An error object in place of a chunk (its message).
+    Error(String),
+}
+
+impl ChatChunk {
+    /// The meaning of `event`.
+    pub fn of(event: Event) -> ChatChunk {
+        match event.data {
+            Data::Done => ChatChunk::Done,
+            Data::Json(chunk) => match chunk.get("error") {
+                Some(error) => ChatChunk::Error(
+                    error["message"]
+                        .as_str()
+                        .unwrap_or("the backend failed")
+                        .to_owned(),
+                ),
+                None => ChatChunk::Chunk(chunk),
+            },
+        }
+    }
+}

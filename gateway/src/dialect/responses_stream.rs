@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::event::{Data, Event, Stage};
+use super::event::{ChatChunk, Event, Stage};
 use super::responses_answer::{Echo, call_item, message_item, response, status};
 
 /// Most output text kept for the final events, in bytes: the Responses API repeats the whole
@@ -241,22 +241,15 @@ impl ChatToResponses {
 
 impl Stage for ChatToResponses {
     fn event(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), String> {
-        let chunk = match event.data {
-            Data::Done => {
+        let chunk = match ChatChunk::of(event) {
+            ChatChunk::Done => {
                 self.complete(out);
                 return Ok(());
             }
-            Data::Json(chunk) => chunk,
+            _ if self.ended => return Ok(()),
+            ChatChunk::Error(message) => return Err(message),
+            ChatChunk::Chunk(chunk) => chunk,
         };
-        if self.ended {
-            return Ok(());
-        }
-        if let Some(error) = chunk.get("error") {
-            return Err(error["message"]
-                .as_str()
-                .unwrap_or("the backend failed")
-                .to_owned());
-        }
         if self.model.is_null() {
             self.model = chunk["model"].clone();
         }
@@ -297,6 +290,7 @@ impl Stage for ChatToResponses {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::event::Data;
 
     #[test]
     fn chat_chunks_become_numbered_response_events() {
