@@ -112,7 +112,8 @@ const CLEANUP_TTL_SECONDS: i32 = 3600;
 
 /// The Job that removes from `claim` in `namespace` every key directory not in `keep` (the
 /// keys the namespace's Models reference). Its name follows the key set, so one Job runs per
-/// change of the set; `image` needs sh, stat and date (the downloader's image).
+/// change of the set (`examples/kind-e2e.sh` derives the name the same way); `image` needs sh,
+/// stat and date (the downloader's image).
 pub fn cleanup_job(
     namespace: &str,
     claim: &str,
