@@ -271,6 +271,11 @@ fn tool_use_block(call: Value) -> Result<Value, Untranslatable> {
             "a tool call needs function.name and function.arguments",
         ));
     };
+    if escapes_printable_ascii(arguments) {
+        return Err(Untranslatable::new(format!(
+            "the arguments of tool call {id:?} write a printable ASCII character as a \\u escape; the PII detector reads them as sent, and {ANTHROPIC} would get them decoded, so send such characters as themselves"
+        )));
+    }
     let input: Value = if arguments.trim().is_empty() {
         json!({})
     } else {
@@ -281,6 +286,30 @@ fn tool_use_block(call: Value) -> Result<Value, Untranslatable> {
         })?
     };
     Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
+}
+
+/// Whether JSON text `s` writes a printable ASCII character (space to `~`) as a `\uXXXX`
+/// escape. Decoding the arguments for Anthropic's `input` turns such escapes into the
+/// characters the detector never saw (`\u0030` is `0`); JSON encoders escape only quotes,
+/// backslashes, control and (optionally) non-ASCII characters, so no honest client is refused.
+fn escapes_printable_ascii(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'u')
+            && let Some(hex) = s.get(i + 2..i + 6)
+            && let Ok(c) = u32::from_str_radix(hex, 16)
+            && (0x20..0x7f).contains(&c)
+        {
+            return true;
+        }
+        i += 2;
+    }
+    false
 }
 
 /// A chat function tool as an Anthropic tool.

@@ -376,6 +376,9 @@ struct Keys<'de> {
     many: Option<HashSet<Cow<'de, str>>>,
 }
 
+/// The prefix of the keys serde_json gives a meaning of its own (see [`Keys::insert`]).
+const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+
 /// Objects with more keys than this are checked with a hash set.
 const FEW_KEYS: usize = 16;
 
@@ -383,6 +386,15 @@ impl<'de> Keys<'de> {
     /// Records `key`; a key seen before is an error. The key is not echoed: it may itself be
     /// sensitive.
     fn insert<E: de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
+        // serde_json reads an object keyed `$serde_json::private::RawValue` (or `::Number`)
+        // as the JSON text of its string value, decoding it a second time: code that reads
+        // the body into a `serde_json::Value` (the dialect translations) would see what the
+        // detector did not. No API uses such keys.
+        if key.starts_with(SERDE_JSON_PRIVATE) {
+            return Err(E::custom(
+                "an object key starting with $serde_json::private:: is reserved",
+            ));
+        }
         let fresh = match &mut self.many {
             Some(set) => set.insert(key),
             None if self.few.len() < FEW_KEYS => {
@@ -465,6 +477,10 @@ mod tests {
             r#"{"x":"\udc00\ud800"}"#,
             r#"{"\ud83d":1}"#,
             r#"{"model":"\ud800"}"#,
+            // serde_json's private keys (fuzz finding: read again as JSON by a `Value`).
+            r#"{"$serde_json::private::RawValue":"m","messages":[]}"#,
+            r#"{"x":{"$serde_json::private::Number":"1"}}"#,
+            r#"{"x":[{"$serde_json::private::RawValue":"\"0\\u0037\""}]}"#,
         ] {
             assert!(parse_json_body(Bytes::from(bad), None).is_err(), "{bad:?}");
         }

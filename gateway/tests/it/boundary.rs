@@ -249,3 +249,84 @@ async fn a_huge_model_name_is_echoed_bounded() {
     assert!(line.len() < 4_000, "audit line of {} bytes", line.len());
     assert!(lines[0]["model"].as_str().unwrap().ends_with('…'));
 }
+
+/// serde_json gives an object whose first key is `$serde_json::private::RawValue` a meaning
+/// of its own: its string value is parsed again as JSON. A translating gateway that reads the
+/// body into a `serde_json::Value` would thus decode a second time what the detector saw once
+/// (`\u0030\u0037\u0038` is only text to it, `078` to the backend). Bodies with serde_json's
+/// private keys are refused before anything else reads them.
+#[tokio::test]
+async fn serde_jsons_private_keys_cannot_smuggle_a_second_decoding_past_the_detector() {
+    let claude = llmkube_mock_upstream::MockUpstream::start("claude")
+        .await
+        .unwrap();
+    let local = llmkube_mock_upstream::MockUpstream::start("local")
+        .await
+        .unwrap();
+    let (gw, _audit) = crate::anthropic_out::anthropic_gateway(&claude, &local).await;
+    // A JSON string whose text is itself a JSON string literal with escaped digits.
+    let hidden = r#""\"my SSN is \\u0030\\u0037\\u0038-05-1120\"""#;
+    let bodies = [
+        format!(
+            r#"{{"model":"claude","messages":[{{"role":"user","content":{{"$serde_json::private::RawValue":{hidden}}}}}]}}"#
+        ),
+        r#"{"model":"claude","messages":[{"role":"user","content":"hi"}],"metadata":{"$serde_json::private::Number":"1"}}"#.to_owned(),
+    ];
+    for body in bodies {
+        let r = post(&gw, &[], body).await;
+        assert_error(&r, 400, "invalid_request_error");
+        assert!(r.text().contains("reserved"), "{}", r.text());
+    }
+    let leaked: Vec<String> = (claude.requests().iter())
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(leaked.is_empty(), "reached the cloud: {leaked:?}");
+    assert_eq!(local.request_count(), 0);
+}
+
+/// Chat tool-call `arguments` are JSON text inside a string: the detector reads that string,
+/// and the translation to Anthropic decodes it into `tool_use.input`. A printable character
+/// written as a `\u` escape would be decoded past the detector, so it is refused there.
+#[tokio::test]
+async fn escaped_digits_in_tool_call_arguments_are_not_decoded_for_the_cloud() {
+    let claude = llmkube_mock_upstream::MockUpstream::start("claude")
+        .await
+        .unwrap();
+    let local = llmkube_mock_upstream::MockUpstream::start("local")
+        .await
+        .unwrap();
+    let (gw, _audit) = crate::anthropic_out::anthropic_gateway(&claude, &local).await;
+    let r = post(
+        &gw,
+        &[],
+        tool_call(r#"{"ssn":"\u0030\u0037\u0038-05-1120"}"#),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_request_error");
+    assert!(r.text().contains("escape"), "{}", r.text());
+    assert_eq!(claude.request_count(), 0, "nothing reached the cloud");
+
+    // Escapes a JSON encoder writes (quotes, non-ASCII) are translated as before.
+    let r = post(&gw, &[], tool_call(r#"{"q":"say \"caf\u00e9\""}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent: serde_json::Value = serde_json::from_slice(&claude.requests()[0].body).unwrap();
+    assert_eq!(
+        sent["messages"][1]["content"][0]["input"]["q"],
+        "say \"café\""
+    );
+}
+
+/// A chat request to Claude that replays a tool call with these `arguments`.
+fn tool_call(arguments: &str) -> String {
+    serde_json::json!({
+        "model": "claude",
+        "messages": [
+            {"role": "user", "content": "look me up"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": arguments}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "found"}
+        ]
+    })
+    .to_string()
+}
