@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod budget;
 mod dialect;
+pub mod explain;
 mod http;
 mod metrics;
 pub mod policy;

@@ -141,6 +141,47 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Print what the gateway would do with one request, without sending it: the
+    /// classification and its source, each policy's result, each rule and why it did or did
+    /// not match, the candidate backends in order with tier and reachability, and the answer.
+    /// Runs the server's compiled rules and policies. Exit code 0: routed; 1: refused;
+    /// 2: the router or the request could not be read.
+    Explain(ExplainArgs),
+}
+
+/// The arguments of `explain`.
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// The ModelRouter YAML file, as for the server's --router.
+    #[arg(long)]
+    router: PathBuf,
+    /// Which ModelRouter of the file, when it holds several.
+    #[arg(long)]
+    router_name: Option<String>,
+    /// A request header, 'name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The body's model (set in --body, or a one-message chat request for it).
+    #[arg(long)]
+    model: Option<String>,
+    /// The request body, a JSON file (- for standard input).
+    #[arg(long)]
+    body: Option<PathBuf>,
+    /// The endpoint the request is for.
+    #[arg(long, default_value = "/v1/chat/completions")]
+    path: String,
+    /// Where to dial a backend, NAME=URL (repeatable), as for the server.
+    #[arg(long = "backend-address", value_delimiter = ',', value_parser = parse_pair)]
+    backend_addresses: Vec<(String, String)>,
+    /// Directory of built-in policies, as for the server.
+    #[arg(long, env = "LLMKUBE_POLICY_DIR")]
+    policy_dir: Option<PathBuf>,
+    /// Do not try a TCP connection to each candidate backend.
+    #[arg(long)]
+    no_probe: bool,
+    /// Output format.
+    #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -148,6 +189,13 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .filter(|(k, v)| !k.is_empty() && !v.is_empty())
         .ok_or_else(|| format!("{s:?} is not NAME=URL"))
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    s.split_once(':')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not 'name: value'"))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -168,6 +216,9 @@ fn main() -> ExitCode {
     if let Some(Command::PolicyNew { name, dir, sdk }) = &args.command {
         return policy_new(name, dir.as_deref(), sdk.as_deref());
     }
+    if let Some(Command::Explain(explain_args)) = args.command {
+        return explain(explain_args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -179,6 +230,61 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args))
+}
+
+fn explain(args: ExplainArgs) -> ExitCode {
+    use llmkube_gateway::explain::{ExplainRequest, explain};
+    let body = match args.body.as_deref().map(|p| match p.to_str() {
+        Some("-") => std::io::read_to_string(std::io::stdin()).map(String::into_bytes),
+        _ => std::fs::read(p),
+    }) {
+        None => None,
+        Some(Ok(bytes)) => Some(bytes.into()),
+        Some(Err(e)) => {
+            eprintln!("explain: cannot read the body: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = ExplainRequest {
+        router: args.router,
+        router_name: args.router_name,
+        headers: args.headers,
+        model: args.model,
+        body,
+        path: args.path,
+        resolve: ResolveOptions {
+            addresses: args.backend_addresses.into_iter().collect(),
+            ..ResolveOptions::default()
+        },
+        policy_dir: args.policy_dir,
+        probe: (!args.no_probe).then_some(Duration::from_secs(1)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(explain(&request)) {
+        Ok(explanation) => {
+            match args.output.as_str() {
+                "json" => println!("{}", explanation.to_json()),
+                _ => print!("{explanation}"),
+            }
+            match explanation.routed() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            eprintln!("explain: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn policy_new(

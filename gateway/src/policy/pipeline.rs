@@ -504,7 +504,10 @@ fn encode(view: &RequestView<'_>, minor: u32) -> Vec<u8> {
 }
 
 /// `(name, value)` of every occurrence of each header in `names` (lowercase) with a text value.
-fn match_headers<'a>(headers: &'a HeaderMap, names: &'a [String]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn match_headers<'a>(
+    headers: &'a HeaderMap,
+    names: &'a [String],
+) -> Vec<(&'a str, &'a str)> {
     let mut out = Vec::new();
     for name in names {
         for value in headers.get_all(name.as_str()) {

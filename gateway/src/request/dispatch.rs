@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use llmkube_router::routing::Route;
+use llmkube_router::routing::{Route, RoutingTable};
 use llmkube_router::spec::Strategy;
 
 use crate::metrics::AttemptResult;
@@ -63,13 +63,13 @@ pub struct Progress {
 }
 
 /// The order in which a route's candidates are tried.
-pub fn order(route: &Route, snap: &RouterSnapshot) -> Vec<usize> {
+pub fn order(route: &Route, table: &RoutingTable) -> Vec<usize> {
     match route.strategy {
         Strategy::Weighted => weighted_order(
             route
                 .backends
                 .iter()
-                .map(|&b| (b, snap.table.backends[b].weight)),
+                .map(|&b| (b, table.backends[b].weight)),
         ),
         Strategy::PrimaryFallback | Strategy::Shadow => route.backends.clone(),
     }
@@ -124,7 +124,7 @@ pub async fn dispatch(
 ) -> Result<Answered, Exhausted> {
     let mut last = None;
     let mut skipped = Vec::new();
-    for b in order(route, snap) {
+    for b in order(route, &snap.table) {
         let target = &snap.backends[b];
         let Some(permit) = target.health.try_admit(now_ms()) else {
             skipped.push(b);

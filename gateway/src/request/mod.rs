@@ -5,7 +5,7 @@ mod accounting;
 pub(crate) mod body_budget;
 pub(crate) mod body_text;
 pub(crate) mod dispatch;
-mod inbound;
+pub(crate) mod inbound;
 pub(crate) mod json_body;
 pub(crate) mod proxy;
 pub(crate) mod record;

@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, Response, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use llmkube_router::defaults::TASK_COMPLEXITY_HEADER;
-use llmkube_router::routing::{Deny, Route, Via, fail_closed_message};
+use llmkube_router::routing::{Deny, Route, RoutingTable, Via, fail_closed_message};
 
 use crate::auth::{self, Denied, Identity, TeamAccess};
 use crate::budget::{Charge, DEFAULT_COMPLETION_RESERVE, Refused, Subject};
@@ -313,19 +313,27 @@ fn decide(
     };
     let verdict =
         (snap.policies).evaluate(&snap.table, &inputs, header_classes, &mut rec.evaluation);
+    match &verdict {
+        Verdict::Route(Route {
+            via: Via::Rule(i), ..
+        }) => rec.rule = Some(*i),
+        Verdict::Deny(Deny::FailClosed { rule }) => rec.rule = *rule,
+        _ => {}
+    }
+    answer_for(&snap.table, &json.model, verdict)
+}
+
+/// The route of a verdict, or the refusal the client gets for it (`explain` reports the same).
+pub(crate) fn answer_for(
+    table: &RoutingTable,
+    model: &str,
+    verdict: Verdict,
+) -> Result<Route, Refusal> {
     let refusal = match verdict {
-        Verdict::Route(route) => {
-            if let Via::Rule(i) = route.via {
-                rec.rule = Some(i);
-            }
-            return Ok(route);
-        }
-        Verdict::Deny(Deny::NoRoute) => {
-            Refusal::new(ApiError::no_route(&json.model), Outcome::NoRoute)
-        }
+        Verdict::Route(route) => return Ok(route),
+        Verdict::Deny(Deny::NoRoute) => Refusal::new(ApiError::no_route(model), Outcome::NoRoute),
         Verdict::Deny(Deny::FailClosed { rule }) => {
-            rec.rule = rule;
-            let name = rule.map(|i| snap.table.rules[i].name.as_str());
+            let name = rule.map(|i| table.rules[i].name.as_str());
             let e = ApiError::fail_closed(fail_closed_message(name));
             Refusal::new(e, Outcome::FailClosed)
         }

@@ -71,7 +71,7 @@ pub struct ProxySettings {
 }
 
 impl ProxySettings {
-    fn from_spec(spec: &ModelRouterSpec) -> Self {
+    pub fn from_spec(spec: &ModelRouterSpec) -> Self {
         let p = spec.proxy.clone().unwrap_or_default();
         let max_body_bytes = p
             .max_request_body_bytes
@@ -162,16 +162,26 @@ pub struct RouterSnapshot {
     pub budgets: Option<Budgets>,
 }
 
+/// What decides where a request goes: the routing table, the compiled rules with the
+/// policies, and the backends. A snapshot is made of it, and `llmkube-gateway explain` runs it.
+pub struct Routing {
+    /// The routing decision's input.
+    pub table: RoutingTable,
+    /// The compiled rules and the policies.
+    pub policies: PolicySet,
+    /// Backends, index-aligned with `table.backends`.
+    pub backends: Vec<BackendTarget>,
+}
+
 impl SnapshotBuilder {
-    /// Builds a snapshot of `manifest` with the files of `bundle`; `previous` lends its
-    /// backend health (by name) and audit writer.
-    pub fn build(
+    /// The [`Routing`] of `manifest` with the files of `bundle`; `previous` lends its backend
+    /// health (by name).
+    pub fn routing(
         &self,
         manifest: &RouterManifest,
         bundle: &RouterBundle,
         previous: Option<&RouterSnapshot>,
-    ) -> Result<RouterSnapshot, BuildError> {
-        let (opts, audit_dropped) = (&self.resolve, &self.audit_dropped);
+    ) -> Result<Routing, BuildError> {
         let spec = &manifest.spec;
         let table = RoutingTable::new(spec).map_err(BuildError::Invalid)?;
         let policy_dir = self.policy_dir.as_deref();
@@ -185,13 +195,40 @@ impl SnapshotBuilder {
                     .collect()
             })
             .unwrap_or_default();
-        let backends = resolve_backends(&spec.backends, manifest.namespace(), opts, |name| {
-            old_health
-                .get(name)
-                .map(|h| Arc::clone(h))
-                .unwrap_or_default()
-        })
+        let backends = resolve_backends(
+            &spec.backends,
+            manifest.namespace(),
+            &self.resolve,
+            |name| {
+                old_health
+                    .get(name)
+                    .map(|h| Arc::clone(h))
+                    .unwrap_or_default()
+            },
+        )
         .map_err(|errors| BuildError::Invalid(ValidationErrors(errors)))?;
+        Ok(Routing {
+            table,
+            policies,
+            backends,
+        })
+    }
+
+    /// Builds a snapshot of `manifest` with the files of `bundle`; `previous` lends its
+    /// backend health (by name) and audit writer.
+    pub fn build(
+        &self,
+        manifest: &RouterManifest,
+        bundle: &RouterBundle,
+        previous: Option<&RouterSnapshot>,
+    ) -> Result<RouterSnapshot, BuildError> {
+        let (opts, audit_dropped) = (&self.resolve, &self.audit_dropped);
+        let spec = &manifest.spec;
+        let Routing {
+            table,
+            policies,
+            backends,
+        } = self.routing(manifest, bundle, previous)?;
 
         let audit_spec = spec
             .policy

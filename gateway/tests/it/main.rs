@@ -9,8 +9,10 @@ mod auth_jwt;
 mod auth_mtls;
 mod boundary;
 mod budgets;
+mod dashboard;
 mod dispatch;
 mod errors;
+mod explain;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod lifecycle;

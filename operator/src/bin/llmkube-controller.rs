@@ -2,6 +2,7 @@
 //! `ModelRouter` (`inference.llmkube.dev/v1alpha1`).
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -31,8 +32,11 @@ const GATEWAY_IMAGE: &str = concat!(
     about = "The LLMKube operator: reconciles Model, InferenceService and ModelRouter (inference.llmkube.dev/v1alpha1)"
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Serve /metrics here.
     #[arg(
+        global = true,
         long,
         env = "LLMKUBE_METRICS_BIND_ADDRESS",
         default_value = "0.0.0.0:8080"
@@ -40,72 +44,76 @@ struct Args {
     metrics_bind_address: SocketAddr,
     /// Serve /healthz and /readyz here.
     #[arg(
+        global = true,
         long,
         env = "LLMKUBE_HEALTH_PROBE_BIND_ADDRESS",
         default_value = "0.0.0.0:8081"
     )]
     health_probe_bind_address: SocketAddr,
     /// Hold a Lease so that only one replica reconciles.
-    #[arg(long, env = "LLMKUBE_LEADER_ELECT")]
+    #[arg(global = true, long, env = "LLMKUBE_LEADER_ELECT")]
     leader_elect: bool,
     /// Namespace of the leader Lease (default: the controller's own namespace).
-    #[arg(long, env = "LLMKUBE_LEADER_ELECTION_NAMESPACE")]
+    #[arg(global = true, long, env = "LLMKUBE_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
     /// A ConfigMap (key `ca.crt`) in each InferenceService's namespace holding the site CA that
     /// model-downloader init containers trust.
-    #[arg(long, env = "LLMKUBE_CA_CERT_CONFIGMAP")]
+    #[arg(global = true, long, env = "LLMKUBE_CA_CERT_CONFIGMAP")]
     ca_cert_configmap: Option<String>,
     /// Gateway (router-proxy) image for ModelRouters.
-    #[arg(long, env = "LLMKUBE_ROUTER_PROXY_IMAGE", default_value = GATEWAY_IMAGE)]
+    #[arg(global = true, long, env = "LLMKUBE_ROUTER_PROXY_IMAGE", default_value = GATEWAY_IMAGE)]
     router_proxy_image: String,
     /// The model-downloader init container image (needs sh, curl, sha256sum).
-    #[arg(long, env = "LLMKUBE_INIT_CONTAINER_IMAGE", default_value_t = Images::default().init)]
+    #[arg(global = true, long, env = "LLMKUBE_INIT_CONTAINER_IMAGE", default_value_t = Images::default().init)]
     init_container_image: String,
     /// Base URL of litellm backends that set no `external.url`.
-    #[arg(long, env = "LLMKUBE_DEFAULT_LITELLM_URL")]
+    #[arg(global = true, long, env = "LLMKUBE_DEFAULT_LITELLM_URL")]
     default_litellm_url: Option<String>,
     /// Redis (`host:port`) where routers with `policy.budgets` and no `policy.budgetStore`
     /// keep their counts, shared by their replicas.
-    #[arg(long, env = "LLMKUBE_DEFAULT_BUDGET_REDIS_ADDRESS")]
+    #[arg(global = true, long, env = "LLMKUBE_DEFAULT_BUDGET_REDIS_ADDRESS")]
     default_budget_redis_address: Option<String>,
     /// Secret (in each router's namespace) with `REDIS_PASSWORD` for that Redis.
     #[arg(
+        global = true,
         long,
         env = "LLMKUBE_DEFAULT_BUDGET_REDIS_SECRET",
         requires = "default_budget_redis_address"
     )]
     default_budget_redis_secret: Option<String>,
     /// llama.cpp runtime image.
-    #[arg(long, env = "LLMKUBE_LLAMACPP_IMAGE", default_value_t = Images::default().llamacpp)]
+    #[arg(global = true, long, env = "LLMKUBE_LLAMACPP_IMAGE", default_value_t = Images::default().llamacpp)]
     llamacpp_image: String,
     /// vLLM runtime image.
-    #[arg(long, env = "LLMKUBE_VLLM_IMAGE", default_value_t = Images::default().vllm)]
+    #[arg(global = true, long, env = "LLMKUBE_VLLM_IMAGE", default_value_t = Images::default().vllm)]
     vllm_image: String,
     /// TGI runtime image.
-    #[arg(long, env = "LLMKUBE_TGI_IMAGE", default_value_t = Images::default().tgi)]
+    #[arg(global = true, long, env = "LLMKUBE_TGI_IMAGE", default_value_t = Images::default().tgi)]
     tgi_image: String,
     /// Ollama runtime image.
-    #[arg(long, env = "LLMKUBE_OLLAMA_IMAGE", default_value_t = Images::default().ollama)]
+    #[arg(global = true, long, env = "LLMKUBE_OLLAMA_IMAGE", default_value_t = Images::default().ollama)]
     ollama_image: String,
     /// Pull secret added to every pod the controller creates (repeatable).
     #[arg(
+        global = true,
         long = "image-pull-secret",
         env = "LLMKUBE_IMAGE_PULL_SECRETS",
         value_delimiter = ','
     )]
     image_pull_secrets: Vec<String>,
     /// Do not pin gateway pods to uid 65532 (OpenShift restricted-v2 assigns one).
-    #[arg(long, env = "LLMKUBE_NO_FIXED_UID")]
+    #[arg(global = true, long, env = "LLMKUBE_NO_FIXED_UID")]
     no_fixed_uid: bool,
     /// Let InferenceServices ask for privileged, root, added capabilities or an unconfined
     /// seccomp profile (beyond the Kubernetes `restricted` Pod Security profile).
-    #[arg(long, env = "LLMKUBE_ALLOW_PRIVILEGED_PODS")]
+    #[arg(global = true, long, env = "LLMKUBE_ALLOW_PRIVILEGED_PODS")]
     allow_privileged_pods: bool,
     /// Let InferenceService `env` reference Secrets of its namespace.
-    #[arg(long, env = "LLMKUBE_ALLOW_SECRET_ENV")]
+    #[arg(global = true, long, env = "LLMKUBE_ALLOW_SECRET_ENV")]
     allow_secret_env: bool,
     /// A host directory `file://` model sources may come from (repeatable); none by default.
     #[arg(
+        global = true,
         long = "allowed-model-host-path",
         env = "LLMKUBE_ALLOWED_MODEL_HOST_PATHS",
         value_delimiter = ','
@@ -114,6 +122,7 @@ struct Args {
     /// A registry or repository prefix that InferenceService `image` and ModelRouter
     /// `proxy.image` may name (repeatable); the controller's own images are always allowed.
     #[arg(
+        global = true,
         long = "allowed-image-prefix",
         env = "LLMKUBE_ALLOWED_IMAGE_PREFIXES",
         value_delimiter = ','
@@ -123,17 +132,19 @@ struct Args {
     /// `llmkube-model-cache`) the controller creates with this size, e.g. `200Gi`: downloaded
     /// once per namespace instead of once per pod start.
     #[arg(
+        global = true,
         long,
         env = "LLMKUBE_MODEL_CACHE_SIZE",
         conflicts_with = "model_cache_claim"
     )]
     model_cache_size: Option<String>,
     /// Storage class of the cache claims (default: the cluster's default class).
-    #[arg(long, env = "LLMKUBE_MODEL_CACHE_STORAGE_CLASS")]
+    #[arg(global = true, long, env = "LLMKUBE_MODEL_CACHE_STORAGE_CLASS")]
     model_cache_storage_class: Option<String>,
     /// Access mode of the cache claims: `ReadWriteMany` when pods of one namespace run on
     /// several nodes, `ReadWriteOnce` on a single node.
     #[arg(
+        global = true,
         long,
         env = "LLMKUBE_MODEL_CACHE_ACCESS_MODE",
         default_value = "ReadWriteMany",
@@ -142,15 +153,31 @@ struct Args {
     model_cache_access_mode: String,
     /// Use this existing claim, in every namespace that serves models, as the model cache
     /// (instead of claims the controller creates).
-    #[arg(long, env = "LLMKUBE_MODEL_CACHE_CLAIM")]
+    #[arg(global = true, long, env = "LLMKUBE_MODEL_CACHE_CLAIM")]
     model_cache_claim: Option<String>,
     /// Remove from each namespace's model cache the files no Model there references any more
     /// (a Job per change of the set; one volume per namespace is assumed).
-    #[arg(long, env = "LLMKUBE_MODEL_CACHE_CLEANUP")]
+    #[arg(global = true, long, env = "LLMKUBE_MODEL_CACHE_CLEANUP")]
     model_cache_cleanup: bool,
     /// Print the CustomResourceDefinitions as YAML and exit.
-    #[arg(long)]
+    #[arg(global = true, long)]
     print_crds: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print, as YAML, every object the controller (with these flags) would apply for the
+    /// Models, InferenceServices and ModelRouters of a file, with no API server. Refusals go to
+    /// stderr with the controller's messages; exit code 1 when there is one, 2 when the file
+    /// cannot be read.
+    Render {
+        /// The manifests (`-` for standard input).
+        #[arg(short = 'f', long = "filename")]
+        file: std::path::PathBuf,
+        /// The namespace of objects that name none.
+        #[arg(short = 'n', long, default_value = llmkube_router::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
 }
 
 impl Args {
@@ -213,8 +240,45 @@ impl Args {
     }
 }
 
+/// `render`: the objects to stdout, refusals to stderr.
+fn render(file: &std::path::Path, namespace: &str, settings: &Settings) -> ExitCode {
+    let read = match file.to_str() {
+        Some("-") => std::io::read_to_string(std::io::stdin()),
+        _ => std::fs::read_to_string(file),
+    };
+    let text = match read {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let manifests = match llmkube_operator::render::parse(&text, namespace) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let rendered = llmkube_operator::render::render(&manifests, settings);
+    for doc in &rendered.documents {
+        print!("---\n{doc}");
+    }
+    for refusal in &rendered.refusals {
+        eprintln!(
+            "{}: refused: {}",
+            refusal.object,
+            refusal.message.replace('\n', "; ")
+        );
+    }
+    match rendered.refusals.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.model_cache_cleanup && args.model_cache().is_none() {
         <Args as clap::CommandFactory>::command()
@@ -224,11 +288,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .exit();
     }
+    if let Some(Command::Render { file, namespace }) = &args.command {
+        return Ok(render(file, namespace, &args.settings()));
+    }
     if args.print_crds {
         for crd in llmkube_operator::crd::crds() {
             print!("---\n{}", serde_yaml_ng::to_string(&crd)?);
         }
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -266,7 +333,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.leader_elect {
         metrics.leader.set(1);
         run_controllers(client, ctx).await;
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let namespace = args
         .leader_election_namespace
@@ -297,7 +364,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     tokio::select! {
-        () = run_controllers(client, ctx) => Ok(()),
+        () = run_controllers(client, ctx) => Ok(ExitCode::SUCCESS),
         () = lost => {
             metrics.leader.set(0);
             // Exit so that the pod restarts as a follower: no two replicas ever reconcile at once.

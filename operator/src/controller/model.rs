@@ -1,7 +1,6 @@
 //! Reconciling a `Model`: look at its PVC or at the model-downloader's verdict, write status.
 
 use llmkube_router::condition::Phase;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -12,8 +11,10 @@ use kube::{Api, ResourceExt};
 use super::{Context, Error, PROGRESS, RESYNC, namespace_of};
 use crate::crd::model::Model;
 use crate::reconcile::inference_service::MODEL_LABEL;
-use crate::reconcile::model::{Observation, Source, download_report, parse_source, status};
-use crate::reconcile::model_cache::{ModelCache, cache_key, cleanup_job};
+use crate::reconcile::model::{
+    Observation, Source, cache_keys, download_report, parse_source, status,
+};
+use crate::reconcile::model_cache::{ModelCache, cleanup_job};
 
 /// Reconciles one Model.
 pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -66,15 +67,8 @@ async fn run(model: &Model, ctx: &Context) -> Result<Action, Error> {
 /// changes (or its finished Job expires, when it runs again).
 async fn clean_cache(ns: &str, cache: &ModelCache, ctx: &Context) -> Result<(), Error> {
     let models: Api<Model> = Api::namespaced(ctx.client.clone(), ns);
-    let keep: BTreeSet<String> = (models.list(&ListParams::default()).await?.items.iter())
-        .filter(|m| {
-            matches!(
-                parse_source(&m.spec),
-                Ok(Source::Remote(_) | Source::File(_))
-            )
-        })
-        .map(|m| cache_key(&m.spec))
-        .collect();
+    let listed = models.list(&ListParams::default()).await?.items;
+    let keep = cache_keys(listed.iter().map(|m| &m.spec));
     let settings = &ctx.settings.inference;
     let job = cleanup_job(
         ns,

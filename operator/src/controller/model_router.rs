@@ -13,19 +13,15 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use sha2::{Digest, Sha256};
 
 use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
 use crate::crd::inference_service::InferenceService;
-use crate::reconcile::model_router::{
-    config_map, deployment, object_name, refusals, role, role_binding, service, service_account,
-    with_defaults,
-};
+use crate::reconcile::model_router::object_name;
+use crate::reconcile::router_plan::{check_module, module_config_map, objects, spec_problems};
 use crate::reconcile::router_status::{Observation, status};
-use llmkube_router::compiler::{compile, hex};
 use llmkube_router::defaults::backend_url;
 use llmkube_router::spec::{BackendStatus, BudgetUtilization, ModelRouter, PolicyRef};
-use llmkube_router::validate::{FieldError, ValidationErrors, validate_spec};
+use llmkube_router::validate::{FieldError, ValidationErrors};
 
 /// Reconciles one ModelRouter.
 pub async fn reconcile(router: Arc<ModelRouter>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -35,35 +31,19 @@ pub async fn reconcile(router: Arc<ModelRouter>, ctx: Arc<Context>) -> Result<Ac
 async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
     let ns = namespace_of(router);
     let settings = &ctx.settings.router;
-    let mut problems = validate_spec(&with_defaults(&router.spec, settings))
-        .err()
-        .map_or(Vec::new(), |e| e.0);
-    for (i, b) in router.spec.backends.iter().enumerate() {
-        if b.external.is_some()
-            && let Err(e) = backend_url(b, &ns, settings.default_litellm_url.as_deref())
-        {
-            problems.push(FieldError {
-                path: format!("spec.backends[{i}]{}", e.field),
-                message: e.message,
-            });
-        }
-    }
-    problems.extend(refusals(&router.spec, settings));
+    let mut problems = spec_problems(router, &ns, settings);
     let modules = policy_modules(&router.spec.policies, &ns, ctx, &mut problems).await?;
 
     let mut obs = Observation::default();
     if problems.is_empty() {
-        match compile(&router.spec)
-            .map_err(|e| e.to_string())
-            .and_then(|rules| config_map(router, settings, &rules, &modules))
-        {
-            Ok(cm) => {
-                write::apply(&ctx.client, &cm).await?;
-                write::apply(&ctx.client, &service_account(router)).await?;
-                write::apply(&ctx.client, &role(router)).await?;
-                write::apply(&ctx.client, &role_binding(router)).await?;
-                write::apply(&ctx.client, &service(router)).await?;
-                let applied = write::apply(&ctx.client, &deployment(router, settings)).await?;
+        match objects(router, settings, &modules) {
+            Ok(o) => {
+                write::apply(&ctx.client, &o.config_map).await?;
+                write::apply(&ctx.client, &o.service_account).await?;
+                write::apply(&ctx.client, &o.role).await?;
+                write::apply(&ctx.client, &o.role_binding).await?;
+                write::apply(&ctx.client, &o.service).await?;
+                let applied = write::apply(&ctx.client, &o.deployment).await?;
                 let ready = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
                 let desired = applied.spec.and_then(|s| s.replicas).unwrap_or(1);
                 obs.replicas = Some((ready, desired));
@@ -71,10 +51,7 @@ async fn run(router: &ModelRouter, ctx: &Context) -> Result<Action, Error> {
                     obs.budget_utilization = budget_report(router, &ns, ctx).await;
                 }
             }
-            Err(message) => problems.push(FieldError {
-                path: "spec".into(),
-                message,
-            }),
+            Err(problem) => problems.push(problem),
         }
     }
     obs.backends = backend_statuses(router, &ns, ctx).await?;
@@ -152,59 +129,19 @@ async fn policy_modules(
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let mut modules = BTreeMap::new();
     for (i, p) in policies.iter().enumerate() {
-        let path = format!("spec.policies[{i}].module");
-        let Some(source) = &p.module.config_map_key_ref else {
-            if p.module.file.is_some() {
-                problems.push(FieldError {
-                    path: format!("{path}.file"),
-                    message: "module.file is for standalone gateways; in a cluster put the module in a ConfigMap and use configMapKeyRef".into(),
-                });
+        let found = match module_config_map(p) {
+            Some(name) => config_maps.get_opt(name).await?,
+            None => None,
+        };
+        match check_module(p, i, found.as_ref(), ns) {
+            Ok(Some(bytes)) => {
+                modules.insert(p.name.clone(), bytes);
             }
-            continue;
-        };
-        let problem = match config_maps.get_opt(&source.name).await? {
-            None => Some(format!(
-                "ConfigMap {:?} not found in namespace {ns:?}",
-                source.name
-            )),
-            Some(cm) => match module_bytes(&cm, &source.key) {
-                None => Some(format!(
-                    "ConfigMap {:?} has no key {:?} (modules belong in binaryData)",
-                    source.name, source.key
-                )),
-                Some(bytes) => {
-                    let digest = hex(&Sha256::digest(&bytes));
-                    if digest.eq_ignore_ascii_case(&p.sha256) {
-                        modules.insert(p.name.clone(), bytes);
-                        None
-                    } else {
-                        Some(format!(
-                            "module {}/{} has sha256 {digest}, but the policy pins {}",
-                            source.name, source.key, p.sha256
-                        ))
-                    }
-                }
-            },
-        };
-        if let Some(message) = problem {
-            problems.push(FieldError {
-                path: format!("{path}.configMapKeyRef"),
-                message,
-            });
+            Ok(None) => {}
+            Err(problem) => problems.push(problem),
         }
     }
     Ok(modules)
-}
-
-/// A ConfigMap key's bytes: `binaryData` first, then `data`.
-fn module_bytes(cm: &ConfigMap, key: &str) -> Option<Vec<u8>> {
-    if let Some(b) = cm.binary_data.as_ref().and_then(|b| b.get(key)) {
-        return Some(b.0.clone());
-    }
-    cm.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|s| s.clone().into_bytes())
 }
 
 /// Each backend's address and whether it can serve: an InferenceService must exist and be

@@ -11,6 +11,7 @@ pub mod inference_service;
 pub mod model;
 pub mod model_cache;
 pub mod model_router;
+pub mod router_plan;
 pub mod router_status;
 mod runtime_args;
 pub mod sharding;

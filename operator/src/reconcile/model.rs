@@ -1,6 +1,8 @@
 //! `Model`: where the weights come from, and what the controller reports about them.
 
 use super::downloader::{explain_init_failure, newest_downloader_exit};
+use std::collections::BTreeSet;
+
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::model::{ModelFormat, ModelSpec, ModelStatus};
@@ -71,6 +73,16 @@ pub fn downloaded_path(spec: &ModelSpec, source: &Source, cache: bool) -> String
         true => format!("{dir}/{}/{file}", super::model_cache::cache_key(spec)),
         false => format!("{dir}/{file}"),
     }
+}
+
+/// The model cache keys a namespace's cache keeps: those of its Models whose file is downloaded
+/// (`https://` and `file://` sources).
+pub fn cache_keys<'a>(models: impl IntoIterator<Item = &'a ModelSpec>) -> BTreeSet<String> {
+    models
+        .into_iter()
+        .filter(|spec| matches!(parse_source(spec), Ok(Source::Remote(_) | Source::File(_))))
+        .map(super::model_cache::cache_key)
+        .collect()
 }
 
 /// What the controller observed about a Model's source.

@@ -54,7 +54,6 @@ pub struct Settings {
     pub fixed_uid: bool,
 }
 
-/// `<router>-router-proxy`.
 /// What the admin's allowance refuses in a router: a `spec.proxy.image` outside the allowed
 /// registry prefixes (the gateway pod mounts every Secret its backends name).
 pub fn refusals(

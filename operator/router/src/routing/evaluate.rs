@@ -79,22 +79,79 @@ impl RoutingTable {
     }
 }
 
+/// Why a rule did not match a request: the first of its conditions, in the order they are
+/// checked, that the request fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Its route lost every backend to `requiredCapabilities`, so it never matches.
+    NoCapableBackend,
+    /// The request carries none of its `dataClassification` values.
+    Classification,
+    /// The `x-llmkube-task-complexity` header is absent or another value.
+    TaskComplexity,
+    /// The `match.headers` entry with this (lowercase) name is absent or another value.
+    Header(String),
+    /// The request's model is not among its `match.models`.
+    Model,
+}
+
+impl Mismatch {
+    /// A sentence for `rule` (what it wanted), as `llmkube-gateway explain` prints it.
+    pub fn describe(&self, rule: &RuleEntry) -> String {
+        match self {
+            Mismatch::NoCapableBackend => {
+                "no backend of its route has every requiredCapability".into()
+            }
+            Mismatch::Classification => format!(
+                "classification is none of {}",
+                rule.classifications.join(", ")
+            ),
+            Mismatch::TaskComplexity => format!(
+                "task complexity is not {}",
+                rule.task_complexity.as_deref().unwrap_or_default()
+            ),
+            Mismatch::Header(name) => {
+                let want = (rule.headers.iter().find(|(n, _)| n == name)).map(|(_, v)| v);
+                format!("header {name} is not {:?}", want.map_or("", String::as_str))
+            }
+            Mismatch::Model => format!("model is none of {}", rule.models.join(", ")),
+        }
+    }
+}
+
+impl RoutingTable {
+    /// Why rule `index` does not match `facts` (`None`: it matches). [`Self::decide`] matches
+    /// rules with this very function.
+    pub fn rule_mismatch(&self, index: usize, facts: &RequestFacts<'_>) -> Option<Mismatch> {
+        self.rules.get(index).and_then(|rule| mismatch(rule, facts))
+    }
+}
+
 fn rule_matches(rule: &RuleEntry, facts: &RequestFacts<'_>) -> bool {
-    // A rule whose route lost every backend to `requiredCapabilities` never matches.
-    !rule.backends.is_empty()
-        && (rule.classifications.is_empty()
-            || facts
-                .classifications
-                .iter()
-                .any(|c| rule.classifications.contains(c)))
-        && rule.task_complexity.as_deref().is_none_or(|want| {
-            facts
-                .task_complexity
-                .is_some_and(|got| got.trim_ascii().eq_ignore_ascii_case(want))
-        })
-        && rule
-            .headers
-            .iter()
-            .all(|(name, value)| facts.headers.iter().any(|(n, v)| n == name && v == value))
-        && rule.model_matches(facts.model)
+    mismatch(rule, facts).is_none()
+}
+
+fn mismatch(rule: &RuleEntry, facts: &RequestFacts<'_>) -> Option<Mismatch> {
+    if rule.backends.is_empty() {
+        return Some(Mismatch::NoCapableBackend);
+    }
+    if !rule.classifications.is_empty()
+        && !(facts.classifications.iter()).any(|c| rule.classifications.contains(c))
+    {
+        return Some(Mismatch::Classification);
+    }
+    if let Some(want) = rule.task_complexity.as_deref()
+        && !(facts.task_complexity).is_some_and(|got| got.trim_ascii().eq_ignore_ascii_case(want))
+    {
+        return Some(Mismatch::TaskComplexity);
+    }
+    for (name, value) in &rule.headers {
+        if !(facts.headers.iter()).any(|(n, v)| n == name && v == value) {
+            return Some(Mismatch::Header(name.clone()));
+        }
+    }
+    if !rule.model_matches(facts.model) {
+        return Some(Mismatch::Model);
+    }
+    None
 }

@@ -11,5 +11,6 @@ mod globs;
 mod table;
 
 pub use decision::{Decision, Deny, RequestFacts, Route, Via, fail_closed_message};
+pub use evaluate::Mismatch;
 pub use globs::Globs;
 pub use table::{BackendEntry, RoutingTable, RuleEntry, normalize_glob};
