@@ -125,7 +125,17 @@ images = subprocess.run(
 check(len(images) == 7, f"expected 7 images, got {images}")
 check(all(i.startswith("registry.internal.corp/") for i in images), f"public images in {images}")
 
+# 8. the Grafana dashboard: off by default; on, a ConfigMap the sidecar finds, holding the
+# dashboard JSON (its queries are run against a real Prometheus by gateway/tests/it/dashboard.rs)
+check(not find(render(), "ConfigMap"), "a dashboard ConfigMap without grafana.dashboard.enabled")
+boards = find(render("--set", "grafana.dashboard.enabled=true"), "ConfigMap")
+check(len(boards) == 1, f"expected one dashboard ConfigMap, got {len(boards)}")
+for board in boards:
+    check(board["metadata"]["labels"].get("grafana_dashboard") == "1", "dashboard without its sidecar label")
+    panels = json.loads(board["data"]["llmkube-gateway.json"])["panels"]
+    check(len(panels) >= 10, f"the dashboard has {len(panels)} panels")
+
 if failures:
     print("chart checks failed:\n  " + "\n  ".join(failures))
     sys.exit(1)
-print(f"chart ok: lint (default, OpenShift), render, schema, RBAC, {len(images)} images to mirror")
+print(f"chart ok: lint (default, OpenShift), render, schema, RBAC, {len(images)} images to mirror, dashboard")
