@@ -81,7 +81,11 @@ kind: InferenceService
 metadata: { name: llama-3-8b }
 spec: { modelRef: llama-3-8b, runtime: llamacpp, contextSize: 256, parallelSlots: 2, jinja: true, containerPort: $llama_port }
 YAML
-plan=$(cargo run -q --locked -p llmkube-operator --example runtime_plan -- "$work/manifests.yaml")
+# The whole workspace's binaries and examples at once: the same feature set as `cargo test
+# --workspace`, so after the tests (as in .ci/run) nothing is compiled again (`-p` alone would
+# resolve other features and rebuild wasmtime and cranelift).
+cargo build -q --locked --workspace --bins --examples
+plan=$(target/debug/examples/runtime_plan "$work/manifests.yaml")
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[k] for k in sys.argv[2:]]; print(v if isinstance(v, str) else "\n".join(v))' "$plan" "$@"; }
 model_dir=$(field model_dir)
 # The pod's paths, rooted in the work directory.
@@ -150,7 +154,6 @@ head, tail = seed.split("  defaultRoute:")
 open(sys.argv[1], "w").write(head + rule + "  defaultRoute:" + tail)
 PY
 gateway_port=$(free_port)
-cargo build -q --locked -p llmkube-gateway
 target/debug/llmkube-gateway --router "$work/router.yaml" --listen "127.0.0.1:$gateway_port" \
     --backend-address "local-llama=http://127.0.0.1:$llama_port" \
     --backend-address "internal-litellm=http://127.0.0.1:$litellm_port" \
