@@ -4,9 +4,9 @@
 # that the llama-cpp-python sdist on PyPI vendors (reachable from an air gap's PyPI mirror);
 # cmake and ninja come from PyPI too. CPU only, unoptimised (-O0: a tiny random-weight model is
 # all it serves here) and a unity build (each target's sources compiled as a few batches, so the
-# large headers are parsed a few times rather than once per file): 3.1 minutes on 2 cores here,
-# where one file at a time took 5.8 (and 5.4 CPU-minutes rather than 10, which the tests it runs
-# beside in .ci/run feel). Two sources that cannot share a batch are left out of theirs.
+# large headers are parsed a few times rather than once per file): 3.0 minutes on 2 cores here,
+# where one file at a time took 5.8 (and 5.6 CPU-minutes rather than 11.2, which the tests it
+# runs beside in .ci/run feel). Two sources that cannot share a batch are left out of theirs.
 set -euo pipefail
 version=0.3.36
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/llmkube/llama.cpp-$version-O0-unity"

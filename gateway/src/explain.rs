@@ -63,6 +63,9 @@ pub enum ExplainError {
     /// The body given is not JSON (and `model` was to be set in it).
     #[error("the body is not a JSON object: {0}")]
     Body(String),
+    /// A `-H` header is not a valid HTTP header.
+    #[error("{0}")]
+    Header(String),
 }
 
 /// What the gateway would do with the request (`-o json` prints this).
@@ -303,7 +306,7 @@ pub async fn explain(req: &ExplainRequest) -> Result<Explanation, ExplainError> 
     let routing = (builder.routing(&manifest, &bundle, None))
         .map_err(|e| router(format!("{}: {e}", req.router.display())))?;
     let settings = ProxySettings::from_spec(&manifest.spec);
-    let headers = header_map(&req.headers).map_err(ExplainError::Body)?;
+    let headers = header_map(&req.headers).map_err(ExplainError::Header)?;
     let body = request_body(req)?;
 
     let mut out = Explanation {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller::Settings;
 use crate::crd::inference_service::InferenceService;
 use crate::crd::model::Model;
-use crate::reconcile::inference_service::{deployment, service};
+use crate::reconcile::inference_service::{cache_claim, deployment, service};
 use crate::reconcile::model::{Observation, Source, cache_keys, parse_source, status};
 use crate::reconcile::model_cache::cleanup_job;
 use crate::reconcile::router_plan::{check_module, module_config_map, objects, spec_problems};
@@ -167,12 +167,7 @@ pub fn render(manifests: &Manifests, settings: &Settings) -> Rendered {
         }
         match (deployment(isvc, model, inference), service(isvc, inference)) {
             (Ok(desired_deployment), Ok(desired_service)) => {
-                let downloads = matches!(
-                    parse_source(&model.spec),
-                    Ok(Source::Remote(_) | Source::File(_))
-                );
-                let cache = inference.model_cache.as_ref().and_then(|c| c.pvc(&ns));
-                if let (true, Some(claim)) = (downloads, cache)
+                if let Some(claim) = cache_claim(model, &ns, inference)
                     && claimed.insert(ns.clone())
                 {
                     out.push(&claim);

@@ -257,13 +257,7 @@ async fn a_huge_model_name_is_echoed_bounded() {
 /// private keys are refused before anything else reads them.
 #[tokio::test]
 async fn serde_jsons_private_keys_cannot_smuggle_a_second_decoding_past_the_detector() {
-    let claude = llmkube_mock_upstream::MockUpstream::start("claude")
-        .await
-        .unwrap();
-    let local = llmkube_mock_upstream::MockUpstream::start("local")
-        .await
-        .unwrap();
-    let (gw, _audit) = crate::anthropic_out::anthropic_gateway(&claude, &local).await;
+    let (claude, local, gw) = claude_gateway().await;
     // A JSON string whose text is itself a JSON string literal with escaped digits.
     let hidden = r#""\"my SSN is \\u0030\\u0037\\u0038-05-1120\"""#;
     let bodies = [
@@ -289,13 +283,7 @@ async fn serde_jsons_private_keys_cannot_smuggle_a_second_decoding_past_the_dete
 /// written as a `\u` escape would be decoded past the detector, so it is refused there.
 #[tokio::test]
 async fn escaped_digits_in_tool_call_arguments_are_not_decoded_for_the_cloud() {
-    let claude = llmkube_mock_upstream::MockUpstream::start("claude")
-        .await
-        .unwrap();
-    let local = llmkube_mock_upstream::MockUpstream::start("local")
-        .await
-        .unwrap();
-    let (gw, _audit) = crate::anthropic_out::anthropic_gateway(&claude, &local).await;
+    let (claude, _local, gw) = claude_gateway().await;
     let r = post(
         &gw,
         &[],
@@ -329,4 +317,20 @@ fn tool_call(arguments: &str) -> String {
         ]
     })
     .to_string()
+}
+
+/// An Anthropic backend `claude` (the default route) and a local one, behind a detector gateway.
+async fn claude_gateway() -> (
+    llmkube_mock_upstream::MockUpstream,
+    llmkube_mock_upstream::MockUpstream,
+    Gw,
+) {
+    let claude = llmkube_mock_upstream::MockUpstream::start("claude")
+        .await
+        .unwrap();
+    let local = llmkube_mock_upstream::MockUpstream::start("local")
+        .await
+        .unwrap();
+    let (gw, _audit) = crate::anthropic_out::anthropic_gateway(&claude, &local).await;
+    (claude, local, gw)
 }

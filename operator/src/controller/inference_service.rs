@@ -14,9 +14,8 @@ use super::{Context, Error, PROGRESS, RESYNC, namespace_of, write};
 use crate::crd::inference_service::InferenceService;
 use crate::crd::model::Model;
 use crate::reconcile::inference_service::{
-    ISVC_LABEL, Observation, deployment, observe_pods, service, status,
+    ISVC_LABEL, Observation, cache_claim, deployment, observe_pods, service, status,
 };
-use crate::reconcile::model::{Source, parse_source};
 
 /// Reconciles one InferenceService.
 pub async fn reconcile(isvc: Arc<InferenceService>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -38,13 +37,7 @@ async fn run(isvc: &InferenceService, ctx: &Context) -> Result<Action, Error> {
         let settings = &ctx.settings.inference;
         match (deployment(isvc, model, settings), service(isvc, settings)) {
             (Ok(desired_deployment), Ok(desired_service)) => {
-                // The namespace's model cache claim, before the first pod that mounts it.
-                let downloads = matches!(
-                    parse_source(&model.spec),
-                    Ok(Source::Remote(_) | Source::File(_))
-                );
-                let cache = settings.model_cache.as_ref().and_then(|c| c.pvc(&ns));
-                if let (true, Some(claim)) = (downloads, cache) {
+                if let Some(claim) = cache_claim(model, &ns, settings) {
                     write::apply(&ctx.client, &claim).await?;
                 }
                 write::apply(&ctx.client, &desired_service).await?;

@@ -341,6 +341,21 @@ fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The namespace's model cache claim the pods serving `model` mount, when the controller
+/// creates it (a downloaded model with a managed cache); applied before the first such pod.
+pub fn cache_claim(
+    model: &Model,
+    namespace: &str,
+    settings: &Settings,
+) -> Option<k8s_openapi::api::core::v1::PersistentVolumeClaim> {
+    let downloads = matches!(
+        super::model::parse_source(&model.spec),
+        Ok(super::model::Source::Remote(_) | super::model::Source::File(_))
+    );
+    let cache = settings.model_cache.as_ref()?;
+    downloads.then(|| cache.pvc(namespace)).flatten()
+}
+
 /// The Deployment serving `isvc` with `model`.
 pub fn deployment(
     isvc: &InferenceService,
