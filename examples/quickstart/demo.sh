@@ -61,7 +61,9 @@ wait_for() {
 
 bold "Building llmkube-gateway, the mock backends and the PII detector policy (first build takes a few minutes)"
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-cargo build -q -p llmkube-gateway -p llmkube-mock-upstream
+# CI passes the feature set its tests built (--workspace --bins --examples): nothing recompiles.
+# shellcheck disable=SC2086
+cargo build -q ${LLMKUBE_DEMO_BUILD:--p llmkube-gateway -p llmkube-mock-upstream}
 cargo build -q --release --target wasm32-unknown-unknown -p llmkube-pii-detector
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET/debug

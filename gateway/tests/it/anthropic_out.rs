@@ -34,13 +34,14 @@ pub async fn anthropic_gateway(
         claude.url(),
         secrets.path().join("audit.log").display()
     );
-    let dir = secrets.keep();
+    let dir = secrets.path().to_path_buf();
     let audit = dir.join("audit.log");
-    let gw = gateway_with(&spec, &[("local", local)], move |c| {
+    let mut gw = gateway_with(&spec, &[("local", local)], move |c| {
         c.resolve.credentials_dir = Some(dir);
         c.policy_dir = Some(crate::policies::wasm_dir());
     })
     .await;
+    gw.dirs.push(secrets);
     (gw, audit)
 }
 

@@ -227,6 +227,7 @@ async fn the_gateway_serves_its_config_map_and_hot_swaps_a_change() {
             .await
             .expect("gateway starts from the ConfigMap"),
         dir: tempfile::tempdir().unwrap(),
+        dirs: Vec::new(),
         client: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
     };
     assert_eq!(gw.gw.router_name(), "test-router");

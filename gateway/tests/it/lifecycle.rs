@@ -109,6 +109,7 @@ async fn shutdown_lets_streams_in_flight_finish_and_refuses_new_connections() {
     let Gw {
         gw,
         dir: _dir,
+        dirs: _dirs,
         client,
     } = cast.gateway("  defaultRoute: local-a\n").await;
     cast.a.update(|b| {

@@ -17,6 +17,8 @@ use llmkube_mock_upstream::MockUpstream;
 pub struct Gw {
     pub gw: RunningGateway,
     pub dir: tempfile::TempDir,
+    /// More directories the gateway reads (e.g. secrets), removed with it.
+    pub dirs: Vec<tempfile::TempDir>,
     pub client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -46,6 +48,7 @@ pub async fn gateway_with(
     Gw {
         gw,
         dir,
+        dirs: Vec::new(),
         client: Client::builder(TokioExecutor::new()).build_http(),
     }
 }
