@@ -135,7 +135,22 @@ for board in boards:
     panels = json.loads(board["data"]["llmkube-gateway.json"])["panels"]
     check(len(panels) >= 10, f"the dashboard has {len(panels)} panels")
 
+# 9. OpenTelemetry: nothing by default; with an endpoint, the controller exports to it and tells
+# the gateways it deploys (their env), and the schema refuses what is not a URL
+c = controller(render())["containers"][0]
+check(not any(e["name"].startswith("OTEL_") for e in c["env"]), "OTEL_ variables without telemetry.otlp.endpoint")
+check(not any("otlp" in a for a in c["args"]), "OTLP flags without telemetry.otlp.endpoint")
+c = controller(render("--set", "telemetry.otlp.endpoint=http://otel-collector.observability:4317",
+                      "--set", "telemetry.otlp.protocol=grpc"))["containers"][0]
+env = {e["name"]: e.get("value") for e in c["env"]}
+check(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector.observability:4317", f"controller env {env}")
+check(env.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc", f"controller env {env}")
+for arg in ["--gateway-otlp-endpoint=http://otel-collector.observability:4317", "--gateway-otlp-protocol=grpc"]:
+    check(arg in c["args"], f"missing controller arg {arg}: {c['args']}")
+p = helm("template", "t", str(CHART), "--set", "telemetry.otlp.endpoint=otel:4318", ok=False)
+check(p.returncode != 0, "the schema accepted an OTLP endpoint without a scheme")
+
 if failures:
     print("chart checks failed:\n  " + "\n  ".join(failures))
     sys.exit(1)
-print(f"chart ok: lint (default, OpenShift), render, schema, RBAC, {len(images)} images to mirror, dashboard")
+print(f"chart ok: lint (default, OpenShift), render, schema, RBAC, {len(images)} images to mirror, dashboard, telemetry")

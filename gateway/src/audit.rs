@@ -1,4 +1,5 @@
-//! The audit log: one JSON line per request, written off the request path.
+//! The audit log: one JSON line per request, written off the request path (to stdout or a
+//! file here; to an OpenTelemetry collector through [`crate::telemetry::AuditLogs`]).
 //!
 //! Lines go through a bounded channel to a writer thread, so a slow disk or a blocked stdout
 //! never stalls a request. If the channel is full the line is counted in
@@ -30,11 +31,23 @@ pub enum AuditTarget {
     Stdout,
     /// Appended to a file.
     File(PathBuf),
+    /// OTLP log records to the configured collector.
+    Otlp,
 }
 
 /// A running audit writer.
 pub struct AuditWriter {
     target: AuditTarget,
+    sink: Sink,
+}
+
+enum Sink {
+    Lines(LineWriter),
+    Otlp(crate::telemetry::AuditLogs),
+}
+
+/// The writer thread of the stdout and file sinks.
+struct LineWriter {
     tx: SyncSender<String>,
     dropped: Counter,
     /// Set by [`AuditWriter::close`]: write what is queued and stop.
@@ -43,11 +56,25 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts a writer thread for `target`; `dropped` counts lines that could not be queued.
+    /// A writer for the OTLP sink.
+    pub fn otlp(logs: crate::telemetry::AuditLogs) -> Self {
+        AuditWriter {
+            target: AuditTarget::Otlp,
+            sink: Sink::Otlp(logs),
+        }
+    }
+
+    /// Starts a writer thread for a stdout or file `target`; `dropped` counts lines that could
+    /// not be queued.
     pub fn start(target: AuditTarget, dropped: Counter) -> std::io::Result<Self> {
         let out: Box<dyn Write + Send> = match &target {
             AuditTarget::Stdout => Box::new(std::io::stdout()),
             AuditTarget::File(path) => Box::new(open_append(path)?),
+            AuditTarget::Otlp => {
+                return Err(std::io::Error::other(
+                    "the OTLP sink starts with AuditWriter::otlp",
+                ));
+            }
         };
         let (tx, rx) = sync_channel(QUEUE);
         let closing = Arc::new(AtomicBool::new(false));
@@ -57,18 +84,25 @@ impl AuditWriter {
             .spawn(move || write_lines(rx, out, &stop))?;
         Ok(AuditWriter {
             target,
-            tx,
-            dropped,
-            closing,
-            thread: Mutex::new(Some(thread)),
+            sink: Sink::Lines(LineWriter {
+                tx,
+                dropped,
+                closing,
+                thread: Mutex::new(Some(thread)),
+            }),
         })
     }
 
     /// Writes every queued line now and stops the writer (at shutdown, so that no line of a
     /// finished request is lost when the process exits). Lines queued later are dropped.
+    /// Blocks: call it off the runtime's worker threads.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let w = match &self.sink {
+            Sink::Lines(w) => w,
+            Sink::Otlp(logs) => return logs.close(),
+        };
+        w.closing.store(true, Ordering::Release);
+        let thread = w.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = thread {
             thread.thread().unpark();
             let _ = thread.join();
@@ -82,10 +116,14 @@ impl AuditWriter {
 
     /// Queues one line (without its newline). Never blocks.
     pub fn write(&self, line: String) {
-        match self.tx.try_send(line) {
+        let w = match &self.sink {
+            Sink::Lines(w) => w,
+            Sink::Otlp(logs) => return logs.write(line),
+        };
+        match w.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                if self.dropped.inc().is_multiple_of(1000) {
+                if w.dropped.inc().is_multiple_of(1000) {
                     tracing::warn!("audit writer is not keeping up; audit lines are being dropped");
                 }
             }

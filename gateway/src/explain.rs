@@ -18,9 +18,8 @@ use llmkube_router::routing::{Deny, RequestFacts, Route, RoutingTable, Via};
 use serde::Serialize;
 
 use crate::http::error::ApiError;
-use crate::policy::pipeline::{
-    ClassificationSource, Evaluation, Inputs, PolicySet, PolicyTrace, Verdict, match_headers,
-};
+use crate::policy::evaluation::{ClassificationSource, Evaluation, PolicyTrace};
+use crate::policy::pipeline::{Inputs, PolicySet, Verdict, match_headers};
 use crate::policy::{EngineSettings, PolicyEngine};
 use crate::request::dispatch::order;
 use crate::request::inbound::classifications;
@@ -302,6 +301,8 @@ pub async fn explain(req: &ExplainRequest) -> Result<Explanation, ExplainError> 
         budget_stores: Default::default(),
         http,
         client_certificates: false,
+        otlp: Default::default(),
+        otlp_audit_errors: Default::default(),
     };
     let routing = (builder.routing(&manifest, &bundle, None))
         .map_err(|e| router(format!("{}: {e}", req.router.display())))?;

@@ -17,6 +17,7 @@ mod request;
 mod router;
 mod routes;
 mod state;
+mod telemetry;
 mod usage;
 
 pub use dialect::stream::{StreamContext, StreamTranslator};
@@ -31,6 +32,7 @@ pub use router::backend::ResolveOptions;
 #[cfg(feature = "kubernetes")]
 pub use router::kube_source::ConfigMapSource;
 pub use router::reload::ReloadError;
+pub use telemetry::{OtlpConfig, OtlpProtocol, QueueSettings, TelemetryError};
 pub use usage::UsageMeter;
 
 use std::net::SocketAddr;
@@ -90,6 +92,8 @@ pub struct GatewayConfig {
     pub policy_dir: Option<PathBuf>,
     /// Bounds on connections and buffered bodies, whatever the clients do.
     pub limits: ServerLimits,
+    /// OpenTelemetry export: request traces and the `otlp` audit sink's collector.
+    pub otlp: telemetry::OtlpConfig,
 }
 
 impl GatewayConfig {
@@ -115,6 +119,7 @@ impl GatewayConfig {
             policy: policy::EngineSettings::default(),
             policy_dir: None,
             limits: ServerLimits::default(),
+            otlp: telemetry::OtlpConfig::default(),
         }
     }
 }
@@ -134,6 +139,9 @@ pub enum StartError {
     /// The WebAssembly engine could not be set up.
     #[error(transparent)]
     Engine(#[from] policy::engine::EngineError),
+    /// OpenTelemetry export could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -164,6 +172,28 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     let metrics = Arc::new(Metrics::new());
     let client =
         http::client::build_client(config.extra_ca_file.as_deref(), config.connect_timeout)?;
+    let mut otlp = config.otlp.clone();
+    otlp.extra_ca = otlp.extra_ca.or_else(|| config.extra_ca_file.clone());
+    let signal = |signal| metrics::SignalLabels { signal };
+    let tracer = if otlp.traces {
+        let tracer = telemetry::Tracer::start(
+            &otlp,
+            metrics
+                .otlp_dropped
+                .get_or_create(&signal(telemetry::Signal::Traces))
+                .clone(),
+            (metrics.otlp_export_errors)
+                .get_or_create(&signal(telemetry::Signal::Traces))
+                .clone(),
+        )?;
+        tracing::info!(
+            "exporting request traces to {}",
+            otlp.describe(telemetry::Signal::Traces)
+        );
+        Some(tracer)
+    } else {
+        None
+    };
     let builder = router::snapshot::SnapshotBuilder {
         resolve: config.resolve.clone(),
         audit_dropped: metrics.audit_dropped.clone(),
@@ -172,6 +202,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         budget_stores: Default::default(),
         http: client.clone(),
         client_certificates: config.tls.is_some() && config.tls_client_ca.is_some(),
+        otlp_audit_errors: (metrics.otlp_export_errors)
+            .get_or_create(&signal(telemetry::Signal::Logs))
+            .clone(),
+        otlp: Arc::new(otlp),
     };
     let bundle = match &config.source {
         RouterSource::File(path) => router::reload::read_bundle(path)?,
@@ -203,6 +237,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         served: std::sync::Mutex::new((hash, Arc::new(bundle))),
         shadow_slots: Arc::new(Semaphore::new(state::SHADOW_SLOTS)),
         draining: AtomicBool::new(false),
+        tracer,
     });
     let bind = |addr| async move {
         TcpListener::bind(addr)
@@ -321,8 +356,16 @@ impl RunningGateway {
         for server in self.servers {
             let _ = server.await;
         }
-        // Every request has finished: write the last audit lines before the process exits.
+        // Every request has finished: write the last audit lines and spans before the process
+        // exits.
         let audit = Arc::clone(&self.state.router.load().audit);
-        let _ = tokio::task::spawn_blocking(move || audit.close()).await;
+        let tracer = self.state.tracer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            audit.close();
+            if let Some(t) = tracer {
+                t.close();
+            }
+        })
+        .await;
     }
 }

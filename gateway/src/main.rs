@@ -15,7 +15,9 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use llmkube_gateway::ServerLimits;
 use llmkube_gateway::policy::EngineSettings;
-use llmkube_gateway::{GatewayConfig, ResolveOptions, RouterSource, start};
+use llmkube_gateway::{
+    GatewayConfig, OtlpConfig, OtlpProtocol, ResolveOptions, RouterSource, start,
+};
 use llmkube_router::duration::parse_duration;
 
 /// OpenAI-compatible policy-routing gateway for LLMKube.
@@ -110,6 +112,19 @@ struct Args {
     /// Log format.
     #[arg(long, env = "LLMKUBE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Export a span tree per request over OTLP. On by default when an OTLP endpoint is set
+    /// (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or --otlp-endpoint);
+    /// OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true turn it off.
+    #[arg(long)]
+    otlp_traces: bool,
+    /// OTLP collector base URL for traces and the otlp audit sink, overriding the
+    /// OTEL_EXPORTER_OTLP_*ENDPOINT variables (e.g. http://otel-collector:4318).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// OTLP transport: grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+    /// http/protobuf).
+    #[arg(long)]
+    otlp_protocol: Option<OtlpProtocol>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -383,7 +398,18 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut otlp = OtlpConfig {
+        traces: args.otlp_traces,
+        endpoint: args.otlp_endpoint,
+        protocol: args.otlp_protocol,
+        ..OtlpConfig::default()
+    };
+    if let Err(e) = otlp.apply_env() {
+        eprintln!("llmkube-gateway: {e}");
+        return ExitCode::FAILURE;
+    }
     let config = GatewayConfig {
+        otlp,
         source,
         router_name: args.router_name,
         listen: args.listen,

@@ -175,6 +175,20 @@ label_values! {
 }
 
 label_values! {
+    /// What OpenTelemetry data is exported.
+    Signal {
+        Traces => "traces",
+        Logs => "logs",
+    }
+}
+
+/// Labels of the OTLP export counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    pub signal: Signal,
+}
+
+label_values! {
     /// Which side of a request tokens were counted on.
     TokenKind {
         Prompt => "prompt",
@@ -227,6 +241,10 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Audit lines dropped because the writer could not keep up.
     pub audit_dropped: Counter,
+    /// Spans and OTLP audit records dropped because the export queue was full.
+    pub otlp_dropped: Family<SignalLabels, Counter>,
+    /// OTLP export calls that failed (their records are lost).
+    pub otlp_export_errors: Family<SignalLabels, Counter>,
     /// Tokens of answered requests.
     pub tokens: Family<TokenLabels, Counter>,
     /// Dollars spent, by the backends' declared prices.
@@ -270,6 +288,8 @@ impl Metrics {
         let policy_results = Family::default();
         let shadow_skipped = Counter::default();
         let audit_dropped = Counter::default();
+        let otlp_dropped = Family::default();
+        let otlp_export_errors = Family::default();
         let panic_routes = Family::default();
         let body_bytes = Gauge::default();
         let body_budget_refused = Counter::default();
@@ -384,6 +404,16 @@ impl Metrics {
             "Audit lines dropped because the writer could not keep up",
             audit_dropped.clone(),
         );
+        registry.register(
+            "llmkube_otlp_dropped",
+            "Spans and OTLP audit records dropped because the export queue was full",
+            otlp_dropped.clone(),
+        );
+        registry.register(
+            "llmkube_otlp_export_errors",
+            "OTLP export calls that failed; their records are lost",
+            otlp_export_errors.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -398,6 +428,8 @@ impl Metrics {
             policy_results,
             shadow_skipped,
             audit_dropped,
+            otlp_dropped,
+            otlp_export_errors,
             panic_routes,
             body_bytes,
             body_budget_refused,

@@ -34,6 +34,8 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Memory shared by every buffered request body.
     pub body_budget: Arc<crate::request::body_budget::BodyBudget>,
+    /// Starts request traces, when the gateway exports them.
+    pub tracer: Option<Arc<crate::telemetry::Tracer>>,
 }
 
 impl AppState {

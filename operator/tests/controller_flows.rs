@@ -42,6 +42,7 @@ fn context(client: kube::Client) -> Arc<Context> {
             default_budget_store: None,
             fixed_uid: true,
             allowance: Default::default(),
+            otlp: None,
         },
     };
     Arc::new(Context::new(client, settings, Arc::new(Metrics::default())))
@@ -603,4 +604,61 @@ fn dependants_are_found_for_watch_events() {
         ["team-b/secure-router"]
     );
     assert!(model_router::routers_using_object(&routers, "default", "unrelated").is_empty());
+}
+
+// Multi-threaded: the SDK's batch processor runs on the runtime, and shutting it down waits
+// for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reconcile_is_a_span_naming_the_object_and_its_result() {
+    use llmkube_mock_upstream::otlp::{Collector, StatusCode, attr};
+    use llmkube_operator::controller::traces::{TraceSettings, Traces};
+    let collector = Collector::start().await.unwrap();
+    let (client, fake) = FakeApi::start();
+    fake.put(seed_router());
+    fake.put(ready_isvc());
+    fake.put(secret("litellm-key"));
+    let mut ctx = Arc::into_inner(context(client)).unwrap();
+    let settings = TraceSettings {
+        endpoint: Some(collector.url()),
+        grpc: Some(false),
+    };
+    ctx.traces = Some(Arc::new(
+        Traces::start(&settings).unwrap().expect("traces on"),
+    ));
+    let ctx = Arc::new(ctx);
+    fake.conflict_once("/deployments/secure-router-router-proxy");
+    reconcile_router(&fake, &ctx).await.unwrap_err();
+    reconcile_router(&fake, &ctx).await.unwrap();
+    let traces = Arc::clone(ctx.traces.as_ref().unwrap());
+    tokio::task::spawn_blocking(move || traces.shutdown())
+        .await
+        .unwrap();
+    collector
+        .wait("two reconcile spans", |r| r.spans.len() >= 2)
+        .await;
+    let got = collector.got.lock().unwrap();
+    assert_eq!(got.service_names[0], "llmkube-controller");
+    let (failed, ok) = (&got.spans[0], &got.spans[1]);
+    for span in [failed, ok] {
+        assert_eq!(span.name, "reconcile ModelRouter");
+        let a = |k| attr(&span.attributes, k);
+        assert_eq!(a("k8s.namespace.name").as_deref(), Some("default"));
+        assert_eq!(a("k8s.object.name").as_deref(), Some("secure-router"));
+        assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+    }
+    assert_eq!(
+        attr(&failed.attributes, "llmkube.reconcile.result").as_deref(),
+        Some("error")
+    );
+    let status = failed.status.as_ref().unwrap();
+    assert_eq!(status.code, StatusCode::Error as i32);
+    assert!(
+        status.message.contains("Kubernetes API"),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        attr(&ok.attributes, "llmkube.reconcile.result").as_deref(),
+        Some("ok")
+    );
 }

@@ -30,6 +30,7 @@ fn settings() -> Settings {
         default_budget_store: None,
         fixed_uid: true,
         allowance: Default::default(),
+        otlp: None,
     }
 }
 
@@ -354,6 +355,51 @@ fn a_router_open_to_anyone_with_cloud_backends_says_so_and_api_keys_are_mounted(
             "{secret} is mounted"
         );
     }
+}
+
+#[test]
+fn gateways_export_to_the_collector_the_controller_names() {
+    let env = |settings: &Settings| {
+        let pod = deployment(&seed(), settings)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        (pod.containers[0].env.clone().unwrap().into_iter())
+            .map(|e| (e.name, e.value))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        env(&settings())
+            .iter()
+            .all(|(n, _)| !n.starts_with("OTEL_"))
+    );
+    let settings = Settings {
+        otlp: Some(llmkube_operator::reconcile::model_router::OtlpTarget {
+            endpoint: "http://otel-collector.observability:4317".into(),
+            protocol: Some("grpc".into()),
+        }),
+        ..settings()
+    };
+    let env = env(&settings);
+    let value = |name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        value("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+        Some("http://otel-collector.observability:4317")
+    );
+    assert_eq!(
+        value("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref(),
+        Some("grpc")
+    );
+    assert_eq!(
+        value("OTEL_SERVICE_NAME").as_deref(),
+        Some("llmkube-gateway")
+    );
 }
 
 #[test]

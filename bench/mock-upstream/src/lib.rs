@@ -10,6 +10,8 @@
 
 mod anthropic;
 pub mod conversation;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

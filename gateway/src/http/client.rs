@@ -15,7 +15,9 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 /// The shared upstream client.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<Connector, Full<Bytes>>;
+/// Its connector: HTTP, or HTTPS trusting the system roots and the extra CA bundle.
+pub type Connector = HttpsConnector<HttpConnector>;
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,19 @@ pub fn build_client(
     extra_ca: Option<&Path>,
     connect_timeout: Duration,
 ) -> Result<HttpClient, ClientError> {
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(connector(extra_ca, connect_timeout)?))
+}
+
+/// The connector of [`build_client`] (also the OTLP/HTTP exporter's).
+pub fn connector(
+    extra_ca: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<Connector, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
@@ -78,16 +93,10 @@ pub fn build_client(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let https = HttpsConnectorBuilder::new()
+    Ok(HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(https))
+        .wrap_connector(http))
 }

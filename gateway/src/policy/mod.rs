@@ -8,6 +8,7 @@
 
 mod answer;
 pub mod engine;
+pub(crate) mod evaluation;
 pub mod harness;
 pub mod module;
 pub(crate) mod pipeline;

@@ -6,8 +6,9 @@
 //! sensitive request never reaches a cloud-tier backend.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use llmkube_policy_sdk::metadata::Phase;
 use llmkube_router::compiler::decode_decision;
 use llmkube_router::routing::{Decision, Deny, Route, RoutingTable, Via};
@@ -17,6 +18,8 @@ use llmkube_policy_sdk::view::{BackendDetail, RequestView};
 use llmkube_policy_sdk::wire::Writer;
 
 use super::answer::{Action, Answer};
+use super::evaluation::Sources;
+use super::evaluation::{ClassificationSource, Evaluation, PolicyTrace, Timing};
 use super::windows::{DETECTOR_OVERLAP, DETECTOR_WINDOW, windows};
 use super::{PolicyError, PolicyModule};
 use crate::metrics::{Label, PolicyResult};
@@ -72,36 +75,6 @@ pub struct Inputs<'a> {
     pub team: Option<&'a str>,
 }
 
-/// Where a request's classification came from (the audit `classificationSource`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClassificationSource {
-    /// The client's classification header.
-    Header,
-    /// The built-in PII detector found personal data.
-    Detector,
-    /// A custom policy added it.
-    Policy,
-    /// The body was larger than the scan limit, so it was not scanned and counts as sensitive.
-    ScanLimit,
-}
-
-/// What one policy did, for the audit line.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PolicyTrace {
-    /// Policy name.
-    pub name: Label,
-    /// Module sha256.
-    pub digest: String,
-    /// sha256 of the configuration it ran with (its JSON).
-    #[serde(rename = "configDigest")]
-    pub config_digest: Arc<str>,
-    pub result: PolicyResult,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
 /// The final word on a request.
 #[derive(Debug)]
 pub enum Verdict {
@@ -126,23 +99,6 @@ pub enum Verdict {
         /// How.
         error: PolicyError,
     },
-}
-
-/// What the pipeline found and asked for besides its verdict; kept on the request record.
-#[derive(Default)]
-pub struct Evaluation {
-    /// Final classifications (header ones plus any policy added).
-    pub classifications: Vec<String>,
-    /// Where the deciding classification came from: the first sensitive one, else the first.
-    pub classification_source: Option<ClassificationSource>,
-    /// Headers to set on the upstream request.
-    pub set_headers: Vec<(HeaderName, HeaderValue)>,
-    /// Headers to remove from the upstream request.
-    pub remove_headers: Vec<HeaderName>,
-    /// Notes for the audit line.
-    pub annotations: Vec<(String, String)>,
-    /// Which policies ran and how.
-    pub trace: Vec<PolicyTrace>,
 }
 
 impl PolicySet {
@@ -255,11 +211,12 @@ impl PolicySet {
         }
         let mut decision = match decided {
             Some(route) => Decision::Route(route),
-            None => match self.run_rules(table, inputs, &ev.classifications) {
+            None => match self.run_rules(table, inputs, &ev.classifications, &mut ev.rules) {
                 Ok(d) => d,
                 Err(error) => {
                     ev.trace.push(trace(
                         &self.rules,
+                        ev.rules.map_or_else(Instant::now, |t| t.began),
                         PolicyResult::Failed,
                         Some(error.to_string()),
                     ));
@@ -301,16 +258,21 @@ impl PolicySet {
     ) -> Step {
         let before = ev.classifications.len();
         let traced = ev.trace.len();
+        let began = Instant::now();
+        let mut step = Step::Next;
         for window in windows(text, DETECTOR_WINDOW, DETECTOR_OVERLAP) {
-            // One trace line for the detector, however many windows it takes: the last one.
+            // One trace line for the detector, however many windows it takes: the last one,
+            // timed from the first.
             ev.trace.truncate(traced);
-            let step = self.run_policy(detector, table, inputs, Some(window), ev, sources, None);
-            match step {
-                Step::Next if ev.classifications.len() == before => {}
-                other => return other,
+            step = self.run_policy(detector, table, inputs, Some(window), ev, sources, None);
+            if !matches!(step, Step::Next if ev.classifications.len() == before) {
+                break;
             }
         }
-        Step::Next
+        if let Some(t) = ev.trace.get_mut(traced) {
+            t.timing = Timing::since(began);
+        }
+        step
     }
 
     fn run_rules(
@@ -318,7 +280,9 @@ impl PolicySet {
         table: &RoutingTable,
         inputs: &Inputs<'_>,
         classes: &[String],
+        timing: &mut Option<Timing>,
     ) -> Result<Decision, PolicyError> {
+        let began = Instant::now();
         let headers = match_headers(inputs.headers, &self.rule_headers);
         let view = RequestView {
             method: inputs.method,
@@ -332,8 +296,11 @@ impl PolicySet {
             ..Default::default()
         };
         let input = encode(&view, self.rules.abi_minor);
-        self.rules
-            .evaluate(&input, |out| decode_decision(table, out))
+        let decision = self
+            .rules
+            .evaluate(&input, |out| decode_decision(table, out));
+        *timing = Some(Timing::since(began));
+        decision
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -347,6 +314,7 @@ impl PolicySet {
         sources: &mut Sources,
         route: Option<&Route>,
     ) -> Step {
+        let began = Instant::now();
         let headers = match_headers(inputs.headers, &policy.headers);
         let rule = route.and_then(|r| match r.via {
             Via::Rule(i) => Some(table.rules[i].name.as_str()),
@@ -406,7 +374,7 @@ impl PolicySet {
                 }
                 if ev.classifications.len() > MAX_CLASSIFICATIONS {
                     let error = PolicyError::Malformed("too many classifications".into());
-                    return self.failure(policy, error, ev);
+                    return self.failure(policy, began, error, ev);
                 }
                 ev.set_headers.extend(answer.set);
                 ev.remove_headers.extend(answer.remove);
@@ -414,12 +382,12 @@ impl PolicySet {
                 match answer.action {
                     Action::Continue => {
                         ev.trace
-                            .push(trace(&policy.module, PolicyResult::Continue, None));
+                            .push(trace(&policy.module, began, PolicyResult::Continue, None));
                         Step::Next
                     }
                     Action::Route(route) => {
                         ev.trace
-                            .push(trace(&policy.module, PolicyResult::Route, None));
+                            .push(trace(&policy.module, began, PolicyResult::Route, None));
                         Step::Routed(route)
                     }
                     Action::Reject {
@@ -428,7 +396,7 @@ impl PolicySet {
                         message,
                     } => {
                         ev.trace
-                            .push(trace(&policy.module, PolicyResult::Reject, None));
+                            .push(trace(&policy.module, began, PolicyResult::Reject, None));
                         Step::Stop(Verdict::Rejected {
                             policy: Arc::clone(&policy.label),
                             status,
@@ -438,16 +406,23 @@ impl PolicySet {
                     }
                 }
             }
-            Err(error) => self.failure(policy, error, ev),
+            Err(error) => self.failure(policy, began, error, ev),
         }
     }
 
-    fn failure(&self, policy: &ActivePolicy, error: PolicyError, ev: &mut Evaluation) -> Step {
+    fn failure(
+        &self,
+        policy: &ActivePolicy,
+        began: Instant,
+        error: PolicyError,
+        ev: &mut Evaluation,
+    ) -> Step {
         tracing::warn!(policy = %policy.label, digest = %policy.module.digest, %error, "policy failed");
         match policy.failure_mode {
             FailureMode::Open => {
                 ev.trace.push(trace(
                     &policy.module,
+                    began,
                     PolicyResult::FailedOpen,
                     Some(error.to_string()),
                 ));
@@ -456,6 +431,7 @@ impl PolicySet {
             FailureMode::Closed => {
                 ev.trace.push(trace(
                     &policy.module,
+                    began,
                     PolicyResult::Failed,
                     Some(error.to_string()),
                 ));
@@ -486,8 +462,14 @@ enum Step {
     Stop(Verdict),
 }
 
-fn trace(module: &PolicyModule, result: PolicyResult, error: Option<String>) -> PolicyTrace {
+fn trace(
+    module: &PolicyModule,
+    began: Instant,
+    result: PolicyResult,
+    error: Option<String>,
+) -> PolicyTrace {
     PolicyTrace {
+        timing: Timing::since(began),
         name: Arc::new(module.name.to_string()),
         digest: module.digest.clone(),
         config_digest: Arc::clone(&module.config_digest),
@@ -517,28 +499,6 @@ pub(crate) fn match_headers<'a>(
         }
     }
     out
-}
-
-/// Where each classification came from, index-aligned with the classifications.
-#[derive(Default)]
-struct Sources(Vec<ClassificationSource>);
-
-impl Sources {
-    fn add(&mut self, classes: &mut Vec<String>, class: String, source: ClassificationSource) {
-        if !classes.contains(&class) {
-            classes.push(class);
-            self.0.push(source);
-        }
-    }
-
-    /// The source of the first sensitive classification, else of the first one.
-    fn deciding(&self, table: &RoutingTable, classes: &[String]) -> Option<ClassificationSource> {
-        classes
-            .iter()
-            .position(|c| table.is_sensitive_classes(std::slice::from_ref(c)))
-            .or((!classes.is_empty()).then_some(0))
-            .and_then(|i| self.0.get(i).copied())
-    }
 }
 
 /// Whatever was decided, a sensitive request only ever goes to local backends. `unscanned`

@@ -14,13 +14,14 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use llmkube_router::routing::{Route, RoutingTable};
-use llmkube_router::spec::Strategy;
+use llmkube_router::spec::{Strategy, Tier};
 
 use crate::metrics::AttemptResult;
 use crate::request::upstream::{BuildError, Outbound};
 use crate::router::health::now_ms;
 use crate::router::snapshot::RouterSnapshot;
 use crate::state::AppState;
+use crate::telemetry::AttemptSpan;
 
 /// A backend answered.
 pub struct Answered {
@@ -60,6 +61,8 @@ pub struct Progress {
     pub upstream_wait: Duration,
     /// Timeout of the last attempt.
     pub last_timeout: Option<Duration>,
+    /// Each attempt of a sampled trace, for its span.
+    pub spans: Vec<AttemptSpan>,
 }
 
 /// The order in which a route's candidates are tried.
@@ -177,7 +180,7 @@ async fn attempt(
         let timeout = attempt_timeout(route, target, snap);
         progress.attempts += 1;
         progress.last_timeout = Some(timeout);
-        let request = match crate::request::upstream::build_request(
+        let mut request = match crate::request::upstream::build_request(
             target,
             out,
             &snap.table.classification_header,
@@ -193,9 +196,32 @@ async fn attempt(
                 return None;
             }
         };
+        let span = out.trace.map(|t| t.attempt_span());
+        if let (Some(trace), Some(span)) = (out.trace, span)
+            && target.trace_context
+        {
+            trace.inject(span, target.tier == Tier::Local, request.headers_mut());
+        }
         let sent = Instant::now();
         let result = tokio::time::timeout(timeout, state.client.request(request)).await;
         progress.upstream_wait += sent.elapsed();
+        if let Some(span) = span.filter(|_| out.trace.is_some_and(|t| t.sampled())) {
+            progress.spans.push(AttemptSpan {
+                span,
+                backend: b,
+                began: sent,
+                took: sent.elapsed(),
+                status: match &result {
+                    Ok(Ok(resp)) => Some(resp.status().as_u16()),
+                    _ => None,
+                },
+                error: match &result {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(Failure::Connect(error_chain(e)).to_string()),
+                    Err(_) => Some(Failure::Timeout(timeout).to_string()),
+                },
+            });
+        }
         let failure = match result {
             Ok(Ok(resp)) if !resp.status().is_server_error() => {
                 permit.success();

@@ -10,5 +10,6 @@ pub(crate) mod json_body;
 pub(crate) mod proxy;
 pub(crate) mod record;
 mod refusal;
+mod spans;
 mod translated;
 pub(crate) mod upstream;

@@ -56,6 +56,7 @@ pub async fn proxy(
     let mut rec = RequestRecord::new(Arc::clone(&snap), Arc::clone(&state.metrics), id, started);
     rec.api = api;
     let (parts, body) = req.into_parts();
+    rec.trace = (state.tracer.as_ref()).map(|t| t.begin(&parts.headers, started));
     // The body is held once, and once more as text when the detector scans it; the memory is
     // given back when this function returns (a streamed answer no longer needs the request).
     let mut reservation = state.body_budget.reservation();
@@ -384,6 +385,7 @@ impl Forward<'_> {
             set_headers: &rec.evaluation.set_headers,
             remove_headers: &rec.evaluation.remove_headers,
             add_stream_usage: rec.accounting.add_stream_usage,
+            trace: rec.trace.as_ref(),
         };
         let result = dispatch(state, snap, self.route, &out, &mut rec.progress).await;
         result.map_err(|exhausted| exhausted_refusal(snap, self.route, exhausted))

@@ -14,7 +14,7 @@ use crate::http::body::{StreamEnd, StreamWatch};
 use crate::metrics::{
     CostLabels, Label, Metrics, RequestLabels, RouterLabels, RuleLabels, TokenKind, TokenLabels,
 };
-use crate::policy::pipeline::{ClassificationSource, Evaluation, PolicyTrace};
+use crate::policy::evaluation::{ClassificationSource, Evaluation, PolicyTrace};
 use crate::request::accounting::Accounting;
 use crate::request::dispatch::Progress;
 use crate::router::snapshot::RouterSnapshot;
@@ -138,6 +138,8 @@ pub struct RequestRecord {
     pub dialect: StreamContext,
     /// Translates a streamed answer from the backend's API to the client's.
     pub translator: Option<StreamTranslator>,
+    /// Its trace, when the gateway exports traces.
+    pub trace: Option<crate::telemetry::RequestTrace>,
     finished: bool,
 }
 
@@ -227,6 +229,7 @@ impl RequestRecord {
             api: Api::ChatCompletions,
             dialect: StreamContext::default(),
             translator: None,
+            trace: None,
             finished: false,
         }
     }
@@ -359,6 +362,27 @@ impl RequestRecord {
         };
         if let Ok(text) = serde_json::to_string(&line) {
             snap.audit.write(text);
+        }
+        if let Some(trace) = &self.trace {
+            crate::request::spans::export(crate::request::spans::Finished {
+                trace,
+                snapshot: snap,
+                evaluation: ev,
+                progress: &self.progress,
+                meter: self.accounting.meter.as_ref(),
+                settled: settled.as_ref(),
+                api: self.api,
+                model: &self.model,
+                request_id: &self.request_id,
+                team: self.identity.team.as_deref(),
+                rule: self.rule,
+                backend: self.backend,
+                status: self.status,
+                outcome: outcome.as_str(),
+                failed: !matches!(outcome, Outcome::Ok | Outcome::OkStream) || self.status >= 500,
+                error: self.error.as_deref(),
+                started: self.started,
+            });
         }
     }
 }

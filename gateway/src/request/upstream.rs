@@ -34,6 +34,9 @@ pub struct Outbound<'a> {
     /// Add `stream_options.include_usage` (a stream whose client did not set
     /// `stream_options`) toward backends that speak OpenAI's API.
     pub add_stream_usage: bool,
+    /// The request's trace, when the gateway exports traces: each attempt carries its
+    /// `traceparent` to backends that take one.
+    pub trace: Option<&'a crate::telemetry::RequestTrace>,
 }
 
 /// Whether a streamed answer from `target` to a request with `add_stream_usage` carries a
@@ -244,6 +247,7 @@ mod tests {
             prices: Default::default(),
             health_check: None,
             health: Default::default(),
+            trace_context: tier == Tier::Local,
         }
     }
 

@@ -64,6 +64,9 @@ pub struct BackendTarget {
     pub health_check: Option<ActiveCheck>,
     /// Shared health state (kept across reloads while the name stays).
     pub health: Arc<BackendHealth>,
+    /// Whether requests carry the gateway's `traceparent`: always to the local tier, to the
+    /// cloud only with `external.propagateTraceContext`.
+    pub trace_context: bool,
 }
 
 /// The backend's declared prices; validation has refused any that do not parse.
@@ -184,6 +187,10 @@ fn resolve_one(
         None => (Vec::new(), None),
     };
     Ok(BackendTarget {
+        trace_context: b.effective_tier() == Tier::Local
+            || b.external
+                .as_ref()
+                .is_some_and(|e| e.propagate_trace_context),
         name: Arc::new(b.name.clone()),
         tier: b.effective_tier(),
         provider,

@@ -49,6 +49,10 @@ pub struct SnapshotBuilder {
     pub http: HttpClient,
     /// Whether the TLS listener verifies client certificates (`--tls-client-ca`).
     pub client_certificates: bool,
+    /// Where the `otlp` audit sink sends.
+    pub otlp: Arc<crate::telemetry::OtlpConfig>,
+    /// Counts failed OTLP audit exports.
+    pub otlp_audit_errors: Counter,
 }
 
 /// Request-handling settings of a router (`spec.proxy` with defaults).
@@ -122,6 +126,9 @@ pub enum BuildError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The `otlp` audit sink could not be set up.
+    #[error("cannot send audit records over OTLP: {0}")]
+    AuditOtlp(String),
 }
 
 /// A router ready to serve.
@@ -237,16 +244,21 @@ impl SnapshotBuilder {
             .unwrap_or_default();
         let target = match (audit_spec.sink.unwrap_or_default(), &audit_spec.file_path) {
             (AuditSink::File, Some(path)) => AuditTarget::File(path.into()),
-            (AuditSink::Otlp, _) => {
-                tracing::warn!(
-                    "auditLog sink otlp is not supported by this gateway; writing audit lines to stdout"
-                );
-                AuditTarget::Stdout
-            }
+            (AuditSink::Otlp, _) => AuditTarget::Otlp,
             _ => AuditTarget::Stdout,
         };
         let audit = match previous {
             Some(p) if *p.audit.target() == target => Arc::clone(&p.audit),
+            _ if target == AuditTarget::Otlp => {
+                let logs = crate::telemetry::AuditLogs::start(
+                    &self.otlp,
+                    audit_dropped.clone(),
+                    self.otlp_audit_errors.clone(),
+                )
+                .map_err(|e| BuildError::AuditOtlp(e.to_string()))?;
+                tracing::info!("audit records go to {} as OTLP logs", logs.destination);
+                Arc::new(AuditWriter::otlp(logs))
+            }
             _ => Arc::new(
                 AuditWriter::start(target.clone(), audit_dropped.clone()).map_err(|source| {
                     BuildError::Audit {

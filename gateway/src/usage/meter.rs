@@ -36,7 +36,14 @@ pub struct UsageMeter {
     gave_up: bool,
     usage: Option<Usage>,
     text_bytes: u64,
+    /// The model the answer names first.
+    model: Option<String>,
+    /// Finish reasons in the order seen, at most [`MAX_FINISH_REASONS`].
+    finish_reasons: Vec<String>,
 }
+
+/// Finish reasons kept per answer (one per choice; more choices are rare and not traced).
+const MAX_FINISH_REASONS: usize = 16;
 
 /// What the meter found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +75,19 @@ impl UsageMeter {
             gave_up: false,
             usage: None,
             text_bytes: 0,
+            model: None,
+            finish_reasons: Vec::new(),
         }
+    }
+
+    /// The model the backend says answered.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// Why generation stopped, per choice.
+    pub fn finish_reasons(&self) -> &[String] {
+        &self.finish_reasons
     }
 
     /// Sees `data` from the backend; returns what goes on to the client (maybe empty).
@@ -175,6 +194,12 @@ impl UsageMeter {
                 self.usage = Some(usage);
             }
             self.text_bytes = self.text_bytes.saturating_add(p.text_bytes);
+            if self.model.is_none() {
+                self.model = p.model.map(|m| m.into_owned());
+            }
+            let room = MAX_FINISH_REASONS.saturating_sub(self.finish_reasons.len());
+            self.finish_reasons
+                .extend(p.finish_reasons.into_iter().take(room));
         }
     }
 
@@ -203,7 +228,8 @@ impl UsageMeter {
             line_start = end;
             i = end;
             if blank {
-                let parsed = event_data(&buf[start..end]).and_then(|d| parse(&d));
+                let data = event_data(&buf[start..end]);
+                let parsed = data.as_deref().and_then(parse);
                 if self.strip && parsed.as_ref().is_some_and(|p| p.usage_only) {
                     out.drop.push(start..end);
                 }

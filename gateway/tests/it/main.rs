@@ -18,6 +18,7 @@ mod kubernetes;
 mod lifecycle;
 mod observability;
 mod openai_sdk;
+mod otlp;
 mod policies;
 mod policy_new;
 mod reload;

@@ -12,11 +12,12 @@ use kube_lease_manager::LeaseManagerBuilder;
 use llmkube_operator::controller::metrics::Metrics;
 use llmkube_operator::controller::run::run_controllers;
 use llmkube_operator::controller::server::{Health, serve};
+use llmkube_operator::controller::traces::{TraceSettings, Traces};
 use llmkube_operator::controller::{Context, Settings};
 use llmkube_operator::reconcile::admission::Allowance;
 use llmkube_operator::reconcile::inference_service::{Images, Settings as InferenceSettings};
 use llmkube_operator::reconcile::model_cache::ModelCache;
-use llmkube_operator::reconcile::model_router::Settings as RouterSettings;
+use llmkube_operator::reconcile::model_router::{OtlpTarget, Settings as RouterSettings};
 use llmkube_router::spec::{RedisStoreSpec, SecretRef};
 
 /// The gateway image this controller version deploys, unless `--router-proxy-image` says otherwise.
@@ -50,6 +51,21 @@ struct Args {
         default_value = "0.0.0.0:8081"
     )]
     health_probe_bind_address: SocketAddr,
+    /// OTLP collector base URL for a span per reconcile (e.g. http://otel-collector:4318),
+    /// overriding the OTEL_EXPORTER_OTLP_*ENDPOINT variables; traces are on when either is set.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// OTLP transport: grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+    /// http/protobuf).
+    #[arg(long, value_parser = ["grpc", "http/protobuf"])]
+    otlp_protocol: Option<String>,
+    /// OTLP collector base URL the gateways send traces and `otlp` audit records to (their
+    /// OTEL_EXPORTER_OTLP_ENDPOINT).
+    #[arg(global = true, long, env = "LLMKUBE_GATEWAY_OTLP_ENDPOINT")]
+    gateway_otlp_endpoint: Option<String>,
+    /// The gateways' OTLP transport: grpc or http/protobuf.
+    #[arg(global = true, long, env = "LLMKUBE_GATEWAY_OTLP_PROTOCOL", value_parser = ["grpc", "http/protobuf"])]
+    gateway_otlp_protocol: Option<String>,
     /// Hold a Lease so that only one replica reconciles.
     #[arg(global = true, long, env = "LLMKUBE_LEADER_ELECT")]
     leader_elect: bool,
@@ -235,6 +251,13 @@ impl Args {
                 }),
                 fixed_uid: !self.no_fixed_uid,
                 allowance,
+                otlp: self
+                    .gateway_otlp_endpoint
+                    .clone()
+                    .map(|endpoint| OtlpTarget {
+                        endpoint,
+                        protocol: self.gateway_otlp_protocol.clone(),
+                    }),
             },
         }
     }
@@ -322,17 +345,24 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
 
     let client = Client::try_default().await?;
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        args.settings(),
-        Arc::clone(&metrics),
-    ));
+    let trace_settings = TraceSettings {
+        endpoint: args.otlp_endpoint.clone(),
+        grpc: args.otlp_protocol.as_deref().map(|p| p == "grpc"),
+    };
+    let mut ctx = Context::new(client.clone(), args.settings(), Arc::clone(&metrics));
+    ctx.traces = Traces::start(&trace_settings)?.map(Arc::new);
+    let traces = ctx.traces.clone();
+    let ctx = Arc::new(ctx);
     // Alive (and ready to take over) while waiting for the Lease.
     health.ready.store(true, Ordering::Relaxed);
 
     if !args.leader_elect {
         metrics.leader.set(1);
         run_controllers(client, ctx).await;
+        if let Some(t) = traces {
+            // Blocks until the last spans are sent.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let namespace = args

@@ -8,6 +8,7 @@ pub mod model;
 pub mod model_router;
 pub mod run;
 pub mod server;
+pub mod traces;
 pub mod write;
 
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// When each router's budget use was last read from its gateway (`namespace/name`).
     pub budget_polls: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Exports a span per reconcile, when traces are on.
+    pub traces: Option<Arc<traces::Traces>>,
 }
 
 impl Context {
@@ -73,6 +76,7 @@ impl Context {
             metrics,
             backoff: backoff::Backoff::default(),
             budget_polls: Default::default(),
+            traces: None,
         }
     }
 }
@@ -109,8 +113,8 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(delay)
 }
 
-/// Runs one reconcile of `obj` (`reconcile`): counts and times it by `kind`, and forgets the
-/// object's backoff when it succeeds.
+/// Runs one reconcile of `obj` (`reconcile`): counts and times it by `kind` (and traces it
+/// when traces are on), and forgets the object's backoff when it succeeds.
 pub async fn instrumented<K: Resource<DynamicType = ()>>(
     kind: &'static str,
     obj: &K,
@@ -118,8 +122,13 @@ pub async fn instrumented<K: Resource<DynamicType = ()>>(
     reconcile: impl std::future::Future<Output = Result<Action, Error>>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let span =
+        (ctx.traces.as_ref()).map(|t| t.reconcile(kind, &namespace_of(obj), &obj.name_any()));
     let result = reconcile.await;
     ctx.metrics.observe(kind, result.is_ok(), started.elapsed());
+    if let Some(span) = span {
+        span.end(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
+    }
     if result.is_ok() {
         ctx.backoff.succeeded(&key(obj));
     }

@@ -52,6 +52,18 @@ pub struct Settings {
     /// Run gateway pods as uid 65532. Off for OpenShift's restricted-v2 SCC, which assigns a
     /// uid from the namespace's range and refuses fixed ones (`--no-fixed-uid`).
     pub fixed_uid: bool,
+    /// `--gateway-otlp-endpoint` (and `-protocol`): the collector gateways export traces and
+    /// `otlp` audit records to, set as their `OTEL_EXPORTER_OTLP_*` variables.
+    pub otlp: Option<OtlpTarget>,
+}
+
+/// A collector for the gateways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpTarget {
+    /// Base URL, e.g. `http://otel-collector.observability:4318`.
+    pub endpoint: String,
+    /// `grpc` or `http/protobuf`; unset: the gateway's default (HTTP/protobuf).
+    pub protocol: Option<String>,
 }
 
 /// What the admin's allowance refuses in a router: a `spec.proxy.image` outside the allowed
@@ -74,6 +86,34 @@ pub fn refusals(
         })
         .into_iter()
         .collect()
+}
+
+/// The gateway container's environment.
+fn gateway_env(settings: &Settings) -> Vec<EnvVar> {
+    let mut env = vec![EnvVar {
+        name: "POD_NAMESPACE".into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: "metadata.namespace".into(),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }];
+    let value = |name: &str, value: &str| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    };
+    if let Some(otlp) = &settings.otlp {
+        env.push(value("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp.endpoint));
+        if let Some(p) = &otlp.protocol {
+            env.push(value("OTEL_EXPORTER_OTLP_PROTOCOL", p));
+        }
+        env.push(value("OTEL_SERVICE_NAME", "llmkube-gateway"));
+    }
+    env
 }
 
 /// Name of the router's gateway objects (Deployment, Service, ConfigMap).
@@ -391,18 +431,9 @@ pub fn deployment(router: &ModelRouter, settings: &Settings) -> Deployment {
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/health", 10)),
         resources,
-        // The namespace of its ConfigMap; nothing secret is in the environment.
-        env: Some(vec![EnvVar {
-            name: "POD_NAMESPACE".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    api_version: None,
-                    field_path: "metadata.namespace".into(),
-                }),
-                ..EnvVarSource::default()
-            }),
-        }]),
+        // The namespace of its ConfigMap and where telemetry goes; nothing secret is in the
+        // environment.
+        env: Some(gateway_env(settings)),
         volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),

@@ -223,6 +223,11 @@ pub struct ExternalBackend {
     /// Secret holding the provider key (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `LITELLM_MASTER_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
+    /// Additive: send the W3C `traceparent` of the gateway's trace to this backend, so that
+    /// its spans join the site's traces. Off by default: trace ids leave the site only when
+    /// the router says so (local backends always get it when the gateway exports traces).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub propagate_trace_context: bool,
 }
 
 /// Name of a Secret in the router's namespace.
