@@ -1,23 +1,18 @@
 //! The audit log: one JSON line per request, written off the request path (to stdout or a
-//! file here; to an OpenTelemetry collector through [`crate::telemetry::AuditLogs`]).
+//! file, or as OTLP log records through [`crate::telemetry::audit_logs`]).
 //!
-//! Lines go through a bounded channel to a writer thread, so a slow disk or a blocked stdout
-//! never stalls a request. If the channel is full the line is counted in
-//! `llmkube_audit_dropped_total` and a warning is logged, instead of growing memory without bound.
-//!
-//! The writer wakes on a short interval and writes everything queued at once, instead of being
-//! woken by every request: a wake-up per line cost two context switches per request on the
-//! request path's core (found by profiling, see bench/RESULTS.md).
+//! Lines go through a bounded [`ExportQueue`] to a writer thread that wakes every 10 ms, so a
+//! slow disk or a blocked stdout never stalls a request. If the queue is full the line is
+//! counted in `llmkube_audit_dropped_total` and a warning is logged, instead of growing memory
+//! without bound.
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
+
+use crate::export_queue::{ExportQueue, QueueSettings};
 
 /// Lines buffered between requests and the writer thread.
 const QUEUE: usize = 16 * 1024;
@@ -38,29 +33,15 @@ pub enum AuditTarget {
 /// A running audit writer.
 pub struct AuditWriter {
     target: AuditTarget,
-    sink: Sink,
-}
-
-enum Sink {
-    Lines(LineWriter),
-    Otlp(crate::telemetry::AuditLogs),
-}
-
-/// The writer thread of the stdout and file sinks.
-struct LineWriter {
-    tx: SyncSender<String>,
-    dropped: Counter,
-    /// Set by [`AuditWriter::close`]: write what is queued and stop.
-    closing: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    queue: ExportQueue<String>,
 }
 
 impl AuditWriter {
-    /// A writer for the OTLP sink.
-    pub fn otlp(logs: crate::telemetry::AuditLogs) -> Self {
+    /// A writer for the OTLP sink, over the queue [`crate::telemetry::audit_logs`] starts.
+    pub fn otlp(queue: ExportQueue<String>) -> Self {
         AuditWriter {
             target: AuditTarget::Otlp,
-            sink: Sink::Otlp(logs),
+            queue,
         }
     }
 
@@ -76,37 +57,31 @@ impl AuditWriter {
                 ));
             }
         };
-        let (tx, rx) = sync_channel(QUEUE);
-        let closing = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&closing);
-        let thread = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || write_lines(rx, out, &stop))?;
-        Ok(AuditWriter {
-            target,
-            sink: Sink::Lines(LineWriter {
-                tx,
-                dropped,
-                closing,
-                thread: Mutex::new(Some(thread)),
-            }),
-        })
+        let mut out = BufWriter::with_capacity(64 * 1024, out);
+        let settings = QueueSettings {
+            capacity: QUEUE,
+            batch: QUEUE,
+            delay: FLUSH_INTERVAL,
+        };
+        let queue = ExportQueue::start("audit-writer", settings, dropped, move |lines| {
+            // Every line is tried, whatever happened to the one before.
+            let failed = lines
+                .iter()
+                .filter(|line| writeln!(out, "{line}").is_err())
+                .count();
+            let ok = failed == 0;
+            if !(ok && out.flush().is_ok()) {
+                tracing::error!("failed to write audit lines");
+            }
+        })?;
+        Ok(AuditWriter { target, queue })
     }
 
     /// Writes every queued line now and stops the writer (at shutdown, so that no line of a
     /// finished request is lost when the process exits). Lines queued later are dropped.
     /// Blocks: call it off the runtime's worker threads.
     pub fn close(&self) {
-        let w = match &self.sink {
-            Sink::Lines(w) => w,
-            Sink::Otlp(logs) => return logs.close(),
-        };
-        w.closing.store(true, Ordering::Release);
-        let thread = w.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
+        self.queue.close();
     }
 
     /// Where this writer writes.
@@ -116,48 +91,10 @@ impl AuditWriter {
 
     /// Queues one line (without its newline). Never blocks.
     pub fn write(&self, line: String) {
-        let w = match &self.sink {
-            Sink::Lines(w) => w,
-            Sink::Otlp(logs) => return logs.write(line),
-        };
-        match w.tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                if w.dropped.inc().is_multiple_of(1000) {
-                    tracing::warn!("audit writer is not keeping up; audit lines are being dropped");
-                }
-            }
-        }
+        self.queue.push(line);
     }
 }
 
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new().create(true).append(true).open(path)
-}
-
-fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>, closing: &AtomicBool) {
-    let mut out = BufWriter::with_capacity(64 * 1024, out);
-    loop {
-        // Nobody waits on the channel, so sending a line never wakes this thread; `close`
-        // unparks it.
-        std::thread::park_timeout(FLUSH_INTERVAL);
-        let stop = closing.load(Ordering::Acquire);
-        let (mut ok, mut wrote) = (true, false);
-        let disconnected = loop {
-            match rx.try_recv() {
-                Ok(line) => {
-                    ok &= writeln!(out, "{line}").is_ok();
-                    wrote = true;
-                }
-                Err(TryRecvError::Empty) => break false,
-                Err(TryRecvError::Disconnected) => break true,
-            }
-        };
-        if wrote && !(ok && out.flush().is_ok()) {
-            tracing::error!("failed to write audit lines");
-        }
-        if disconnected || stop {
-            return;
-        }
-    }
 }

@@ -10,6 +10,7 @@ mod auth;
 mod budget;
 mod dialect;
 pub mod explain;
+mod export_queue;
 mod http;
 mod metrics;
 pub mod policy;
@@ -22,6 +23,7 @@ mod usage;
 
 pub use dialect::stream::{StreamContext, StreamTranslator};
 pub use dialect::{Api, Conversion};
+pub use export_queue::QueueSettings;
 pub use http::client::ClientError;
 pub use http::server::ServerLimits;
 pub use http::sse::SseFraming;
@@ -32,7 +34,7 @@ pub use router::backend::ResolveOptions;
 #[cfg(feature = "kubernetes")]
 pub use router::kube_source::ConfigMapSource;
 pub use router::reload::ReloadError;
-pub use telemetry::{OtlpConfig, OtlpProtocol, QueueSettings, TelemetryError};
+pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryError};
 pub use usage::UsageMeter;
 
 use std::net::SocketAddr;

@@ -620,7 +620,7 @@ async fn each_reconcile_is_a_span_naming_the_object_and_its_result() {
     let mut ctx = Arc::into_inner(context(client)).unwrap();
     let settings = TraceSettings {
         endpoint: Some(collector.url()),
-        grpc: Some(false),
+        protocol: Some(llmkube_router::otel_env::OtlpProtocol::HttpProtobuf),
     };
     ctx.traces = Some(Arc::new(
         Traces::start(&settings).unwrap().expect("traces on"),

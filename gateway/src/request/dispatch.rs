@@ -204,26 +204,25 @@ async fn attempt(
         }
         let sent = Instant::now();
         let result = tokio::time::timeout(timeout, state.client.request(request)).await;
-        progress.upstream_wait += sent.elapsed();
-        if let Some(span) = span.filter(|_| out.trace.is_some_and(|t| t.sampled())) {
-            progress.spans.push(AttemptSpan {
-                span,
-                backend: b,
-                began: sent,
-                took: sent.elapsed(),
-                status: match &result {
-                    Ok(Ok(resp)) => Some(resp.status().as_u16()),
-                    _ => None,
-                },
-                error: match &result {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(Failure::Connect(error_chain(e)).to_string()),
-                    Err(_) => Some(Failure::Timeout(timeout).to_string()),
-                },
-            });
-        }
+        let took = sent.elapsed();
+        progress.upstream_wait += took;
+        // The attempt's span, kept only for a sampled trace.
+        let sampled = span.filter(|_| out.trace.is_some_and(|t| t.sampled()));
+        let mut record = |status: Option<StatusCode>, failure: Option<&Failure>| {
+            if let Some(span) = sampled {
+                progress.spans.push(AttemptSpan {
+                    span,
+                    backend: b,
+                    began: sent,
+                    took,
+                    status: status.map(|s| s.as_u16()),
+                    error: failure.map(ToString::to_string),
+                });
+            }
+        };
         let failure = match result {
             Ok(Ok(resp)) if !resp.status().is_server_error() => {
+                record(Some(resp.status()), None);
                 permit.success();
                 state.count_attempt(snap, b, AttemptResult::Ok);
                 if route.strategy == Strategy::Shadow {
@@ -238,6 +237,10 @@ async fn attempt(
             Ok(Err(e)) => Failure::Connect(error_chain(&e)),
             Err(_) => Failure::Timeout(timeout),
         };
+        match &failure {
+            Failure::Status(status) => record(Some(*status), None),
+            other => record(None, Some(other)),
+        }
         let result_label = match &failure {
             Failure::Timeout(_) => AttemptResult::Timeout,
             // An untranslatable request returned above, before anything was sent.

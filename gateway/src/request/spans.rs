@@ -158,49 +158,46 @@ pub fn export(rec: Finished<'_>) {
         status,
         instrumentation_scope: trace.scope().clone(),
     };
-    let child = |name: String, kind: SpanKind, span: SpanId, timing: Timing| SpanData {
-        span_context: SpanContext::new(
-            trace.span.trace_id(),
-            span,
-            TraceFlags::SAMPLED,
-            false,
-            trace.span.trace_state().clone(),
-        ),
-        parent_span_id: request,
-        parent_span_is_remote: false,
-        span_kind: kind,
-        name: Cow::Owned(name),
-        start_time: trace.at(timing.began),
-        end_time: trace.at(timing.began + timing.took),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: trace.scope().clone(),
-    };
+    let child =
+        |name: String, kind: SpanKind, span: SpanId, timing: Timing, attributes: Vec<KeyValue>| {
+            SpanData {
+                span_context: SpanContext::new(
+                    trace.span.trace_id(),
+                    span,
+                    TraceFlags::SAMPLED,
+                    false,
+                    trace.span.trace_state().clone(),
+                ),
+                parent_span_id: request,
+                parent_span_is_remote: false,
+                span_kind: kind,
+                name: Cow::Owned(name),
+                start_time: trace.at(timing.began),
+                end_time: trace.at(timing.began + timing.took),
+                attributes,
+                dropped_attributes_count: 0,
+                events: SpanEvents::default(),
+                links: SpanLinks::default(),
+                status: Status::Unset,
+                instrumentation_scope: trace.scope().clone(),
+            }
+        };
     let mut spans = Vec::with_capacity(2 + ev.trace.len() + rec.progress.spans.len());
-    if let Some(timing) = ev.rules {
-        let rules = &snap.policies.rules;
-        let failed = ev.trace.iter().any(|t| *t.name.as_str() == *rules.name);
-        let mut span = child(
+    let rules = &snap.policies.rules;
+    // A failure of the rules has its own line in the policy trace, below.
+    let rules_failed = ev.trace.iter().any(|t| *t.name.as_str() == *rules.name);
+    if let Some(timing) = ev.rules.filter(|_| !rules_failed) {
+        spans.push(child(
             format!("policy {}", rules.name),
             SpanKind::Internal,
             trace.new_span_id(),
             timing,
-        );
-        span.attributes = vec![
-            KeyValue::new("llmkube.policy.name", rules.name.to_string()),
-            KeyValue::new("llmkube.policy.digest", rules.digest.clone()),
-            KeyValue::new(
-                "llmkube.policy.result",
-                if failed { "failed" } else { "route" },
-            ),
-        ];
-        // A failure of the rules has its own line in the policy trace, below.
-        if !failed {
-            spans.push(span);
-        }
+            vec![
+                KeyValue::new("llmkube.policy.name", rules.name.to_string()),
+                KeyValue::new("llmkube.policy.digest", rules.digest.clone()),
+                KeyValue::new("llmkube.policy.result", PolicyResult::Route.as_str()),
+            ],
+        ));
     }
     for t in &ev.trace {
         let mut span = child(
@@ -208,13 +205,13 @@ pub fn export(rec: Finished<'_>) {
             SpanKind::Internal,
             trace.new_span_id(),
             t.timing,
+            vec![
+                KeyValue::new("llmkube.policy.name", t.name.to_string()),
+                KeyValue::new("llmkube.policy.digest", t.digest.clone()),
+                KeyValue::new("llmkube.policy.config_digest", t.config_digest.to_string()),
+                KeyValue::new("llmkube.policy.result", t.result.as_str()),
+            ],
         );
-        span.attributes = vec![
-            KeyValue::new("llmkube.policy.name", t.name.to_string()),
-            KeyValue::new("llmkube.policy.digest", t.digest.clone()),
-            KeyValue::new("llmkube.policy.config_digest", t.config_digest.to_string()),
-            KeyValue::new("llmkube.policy.result", t.result.as_str()),
-        ];
         if matches!(t.result, PolicyResult::Failed | PolicyResult::FailedOpen) {
             span.status = Status::error(t.error.clone().unwrap_or_default());
         }
@@ -228,8 +225,7 @@ pub fn export(rec: Finished<'_>) {
             began: a.began,
             took: a.took,
         };
-        let mut span = child(format!("{op} {}", b.name), SpanKind::Client, a.span, timing);
-        span.attributes = vec![
+        let attributes = vec![
             KeyValue::new("llmkube.backend", b.name.to_string()),
             KeyValue::new("llmkube.backend.tier", b.tier.as_str()),
             KeyValue::new("server.address", b.authority.host().to_owned()),
@@ -238,6 +234,8 @@ pub fn export(rec: Finished<'_>) {
                 i64::from(b.authority.port_u16().unwrap_or(0)),
             ),
         ];
+        let name = format!("{op} {}", b.name);
+        let mut span = child(name, SpanKind::Client, a.span, timing, attributes);
         if let Some(provider) = b.provider {
             span.attributes
                 .push(KeyValue::new("gen_ai.provider.name", provider.as_str()));

@@ -250,14 +250,15 @@ impl SnapshotBuilder {
         let audit = match previous {
             Some(p) if *p.audit.target() == target => Arc::clone(&p.audit),
             _ if target == AuditTarget::Otlp => {
-                let logs = crate::telemetry::AuditLogs::start(
+                let queue = crate::telemetry::audit_logs::start(
                     &self.otlp,
                     audit_dropped.clone(),
                     self.otlp_audit_errors.clone(),
                 )
                 .map_err(|e| BuildError::AuditOtlp(e.to_string()))?;
-                tracing::info!("audit records go to {} as OTLP logs", logs.destination);
-                Arc::new(AuditWriter::otlp(logs))
+                let destination = self.otlp.describe(crate::telemetry::Signal::Logs);
+                tracing::info!("audit records go to {destination} as OTLP logs");
+                Arc::new(AuditWriter::otlp(queue))
             }
             _ => Arc::new(
                 AuditWriter::start(target.clone(), audit_dropped.clone()).map_err(|source| {

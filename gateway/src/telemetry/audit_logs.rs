@@ -6,7 +6,6 @@
 //! and counts in `llmkube_audit_dropped_total`, as the other sinks do; a failed export counts
 //! in `llmkube_otlp_export_errors_total{signal="logs"}`.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
@@ -14,85 +13,44 @@ use opentelemetry::{InstrumentationScope, Key};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLogger, SdkLoggerProvider};
 use prometheus_client::metrics::counter::Counter;
 
-use super::export::{ExportQueue, QueueSettings};
 use super::exporters::{OtlpConfig, TelemetryError};
+use crate::export_queue::{ExportQueue, QueueSettings};
 
 /// Audit lines queued for the collector at most (as for the other sinks).
 const QUEUE: usize = 16 * 1024;
 
-/// A running OTLP audit sink.
-pub struct AuditLogs {
-    queue: ExportQueue<String>,
-    /// Where it sends, for logs.
-    pub destination: String,
-}
-
-impl AuditLogs {
-    /// Starts the sink. Must be called inside the runtime.
-    pub fn start(
-        config: &OtlpConfig,
-        dropped: Counter,
-        failed: Counter,
-    ) -> Result<Self, TelemetryError> {
-        let mut exporter = config.log_exporter()?;
-        exporter.set_resource(&config.resource());
-        let exporter = Arc::new(exporter);
-        // Records can only be made by a logger; this provider has no processor, the queue
-        // below does its work.
-        let logger = Arc::new(
-            SdkLoggerProvider::builder()
-                .build()
-                .logger("llmkube-gateway"),
-        );
-        let scope = Arc::new(
-            InstrumentationScope::builder("llmkube-gateway")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        );
-        let settings = QueueSettings {
-            capacity: QUEUE,
-            batch: 512,
-            delay: Duration::from_millis(200),
-        };
-        let queue = ExportQueue::start(
-            "otlp-audit",
-            settings,
-            dropped,
-            move |lines: Vec<String>| {
-                let (exporter, logger, scope, failed) = (
-                    Arc::clone(&exporter),
-                    Arc::clone(&logger),
-                    Arc::clone(&scope),
-                    failed.clone(),
-                );
-                async move {
-                    let records: Vec<SdkLogRecord> =
-                        lines.iter().filter_map(|l| record(&logger, l)).collect();
-                    let batch: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-                        records.iter().map(|r| (r, &*scope)).collect();
-                    if let Err(e) = exporter.export(LogBatch::new(&batch)).await
-                        && failed.inc().is_multiple_of(100)
-                    {
-                        tracing::error!(error = %e, "OTLP audit export failed; its records are lost");
-                    }
-                }
-            },
-        )?;
-        Ok(AuditLogs {
-            queue,
-            destination: config.describe(super::Signal::Logs),
-        })
-    }
-
-    /// Queues one audit line. Never blocks.
-    pub fn write(&self, line: String) {
-        self.queue.push(line);
-    }
-
-    /// Exports what is queued and stops (at shutdown; blocks).
-    pub fn close(&self) {
-        self.queue.close();
-    }
+/// Starts the sink: a queue of audit lines whose thread converts and exports them. Must be
+/// called inside the runtime, on which the exports run.
+pub fn start(
+    config: &OtlpConfig,
+    dropped: Counter,
+    failed: Counter,
+) -> Result<ExportQueue<String>, TelemetryError> {
+    let runtime = super::runtime()?;
+    let mut exporter = config.log_exporter()?;
+    exporter.set_resource(&config.resource());
+    // Records can only be made by a logger; this provider has no processor, the queue does its
+    // work.
+    let logger = SdkLoggerProvider::builder()
+        .build()
+        .logger("llmkube-gateway");
+    let scope = super::scope();
+    let settings = QueueSettings {
+        capacity: QUEUE,
+        batch: 512,
+        delay: Duration::from_millis(200),
+    };
+    let export = move |lines: Vec<String>| {
+        let records: Vec<SdkLogRecord> = lines.iter().filter_map(|l| record(&logger, l)).collect();
+        let batch: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+            records.iter().map(|r| (r, &scope)).collect();
+        if let Err(e) = runtime.block_on(exporter.export(LogBatch::new(&batch)))
+            && failed.inc().is_multiple_of(100)
+        {
+            tracing::error!(error = %e, "OTLP audit export failed; its records are lost");
+        }
+    };
+    Ok(ExportQueue::start("otlp-audit", settings, dropped, export)?)
 }
 
 /// The log record of one audit line (`None` if it is not a JSON object, which the gateway

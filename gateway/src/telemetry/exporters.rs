@@ -13,43 +13,24 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::Resource;
 
-use super::export::QueueSettings;
+use crate::export_queue::QueueSettings;
 
-/// The two OTLP transports this gateway speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    /// OTLP/gRPC (port 4317 by convention).
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies (port 4318 by convention); the default.
-    HttpProtobuf,
-}
-
-impl std::str::FromStr for OtlpProtocol {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "grpc" => Ok(OtlpProtocol::Grpc),
-            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
-            "http/json" => {
-                Err("OTLP protocol http/json is not supported; use grpc or http/protobuf".into())
-            }
-            other => Err(format!(
-                "unknown OTLP protocol {other:?}; use grpc or http/protobuf"
-            )),
-        }
-    }
-}
+pub use llmkube_router::otel_env::OtlpProtocol;
+use llmkube_router::otel_env::{self, EnvError, var as env};
 
 pub use crate::metrics::Signal;
 
-/// `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_{suffix}`.
-fn signal_env(signal: Signal, suffix: &str) -> String {
-    let signal = match signal {
+/// `TRACES` or `LOGS`, as the signal's variables spell it.
+fn signal_name(signal: Signal) -> &'static str {
+    match signal {
         Signal::Traces => "TRACES",
         Signal::Logs => "LOGS",
-    };
-    format!("OTEL_EXPORTER_OTLP_{signal}_{suffix}")
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_{suffix}`.
+fn signal_env(signal: Signal, suffix: &str) -> String {
+    format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal_name(signal))
 }
 
 /// The OTLP/HTTP path of `signal`.
@@ -98,15 +79,8 @@ impl Default for OtlpConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// An `OTEL_*` variable has a value that cannot be used.
-    #[error("{name}={value:?}: {message}")]
-    Env {
-        /// The variable.
-        name: String,
-        /// Its value.
-        value: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    #[error(transparent)]
+    Env(#[from] EnvError),
     /// The exporter refused its configuration.
     #[error("cannot set up OTLP {signal:?} export: {message}")]
     Exporter {
@@ -120,14 +94,10 @@ pub enum TelemetryError {
     Thread(#[from] std::io::Error),
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, TelemetryError> {
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, EnvError> {
     env(name)
         .map(|v| {
-            v.trim().parse().map_err(|_| TelemetryError::Env {
+            v.trim().parse().map_err(|_| EnvError {
                 name: name.into(),
                 message: "not a whole number".into(),
                 value: v,
@@ -141,24 +111,7 @@ impl OtlpConfig {
     /// is configured (or `OTEL_TRACES_EXPORTER=otlp`), unless `OTEL_TRACES_EXPORTER=none` or
     /// `OTEL_SDK_DISABLED=true`; the span queue follows the `OTEL_BSP_*` variables.
     pub fn apply_env(&mut self) -> Result<(), TelemetryError> {
-        let exporter = env("OTEL_TRACES_EXPORTER");
-        let endpoint_set = self.endpoint.is_some()
-            || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-            || env(&signal_env(Signal::Traces, "ENDPOINT")).is_some();
-        let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        self.traces = !disabled
-            && match exporter.as_deref().map(str::trim) {
-                Some("none") => false,
-                Some("otlp") => true,
-                Some(other) => {
-                    return Err(TelemetryError::Env {
-                        name: "OTEL_TRACES_EXPORTER".into(),
-                        value: other.into(),
-                        message: "this gateway exports traces with otlp (or none)".into(),
-                    });
-                }
-                None => self.traces || endpoint_set,
-            };
+        self.traces = otel_env::traces_on(self.traces || self.endpoint.is_some())?;
         let q = &mut self.span_queue;
         q.capacity = env_number("OTEL_BSP_MAX_QUEUE_SIZE")?.unwrap_or(q.capacity);
         q.batch = env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")?
@@ -170,24 +123,13 @@ impl OtlpConfig {
         Ok(())
     }
 
-    /// The transport for `signal`.
+    /// The transport for `signal`: the flag's, the variables', else HTTP/protobuf.
     fn protocol(&self, signal: Signal) -> Result<OtlpProtocol, TelemetryError> {
-        for name in [
-            signal_env(signal, "PROTOCOL"),
-            "OTEL_EXPORTER_OTLP_PROTOCOL".into(),
-        ] {
-            if self.protocol.is_some() {
-                break;
-            }
-            if let Some(value) = env(&name) {
-                return value.parse().map_err(|message| TelemetryError::Env {
-                    name,
-                    value,
-                    message,
-                });
-            }
-        }
-        Ok(self.protocol.unwrap_or(OtlpProtocol::HttpProtobuf))
+        let protocol = match self.protocol {
+            Some(p) => Some(p),
+            None => otel_env::protocol(signal_name(signal))?,
+        };
+        Ok(protocol.unwrap_or(OtlpProtocol::HttpProtobuf))
     }
 
     /// The exporter's view of where `signal` goes, for logs.
@@ -205,10 +147,8 @@ impl OtlpConfig {
 
     /// The resource every record carries: `service.name` and the `OTEL_RESOURCE_ATTRIBUTES`.
     pub fn resource(&self) -> Resource {
-        let named = env("OTEL_SERVICE_NAME").is_some()
-            || env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
         let builder = Resource::builder();
-        if named {
+        if otel_env::service_named() {
             builder.build()
         } else {
             builder.with_service_name(self.service_name.clone()).build()
@@ -350,16 +290,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn protocols_parse_as_the_specification_spells_them() {
-        assert_eq!("grpc".parse(), Ok(OtlpProtocol::Grpc));
-        assert_eq!("http/protobuf".parse(), Ok(OtlpProtocol::HttpProtobuf));
-        assert!(
-            "http/json"
-                .parse::<OtlpProtocol>()
-                .unwrap_err()
-                .contains("not supported")
-        );
-        assert!("udp".parse::<OtlpProtocol>().is_err());
+    fn a_base_url_gets_the_signals_path() {
         assert_eq!(
             http_endpoint("http://c:4318/", Signal::Logs),
             "http://c:4318/v1/logs"

@@ -21,8 +21,8 @@ use opentelemetry_sdk::trace::{
 };
 use prometheus_client::metrics::counter::Counter;
 
-use super::export::{ExportQueue, QueueSettings};
 use super::exporters::{OtlpConfig, TelemetryError};
+use crate::export_queue::ExportQueue;
 
 /// Starts request traces and exports their spans.
 pub struct Tracer {
@@ -46,28 +46,23 @@ impl Tracer {
         dropped: Counter,
         failed: Counter,
     ) -> Result<Arc<Self>, TelemetryError> {
+        let runtime = super::runtime()?;
         let mut exporter = config.span_exporter()?;
         exporter.set_resource(&config.resource());
-        let exporter = Arc::new(exporter);
-        let settings: QueueSettings = config.span_queue;
-        let queue = ExportQueue::start("otlp-traces", settings, dropped, move |batch| {
-            let (exporter, failed) = (Arc::clone(&exporter), failed.clone());
-            async move {
-                if let Err(e) = exporter.export(batch).await
-                    && failed.inc().is_multiple_of(100)
-                {
-                    tracing::warn!(error = %e, "OTLP trace export failed; its spans are lost");
-                }
+        let export = move |batch| {
+            if let Err(e) = runtime.block_on(exporter.export(batch))
+                && failed.inc().is_multiple_of(100)
+            {
+                tracing::warn!(error = %e, "OTLP trace export failed; its spans are lost");
             }
-        })?;
+        };
+        let queue = ExportQueue::start("otlp-traces", config.span_queue, dropped, export)?;
         Ok(Arc::new(Tracer {
             // The SDK's reading of OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
             sampler: opentelemetry_sdk::trace::Config::default().sampler,
             ids: RandomIdGenerator::default(),
             propagator: TraceContextPropagator::new(),
-            scope: InstrumentationScope::builder("llmkube-gateway")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
+            scope: super::scope(),
             queue,
         }))
     }

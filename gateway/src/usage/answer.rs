@@ -110,6 +110,32 @@ struct WireUsage {
     cache_read_input_tokens: Option<u64>,
 }
 
+/// The `visit_*` methods of a lenient visitor for the scalars that carry nothing it reads:
+/// each gives `$none` instead of an error.
+macro_rules! scalars_are {
+    ($value:ty, $none:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok($none)
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok($none)
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok($none)
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok($none)
+        }
+
+        fn visit_unit<E>(self) -> Result<$value, E> {
+            Ok($none)
+        }
+    };
+}
+
 /// One choice, reduced to the bytes of text in it (every string under `delta`, `message` or
 /// `text` except the role and finish fields) and its `finish_reason`.
 struct Choice {
@@ -161,25 +187,7 @@ impl<'de> Visitor<'de> for ChoiceVisitor {
         Ok(Choice::NONE)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Choice, E> {
-        Ok(Choice::NONE)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Choice, E> {
-        Ok(Choice::NONE)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Choice, E> {
-        Ok(Choice::NONE)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Choice, E> {
-        Ok(Choice::NONE)
-    }
-
-    fn visit_unit<E>(self) -> Result<Choice, E> {
-        Ok(Choice::NONE)
-    }
+    scalars_are!(Choice, Choice::NONE);
 }
 
 impl Choice {
@@ -223,25 +231,7 @@ impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
         ))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Text<'a>, E> {
-        Ok(Text(None))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Text<'a>, E> {
-        Ok(Text(None))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Text<'a>, E> {
-        Ok(Text(None))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Text<'a>, E> {
-        Ok(Text(None))
-    }
-
-    fn visit_unit<E>(self) -> Result<Text<'a>, E> {
-        Ok(Text(None))
-    }
+    scalars_are!(Text<'a>, Text(None));
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'a>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -286,25 +276,7 @@ impl<'de> Deserialize<'de> for Delta {
                 Ok(Delta(None))
             }
 
-            fn visit_bool<E>(self, _: bool) -> Result<Delta, E> {
-                Ok(Delta(None))
-            }
-
-            fn visit_i64<E>(self, _: i64) -> Result<Delta, E> {
-                Ok(Delta(None))
-            }
-
-            fn visit_u64<E>(self, _: u64) -> Result<Delta, E> {
-                Ok(Delta(None))
-            }
-
-            fn visit_f64<E>(self, _: f64) -> Result<Delta, E> {
-                Ok(Delta(None))
-            }
-
-            fn visit_unit<E>(self) -> Result<Delta, E> {
-                Ok(Delta(None))
-            }
+            scalars_are!(Delta, Delta(None));
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Delta, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -333,25 +305,7 @@ impl<'de> Visitor<'de> for TextBytes {
         Ok(if self.top { 0 } else { v.len() as u64 })
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<u64, E> {
-        Ok(0)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<u64, E> {
-        Ok(0)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<u64, E> {
-        Ok(0)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<u64, E> {
-        Ok(0)
-    }
-
-    fn visit_unit<E>(self) -> Result<u64, E> {
-        Ok(0)
-    }
+    scalars_are!(u64, 0);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
         let mut n = 0u64;

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod manifest;
 pub mod money;
 pub mod names;
+pub mod otel_env;
 pub mod routing;
 #[cfg(feature = "crd")]
 pub mod schema;

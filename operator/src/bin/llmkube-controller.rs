@@ -18,6 +18,7 @@ use llmkube_operator::reconcile::admission::Allowance;
 use llmkube_operator::reconcile::inference_service::{Images, Settings as InferenceSettings};
 use llmkube_operator::reconcile::model_cache::ModelCache;
 use llmkube_operator::reconcile::model_router::{OtlpTarget, Settings as RouterSettings};
+use llmkube_router::otel_env::OtlpProtocol;
 use llmkube_router::spec::{RedisStoreSpec, SecretRef};
 
 /// The gateway image this controller version deploys, unless `--router-proxy-image` says otherwise.
@@ -57,8 +58,8 @@ struct Args {
     otlp_endpoint: Option<String>,
     /// OTLP transport: grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL, else
     /// http/protobuf).
-    #[arg(long, value_parser = ["grpc", "http/protobuf"])]
-    otlp_protocol: Option<String>,
+    #[arg(long)]
+    otlp_protocol: Option<OtlpProtocol>,
     /// OTLP collector base URL the gateways send traces and `otlp` audit records to (their
     /// OTEL_EXPORTER_OTLP_ENDPOINT).
     #[arg(global = true, long, env = "LLMKUBE_GATEWAY_OTLP_ENDPOINT")]
@@ -347,7 +348,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let client = Client::try_default().await?;
     let trace_settings = TraceSettings {
         endpoint: args.otlp_endpoint.clone(),
-        grpc: args.otlp_protocol.as_deref().map(|p| p == "grpc"),
+        protocol: args.otlp_protocol,
     };
     let mut ctx = Context::new(client.clone(), args.settings(), Arc::clone(&metrics));
     ctx.traces = Traces::start(&trace_settings)?.map(Arc::new);

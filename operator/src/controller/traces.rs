@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use llmkube_router::otel_env::{self, OtlpProtocol};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
@@ -23,8 +24,8 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 pub struct TraceSettings {
     /// Collector base URL, overriding the `OTEL_EXPORTER_OTLP_*ENDPOINT` variables.
     pub endpoint: Option<String>,
-    /// `grpc` or `http/protobuf`; unset: `OTEL_EXPORTER_OTLP_PROTOCOL`, else HTTP/protobuf.
-    pub grpc: Option<bool>,
+    /// The transport; unset: `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`, else HTTP/protobuf.
+    pub protocol: Option<OtlpProtocol>,
 }
 
 /// A running span exporter.
@@ -39,48 +40,18 @@ impl std::fmt::Debug for Traces {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl Traces {
     /// Starts exporting when `settings` or the environment name a collector; `None` when
     /// traces are off. Must be called inside the tokio runtime.
     pub fn start(settings: &TraceSettings) -> Result<Option<Self>, String> {
-        let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let exporter_env = env("OTEL_TRACES_EXPORTER");
-        let endpoint_set = settings.endpoint.is_some()
-            || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-            || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
-        let on = match exporter_env.as_deref().map(str::trim) {
-            Some("none") => false,
-            Some("otlp") => true,
-            Some(other) => {
-                return Err(format!(
-                    "OTEL_TRACES_EXPORTER={other:?}: the controller exports traces with otlp (or none)"
-                ));
-            }
-            None => endpoint_set,
-        };
-        if disabled || !on {
+        if !otel_env::traces_on(settings.endpoint.is_some()).map_err(|e| e.to_string())? {
             return Ok(None);
         }
-        let grpc = match settings.grpc {
-            Some(g) => g,
-            None => {
-                let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                    .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"));
-                match protocol.as_deref().map(str::trim) {
-                    None | Some("http/protobuf") => false,
-                    Some("grpc") => true,
-                    Some(other) => {
-                        return Err(format!(
-                            "OTLP protocol {other:?} is not supported; use grpc or http/protobuf"
-                        ));
-                    }
-                }
-            }
+        let protocol = match settings.protocol {
+            Some(p) => Some(p),
+            None => otel_env::protocol("TRACES").map_err(|e| e.to_string())?,
         };
+        let grpc = protocol == Some(OtlpProtocol::Grpc);
         let exporter = if grpc {
             let mut b = SpanExporter::builder()
                 .with_tonic()
@@ -99,9 +70,7 @@ impl Traces {
             b.build()
         }
         .map_err(|e| format!("cannot set up OTLP trace export: {e}"))?;
-        let named = env("OTEL_SERVICE_NAME").is_some()
-            || env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
-        let resource = match named {
+        let resource = match otel_env::service_named() {
             true => Resource::builder().build(),
             false => Resource::builder()
                 .with_service_name("llmkube-controller")

@@ -1,12 +1,12 @@
-//! The export queue: a bounded channel from the request path to one exporting thread.
+//! A bounded queue from the request path to one background thread that writes what is queued
+//! in batches: audit lines to stdout or a file, spans and audit records to an OTLP collector.
 //!
-//! Pushing never blocks: a full queue drops the item and counts it
-//! (`llmkube_otlp_dropped_total{signal}`), so a slow or absent collector costs memory up to the
+//! Pushing never blocks: a full queue drops the item and counts it (the caller's counter, e.g.
+//! `llmkube_audit_dropped_total`), so a slow disk or an absent collector costs memory up to the
 //! queue's bound and nothing else. The thread wakes every `delay`, or as soon as a full batch
-//! waits (one wake-up per batch, not per item), and exports on the runtime the queue was
-//! started from: the OTLP clients need tokio, and a blocked export only delays this thread.
+//! waits, instead of being woken by every item: a wake-up per audit line cost two context
+//! switches per request on the request path's core (found by profiling, see bench/RESULTS.md).
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
-/// Bounds and pace of one queue (the `OTEL_BSP_*` settings).
+/// Bounds and pace of one queue (for spans, the `OTEL_BSP_*` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSettings {
     /// Items held at most; more are dropped.
@@ -50,20 +50,13 @@ pub struct ExportQueue<T> {
 }
 
 impl<T: Send + 'static> ExportQueue<T> {
-    /// Starts the exporting thread `name`; `export` sends one batch. Must be called inside a
-    /// tokio runtime, which the exports then run on.
-    pub fn start<F, Fut>(
+    /// Starts the thread `name`; `export` writes one batch (on that thread: it may block).
+    pub fn start(
         name: &str,
         settings: QueueSettings,
         dropped: Counter,
-        export: F,
-    ) -> std::io::Result<Self>
-    where
-        F: FnMut(Vec<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()>,
-    {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| std::io::Error::other(format!("OTLP export needs a runtime: {e}")))?;
+        export: impl FnMut(Vec<T>) + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(settings.capacity.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let closing = Arc::new(AtomicBool::new(false));
@@ -75,7 +68,7 @@ impl<T: Send + 'static> ExportQueue<T> {
         };
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || drain.run(&runtime, export))?;
+            .spawn(move || drain.run(export))?;
         Ok(ExportQueue {
             tx,
             queued,
@@ -89,19 +82,27 @@ impl<T: Send + 'static> ExportQueue<T> {
 
     /// Queues one item. Never blocks.
     pub fn push(&self, item: T) {
+        // Counted before it is sent, so that the thread, which uncounts what it takes, never
+        // takes the count below zero.
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
         if self.tx.try_send(item).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             if self.dropped.inc().is_multiple_of(1000) {
-                tracing::warn!("OTLP export is not keeping up; telemetry is being dropped");
+                let name = self.waker.name().unwrap_or_default();
+                tracing::warn!(
+                    queue = name,
+                    "a background writer is not keeping up; records are being dropped"
+                );
             }
             return;
         }
-        if (self.queued.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.batch) {
+        if queued.is_multiple_of(self.batch) {
             self.waker.unpark();
         }
     }
 
-    /// Exports what is queued and stops the thread (at shutdown). Blocks: call it off the
-    /// runtime's worker threads.
+    /// Writes what is queued and stops the thread (at shutdown). Items pushed later are
+    /// dropped. Blocks: call it off the runtime's worker threads.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Release);
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -112,7 +113,7 @@ impl<T: Send + 'static> ExportQueue<T> {
     }
 }
 
-/// The exporting thread's side.
+/// The thread's side.
 struct Drain<T> {
     rx: Receiver<T>,
     queued: Arc<AtomicUsize>,
@@ -121,11 +122,7 @@ struct Drain<T> {
 }
 
 impl<T> Drain<T> {
-    fn run<F, Fut>(self, runtime: &tokio::runtime::Handle, mut export: F)
-    where
-        F: FnMut(Vec<T>) -> Fut,
-        Fut: Future<Output = ()>,
-    {
+    fn run(self, mut export: impl FnMut(Vec<T>)) {
         let batch = self.settings.batch.max(1);
         loop {
             std::thread::park_timeout(self.settings.delay);
@@ -145,7 +142,7 @@ impl<T> Drain<T> {
                 let (n, full) = (items.len(), items.len() == batch);
                 if n > 0 {
                     self.queued.fetch_sub(n, Ordering::Relaxed);
-                    runtime.block_on(export(items));
+                    export(items);
                 }
                 if disconnected {
                     return;
@@ -175,7 +172,6 @@ mod tests {
         };
         let queue = ExportQueue::start("test-export", settings, dropped.clone(), move |b| {
             let _ = tx.send(b);
-            async {}
         })
         .unwrap();
         (queue, dropped, rx)
