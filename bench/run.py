@@ -70,10 +70,11 @@ def setup():
         log("installing redis-server (Debian)")
         sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q redis-server >/dev/null "
            "|| { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }")
-    if not shutil.which("nginx"):
-        log("installing nginx (Debian)")
-        sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q nginx-light >/dev/null "
-           "|| { apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; }")
+    for tool, package in (("nginx", "nginx-light"), ("haproxy", "haproxy")):
+        if not shutil.which(tool):
+            log(f"installing {package} (Debian)")
+            sh(f"export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q {package} >/dev/null "
+               f"|| {{ apt-get update -q >/dev/null && apt-get install -y -q {package} >/dev/null; }}")
     venv = OUT / "venv"
     if not (venv / "bin" / "litellm").exists():
         log(f"installing LiteLLM {LITELLM_VERSION} (PyPI)")
@@ -92,8 +93,8 @@ def setup():
            cwd=portkey)
     log("building release binaries and the PII detector")
     sh("cargo build -q --release --locked --target wasm32-unknown-unknown -p llmkube-pii-detector", cwd=ROOT)
-    sh("cargo build -q --release --locked -p llmkube-gateway -p llmkube-mock-upstream -p llmkube-bench",
-       cwd=ROOT)
+    sh("cargo build -q --release --locked -p llmkube-gateway -p llmkube-mock-upstream -p llmkube-bench "
+       "-p llmkube-operator --bin llmkube-controller", cwd=ROOT)
 
 
 # ---------------------------------------------------------------- processes
@@ -206,9 +207,15 @@ def llmkube_subject(name, rules, pii, budget=None):
     path.write_text(spec + policy)
     port = 18100
     cmd = [str(REL / "llmkube-gateway"), "--router", str(path), "--listen", f"127.0.0.1:{port}",
+           "--max-connections", "20000",  # the 10,000-stream scenario, with room
            "--backend-address", f"fast=http://127.0.0.1:{FAST}", "--backend-address",
            f"slow=http://127.0.0.1:{SLOW}", "--policy-dir", str(WASM), "--no-watch", *extra]
-    return dict(name=name, cmd=cmd, port=port, url=f"http://127.0.0.1:{port}/v1/chat/completions",
+    # Under valgrind the policy pool's address-space reservation (an 8 GiB slot per instance)
+    # does not fit: four instances are plenty for one client.
+    # valgrind runs code ~50x slower: the policy deadline (CPU time) is raised to match.
+    return dict(name=name, cmd=cmd, callgrind_cmd=[*cmd, "--policy-max-instances", "4", "--policy-deadline", "1s"],
+                port=port,
+                url=f"http://127.0.0.1:{port}/v1/chat/completions",
                 slow_url=None, env={"LLMKUBE_LOG": "warn"}, headers=headers)
 
 
@@ -218,10 +225,11 @@ def nginx_subject():
     conf = prefix / "nginx.conf"
     port = 18200
     conf.write_text(f"""worker_processes 1;
+worker_rlimit_nofile 65536;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 8192; }}
+events {{ worker_connections 32768; }}
 http {{
   access_log off;
   client_body_temp_path {prefix}/tmp/body;
@@ -242,7 +250,41 @@ http {{
   }}
 }}
 """)
-    return dict(name="nginx", cmd=["nginx", "-p", str(prefix), "-c", str(conf)], port=port,
+    # For callgrind, the same server without the master process (the worker is the process).
+    one = prefix / "nginx-one-process.conf"
+    one.write_text("master_process off;\n" + conf.read_text())
+    return dict(name="nginx", cmd=["nginx", "-p", str(prefix), "-c", str(conf)],
+                callgrind_cmd=["nginx", "-p", str(prefix), "-c", str(one)], port=port,
+                url=f"http://127.0.0.1:{port}/v1/chat/completions",
+                slow_url=f"http://127.0.0.1:{port}/slow/v1/chat/completions", env={}, headers=[])
+
+
+def haproxy_subject():
+    prefix = OUT / "haproxy"
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "haproxy.cfg"
+    port = 18250
+    # One thread, like nginx's one worker; connections to the mock kept alive and shared.
+    conf.write_text(f"""global
+  nbthread 1
+  maxconn 40000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:{port}
+  use_backend slow if {{ path_beg /slow/ }}
+  default_backend fast
+backend fast
+  server mock 127.0.0.1:{FAST} maxconn 40000
+backend slow
+  http-request replace-path /slow(/.*) \\1
+  server mock 127.0.0.1:{SLOW} maxconn 40000
+""")
+    return dict(name="haproxy", cmd=["haproxy", "-db", "-f", str(conf)], port=port,
                 url=f"http://127.0.0.1:{port}/v1/chat/completions",
                 slow_url=f"http://127.0.0.1:{port}/slow/v1/chat/completions", env={}, headers=[])
 
@@ -272,7 +314,7 @@ general_settings:
 
 
 def portkey_subject():
-    port = 18300
+    port = 18350  # not REDIS's port: sharing it made every Portkey request go to redis-server
     script = OUT / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: http://127.0.0.1:{FAST}/v1",
                "authorization: Bearer sk-bench"]
@@ -310,17 +352,25 @@ def measure(subject, args):
         proc = spawn(subject["cmd"], SUBJECT_CORE, subject["name"], env=subject["env"])
         wait_port(subject["port"], proc)
     pid = proc.pid if proc else MOCK_PIDS[0]
-    runs = {"name": subject["name"], "closed": [], "open": [], "stream": []}
+    runs = {"name": subject["name"], "closed": [], "open": [], "stream": [], "closed_c1": [], "stream_c1": []}
     try:
         drive(subject, duration=1, warmup=0)  # warm caches and connection pools
         time.sleep(0.5)
         runs["idle_rss_kib"] = tree_rss_kib(pid)
         # For `direct`, the streams come from (and are held by) the slow mock.
         stream_pid = pid if proc else MOCK_PIDS[1]
-        runs["streams_rss_kib"], runs["streams"] = hold_streams(subject, stream_pid, args)
+        runs["streams_rss_kib"], runs["streams"] = hold_streams(subject, stream_pid, args.streams, 8)
+        if runs["streams"]["errors"] >= args.streams:
+            runs["many_streams_skipped"] = f"every one of {args.streams} streams failed"
+        else:
+            time.sleep(1)
+            runs["many_streams_rss_kib"], runs["many_streams"] = hold_streams(
+                subject, stream_pid, args.many_streams, 14)
         for i in range(args.repeats):
             runs["closed"].append(drive(subject, concurrency=16, duration=args.duration))
             runs["stream"].append(drive(subject, stream=True, concurrency=16, duration=args.duration))
+            runs["closed_c1"].append(drive(subject, concurrency=1, duration=args.duration))
+            runs["stream_c1"].append(drive(subject, stream=True, concurrency=1, duration=args.duration))
         # Open loop last, at the fixed rate, or at half of what the subject sustained closed-loop
         # if that is less: latency of an overloaded server only measures its queue.
         capacity = statistics.median(r["rps"] for r in runs["closed"])
@@ -333,25 +383,47 @@ def measure(subject, args):
     return runs
 
 
-def hold_streams(subject, pid, args):
-    """RSS while the subject holds 1,000 concurrent streams from the slow mock."""
+def hold_streams(subject, pid, streams, seconds):
+    """Peak RSS while the subject holds `streams` concurrent streams from the slow mock (each
+    12 chunks, a second apart) for `seconds`; clients that finish a stream start the next."""
     url = subject.get("slow_url") or subject["url"]
     headers = subject.get("slow_headers", subject["headers"])
-    model = "slow"
     cmd = ["taskset", "-c", DRIVER_CORE, str(REL / "llmkube-bench"), "--url", url, "--duration",
-           "6s", "--warmup", "0s", "--concurrency", str(args.streams), "--stream", "--model", model,
+           f"{seconds}s", "--warmup", "0s", "--concurrency", str(streams), "--stream", "--model", "slow",
            "--label", subject["name"]]
     for h in headers:
         cmd += ["-H", h]
     driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
     peak = 0
-    for _ in range(50):
+    for _ in range(seconds * 10 - 10):
         time.sleep(0.1)
         peak = max(peak, tree_rss_kib(pid))
     time.sleep(2)
     peak = max(peak, tree_rss_kib(pid))
     out, _ = driver.communicate(timeout=120)
     return peak, json.loads(out)
+
+
+def instruction_counts(subjects):
+    """Instructions per request under callgrind (bench/instructions.py) for the subjects that
+    are servers of ours or raw proxies; non-streaming, and streaming for rules + PII."""
+    import instructions
+    wanted = [("llmkube-plain", False), ("llmkube-rules-pii", False), ("llmkube-rules-pii", True),
+              ("nginx", False), ("nginx", True), ("haproxy", False)]
+    by_name = {s["name"]: s for s in subjects}
+    rows = []
+    for name, stream in wanted:
+        if name not in by_name:
+            continue
+        log(f"counting instructions per request: {name}{' (streaming)' if stream else ''}")
+        try:
+            rows.append(instructions.count(by_name[name], stream=stream, rel=REL, out_dir=OUT,
+                                           core=SUBJECT_CORE, driver_core=DRIVER_CORE, prompt=PROMPT,
+                                           wait_port=wait_port, spawn=spawn, stop=stop))
+        except (RuntimeError, subprocess.SubprocessError, StopIteration, IndexError) as e:
+            log(f"{name}: instruction count failed: {e}")
+            rows.append({"subject": name, "stream": stream, "error": str(e)})
+    return rows
 
 
 MOCK_PIDS = []
@@ -390,6 +462,31 @@ def detector_accuracy():
     return {"llmkube": rows, "presidio": presidio}
 
 
+def all_subjects():
+    return [direct_subject(), llmkube_subject("llmkube-plain", False, False),
+            llmkube_subject("llmkube-rules", True, False), llmkube_subject("llmkube-rules-pii", True, True),
+            llmkube_subject("llmkube-auth-budget", True, False, "memory"),
+            llmkube_subject("llmkube-auth-budget-redis", True, False, "redis"),
+            nginx_subject(), haproxy_subject(), litellm_subject(), portkey_subject()]
+
+
+def start_mocks():
+    """The two mock upstreams and the budget store, on the driver's core, listening."""
+    mocks = [spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{FAST}", "--chunks", "16",
+                    "--threads", "1"], DRIVER_CORE, "mock-fast"),
+             # Streams of 12 s, a chunk a second: at 10,000 streams that is 10,000 chunks/s on
+             # the driver's core (40 chunks 200 ms apart, as before, overloaded it: 340 ms gaps).
+             spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{SLOW}", "--chunks", "12",
+                    "--gap-ms", "1000", "--threads", "1"], DRIVER_CORE, "mock-slow"),
+             # The budget store, on the driver's core like the mocks: what the gateway waits for.
+             spawn(["redis-server", "--port", str(REDIS), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--maxclients", "20000"], DRIVER_CORE, "redis")]
+    MOCK_PIDS[:] = [m.pid for m in mocks]
+    for m, port in zip(mocks, (FAST, SLOW, REDIS)):
+        wait_port(port, m)
+    return mocks
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 repeat of 2 s: a smoke run")
@@ -397,6 +494,10 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per measured run")
     ap.add_argument("--rate", type=int, default=500, help="open-loop requests per second")
     ap.add_argument("--streams", type=int, default=1000, help="concurrent streams for the memory scenario")
+    # 9,500, not 10,000: a proxy holds two sockets per stream, and this machine's hard limit on
+    # open files is 20,000 (not raisable without CAP_SYS_RESOURCE): at 10,000 streams both
+    # nginx and the gateway ran out of descriptors.
+    ap.add_argument("--many-streams", type=int, default=9500, help="the memory scenario's second point")
     ap.add_argument("--only", nargs="*", help="subjects to run (default: all)")
     ap.add_argument("--no-setup", action="store_true")
     args = ap.parse_args()
@@ -405,25 +506,12 @@ def main():
     started = time.time()
     if not args.no_setup:
         setup()
-    subjects = [direct_subject(), llmkube_subject("llmkube-plain", False, False),
-                llmkube_subject("llmkube-rules", True, False), llmkube_subject("llmkube-rules-pii", True, True),
-                llmkube_subject("llmkube-auth-budget", True, False, "memory"),
-                llmkube_subject("llmkube-auth-budget-redis", True, False, "redis"),
-                nginx_subject(), litellm_subject(), portkey_subject()]
+    subjects = all_subjects()
     if args.only:
         subjects = [s for s in subjects if s["name"] in args.only]
-    mocks = [spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{FAST}", "--chunks", "16",
-                    "--threads", "1"], DRIVER_CORE, "mock-fast"),
-             spawn([str(REL / "llmkube-mock-upstream"), "--listen", f"127.0.0.1:{SLOW}", "--chunks", "40",
-                    "--gap-ms", "200", "--threads", "1"], DRIVER_CORE, "mock-slow"),
-             # The budget store, on the driver's core like the mocks: what the gateway waits for.
-             spawn(["redis-server", "--port", str(REDIS), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no"], DRIVER_CORE, "redis")]
-    MOCK_PIDS.extend(m.pid for m in mocks)
+    mocks = start_mocks()
     results = []
     try:
-        for m, port in zip(mocks, (FAST, SLOW, REDIS)):
-            wait_port(port, m)
         for s in subjects:
             log(f"measuring {s['name']}")
             try:
@@ -431,6 +519,9 @@ def main():
             except (RuntimeError, subprocess.SubprocessError, json.JSONDecodeError) as e:
                 log(f"{s['name']} failed: {e} (see bench/out/{s['name']}.log)")
                 results.append({"name": s["name"], "error": str(e)})
+        counts = None
+        if (args.only and "instructions" in args.only) or not (args.only or args.quick):
+            counts = instruction_counts(all_subjects())
     finally:
         for m in mocks:
             stop(m)
@@ -445,7 +536,8 @@ def main():
             long = {"error": str(e)}
     elapsed = time.time() - started
     raw = {"machine": machine(), "versions": versions(), "args": vars(args), "elapsed_s": round(elapsed),
-           "results": results, "long_prompts": long, "detector_accuracy": accuracy}
+           "results": results, "instructions": counts, "footprint": footprint(),
+           "long_prompts": long, "detector_accuracy": accuracy}
     # RESULTS.md and results.json are always one full run; partial or quick runs go to bench/out/.
     target = OUT if (args.quick or args.only) else BENCH
     target.mkdir(parents=True, exist_ok=True)
@@ -453,6 +545,28 @@ def main():
     report = __import__("report")
     (target / "RESULTS.md").write_text(report.render(raw))
     log(f"wrote {target.relative_to(ROOT)}/RESULTS.md and results.json in {elapsed / 60:.1f} min")
+
+
+def footprint():
+    """What an air-gapped install carries: the release binaries as built, stripped (as the images
+    ship them), and gzip-compressed (as a registry stores the layer); the PII detector module."""
+    import gzip
+    rows = []
+    for path in (REL / "llmkube-gateway", ROOT / "target" / "release" / "llmkube-controller",
+                 WASM / "llmkube_pii_detector.wasm"):
+        if not path.exists():
+            continue
+        row = {"artifact": path.name, "bytes": path.stat().st_size}
+        if path.suffix != ".wasm":
+            stripped = OUT / f"{path.name}.stripped"
+            sh(["objcopy", "--strip-all", str(path), str(stripped)])
+            row["stripped_bytes"] = stripped.stat().st_size
+            data = stripped.read_bytes()
+        else:
+            data = path.read_bytes()
+        row["gzip_bytes"] = len(gzip.compress(data, 6))
+        rows.append(row)
+    return rows
 
 
 def machine():

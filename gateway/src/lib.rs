@@ -44,11 +44,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+
+/// Connections the kernel may queue on a listener before the gateway accepts them.
+const LISTEN_BACKLOG: u32 = 4096;
 use crate::state::AppState;
 
 /// Where the router comes from.
@@ -241,10 +243,21 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         draining: AtomicBool::new(false),
         tracer,
     });
-    let bind = |addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
+    let bind = |addr: SocketAddr| async move {
+        let listen = || {
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            // tokio's default queue of 1,024 pending connections overflows when more clients
+            // connect at once (a burst after a restart): the kernel then drops their SYNs and
+            // they retry a second or more later. The kernel caps it at net.core.somaxconn.
+            socket.listen(LISTEN_BACKLOG)
+        };
+        listen().map_err(|source| StartError::Bind { addr, source })
     };
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {

@@ -91,6 +91,11 @@ struct Args {
     /// Do not watch the router file for changes.
     #[arg(long)]
     no_watch: bool,
+    /// Threads that serve requests (default: the CPUs this process may use, its cgroup's CPU
+    /// quota included). With one, the runtime is single-threaded: no work-stealing
+    /// bookkeeping on a core that has no peer to steal from.
+    #[arg(long, env = "LLMKUBE_WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// Most client connections open at once; more are refused at accept.
     #[arg(long, env = "LLMKUBE_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
@@ -234,10 +239,17 @@ fn main() -> ExitCode {
     if let Some(Command::Explain(explain_args)) = args.command {
         return explain(explain_args);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let workers = args.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut builder = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

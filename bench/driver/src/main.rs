@@ -10,6 +10,7 @@
 //! HDR-histogram percentiles in microseconds.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -55,6 +56,10 @@ struct Args {
     /// Label copied into the output.
     #[arg(long, default_value = "")]
     label: String,
+    /// Closed loop: send exactly this many requests (no warm-up, no time limit) instead of
+    /// running for `--duration`; for instruction counts, which want a known number of requests.
+    #[arg(long)]
+    requests: Option<u64>,
     /// Worker threads of the driver (1 keeps it on one core).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -185,16 +190,24 @@ fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
 }
 
 async fn closed_loop(target: Arc<Target>, args: &Args) -> (Stats, Duration) {
-    let warm_until = Instant::now() + args.warmup;
-    let end = warm_until + args.duration;
+    let began = Instant::now();
+    let (warm_until, end) = match args.requests {
+        Some(_) => (began, began + Duration::from_secs(24 * 3600)),
+        None => (began + args.warmup, began + args.warmup + args.duration),
+    };
+    // Requests left to send with `--requests` (unbounded otherwise).
+    let left = Arc::new(AtomicU64::new(args.requests.unwrap_or(u64::MAX)));
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let target = Arc::clone(&target);
+            let (target, left) = (Arc::clone(&target), Arc::clone(&left));
             tokio::spawn(async move {
                 let mut stats = Stats::new();
                 loop {
                     let started = Instant::now();
-                    if started >= end {
+                    let more = left
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .is_ok();
+                    if started >= end || !more {
                         break;
                     }
                     target
@@ -211,7 +224,11 @@ async fn closed_loop(target: Arc<Target>, args: &Args) -> (Stats, Duration) {
             total.merge(&s);
         }
     }
-    (total, args.duration)
+    let measured = match args.requests {
+        Some(_) => began.elapsed(),
+        None => args.duration,
+    };
+    (total, measured)
 }
 
 async fn open_loop(target: Arc<Target>, args: &Args, rate: u64) -> (Stats, Duration) {

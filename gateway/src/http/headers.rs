@@ -1,28 +1,29 @@
 //! Header hygiene: the headers the gateway owns on every hop, in one list that forwarding and
 //! policy answers both apply.
 
-use http::HeaderName;
+use http::{HeaderName, header};
 
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-pub const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). Names, not
+/// strings: a lookup by `&str` parses the name first (a tenth of the cost of stripping an
+/// answer's headers, counted with callgrind).
+pub const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
 ];
 
 /// Headers the gateway owns on every hop: hop-by-hop, framing, `Host`, `Expect` and the
 /// client's own credentials. Never forwarded from the client, and a policy may neither set nor
 /// remove them. The one list of header hygiene.
 pub fn gateway_owned(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    HOP_BY_HOP.contains(&n)
+    HOP_BY_HOP.contains(name)
         || matches!(
-            n,
+            name.as_str(),
             "transfer-encoding"
                 | "host"
                 | "content-length"

@@ -219,9 +219,9 @@ pub fn strip_response_headers(headers: &mut HeaderMap) {
         .collect();
     for name in crate::http::headers::HOP_BY_HOP
         .iter()
-        .chain(&["transfer-encoding"])
+        .chain([&header::TRANSFER_ENCODING])
     {
-        headers.remove(*name);
+        headers.remove(name);
     }
     for name in connection_tokens {
         headers.remove(name);

@@ -209,12 +209,11 @@ impl UsageMeter {
         let mut start = 0;
         let mut line_start = 0;
         let mut i = 0;
-        while i < buf.len() {
+        // From line end to line end (memchr): a byte-by-byte walk was an eighth of a
+        // stream's instructions.
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', &buf[i..]) {
+            i += at;
             let b = buf[i];
-            if b != b'\n' && b != b'\r' {
-                i += 1;
-                continue;
-            }
             let mut end = i + 1;
             if b == b'\r' {
                 // `\r\n` may be split across reads: decide once the next byte is known.
@@ -245,7 +244,14 @@ impl UsageMeter {
 /// in the usual case of a single `data` line, so most events cost no allocation.
 fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
     let mut data: Option<Cow<'_, [u8]>> = None;
-    for line in event.split(|&b| b == b'\n' || b == b'\r') {
+    let mut from = 0;
+    let ends = memchr::memchr2_iter(b'\n', b'\r', event).chain([event.len()]);
+    let lines = ends.map(|at| {
+        let line = &event[from..at];
+        from = at + 1;
+        line
+    });
+    for line in lines {
         let Some(rest) = line.strip_prefix(b"data:") else {
             continue;
         };
