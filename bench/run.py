@@ -265,9 +265,10 @@ def haproxy_subject():
     conf = prefix / "haproxy.cfg"
     port = 18250
     # One thread, like nginx's one worker; connections to the mock kept alive and shared.
+    # maxconn: two descriptors per stream must fit the machine's hard limit of 20,000.
     conf.write_text(f"""global
   nbthread 1
-  maxconn 40000
+  maxconn 9900
 defaults
   mode http
   timeout connect 5s
@@ -279,10 +280,10 @@ frontend bench
   use_backend slow if {{ path_beg /slow/ }}
   default_backend fast
 backend fast
-  server mock 127.0.0.1:{FAST} maxconn 40000
+  server mock 127.0.0.1:{FAST}
 backend slow
   http-request replace-path /slow(/.*) \\1
-  server mock 127.0.0.1:{SLOW} maxconn 40000
+  server mock 127.0.0.1:{SLOW}
 """)
     return dict(name="haproxy", cmd=["haproxy", "-db", "-f", str(conf)], port=port,
                 url=f"http://127.0.0.1:{port}/v1/chat/completions",
