@@ -40,6 +40,14 @@ def mib(kib):
     return "-" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
+def footprint_parts(raw):
+    """The measured artifacts and the estimated image base (an older run has only the list)."""
+    footprint = raw.get("footprint") or {}
+    if isinstance(footprint, list):
+        return footprint, None
+    return footprint.get("artifacts", []), footprint.get("distroless_cc_estimate")
+
+
 def goals(raw, res, c1):
     """The goals of the performance issue, each with its measured number, as a table."""
     a = raw["args"]
@@ -89,9 +97,7 @@ def goals(raw, res, c1):
             rows.append(("PII detector on a 1 MiB prompt dense with numbers", "≥ 500 MB/s",
                          f"{mib1['detector_mb_s']:,.0f} MB/s ({mib1['total_mb_s']:,.0f} with the walk)",
                          mib1["detector_mb_s"] >= 500))
-    footprint = raw.get("footprint") or {}
-    arts = footprint.get("artifacts", []) if isinstance(footprint, dict) else footprint
-    base = footprint.get("distroless_cc_estimate") if isinstance(footprint, dict) else None
+    arts, base = footprint_parts(raw)
     gw = next((f for f in arts if f["artifact"] == "llmkube-gateway"), None)
     if gw and gw.get("stripped_bytes"):
         if base:
@@ -292,9 +298,7 @@ def render(raw):
                 w(f"| {t['ir'] / top['requests']:,.0f} | {t['percent']:.1f}% | `{fn}` |")
         w("")
 
-    footprint = raw.get("footprint") or {}
-    foot = footprint.get("artifacts", []) if isinstance(footprint, dict) else footprint
-    base = footprint.get("distroless_cc_estimate") if isinstance(footprint, dict) else None
+    foot, base = footprint_parts(raw)
     if foot:
         w("## Footprint\n")
         w("| artifact | as built | stripped (what the image carries) | gzip (the layer) |")

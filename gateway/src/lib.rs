@@ -48,10 +48,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::state::AppState;
 
 /// Connections the kernel may queue on a listener before the gateway accepts them.
 const LISTEN_BACKLOG: u32 = 4096;
-use crate::state::AppState;
 
 /// Where the router comes from.
 #[derive(Debug, Clone)]

@@ -191,9 +191,13 @@ fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
 
 async fn closed_loop(target: Arc<Target>, args: &Args) -> (Stats, Duration) {
     let began = Instant::now();
+    // With `--requests` the count ends the run, and every request is measured.
     let (warm_until, end) = match args.requests {
-        Some(_) => (began, began + Duration::from_secs(24 * 3600)),
-        None => (began + args.warmup, began + args.warmup + args.duration),
+        Some(_) => (began, None),
+        None => (
+            began + args.warmup,
+            Some(began + args.warmup + args.duration),
+        ),
     };
     // Requests left to send with `--requests` (unbounded otherwise).
     let left = Arc::new(AtomicU64::new(args.requests.unwrap_or(u64::MAX)));
@@ -207,7 +211,7 @@ async fn closed_loop(target: Arc<Target>, args: &Args) -> (Stats, Duration) {
                     let more = left
                         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                         .is_ok();
-                    if started >= end || !more {
+                    if end.is_some_and(|end| started >= end) || !more {
                         break;
                     }
                     target

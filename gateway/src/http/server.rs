@@ -207,8 +207,8 @@ pub async fn serve<H, F>(
                 }
                 let in_flight = InFlight::start(&activity);
                 // Boxed here, so hyper moves a pointer: the request's future is several KiB
-                // and was copied whole twice per request (18% of the instructions of a request
-                // with rules and the PII detector, counted with callgrind).
+                // and was copied whole twice per request (15,600 of the 131,000 instructions
+                // of a request with rules and the PII detector, counted with callgrind).
                 let response = Box::pin(handler(Arc::clone(&state), req));
                 async move {
                     let response = response.await?;

@@ -20,7 +20,7 @@ pub struct SseFraming {
 
 impl SseFraming {
     /// Advances over `bytes`. Jumps from line end to line end (memchr): the state only changes
-    /// there, and a byte-by-byte walk was a tenth of a stream's instructions.
+    /// there, and a byte-by-byte walk was 9% of a stream's instructions (callgrind).
     pub fn feed(&mut self, bytes: &[u8]) {
         let mut text_from = 0;
         for at in memchr::memchr2_iter(b'\n', b'\r', bytes) {

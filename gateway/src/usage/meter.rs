@@ -209,8 +209,8 @@ impl UsageMeter {
         let mut start = 0;
         let mut line_start = 0;
         let mut i = 0;
-        // From line end to line end (memchr): a byte-by-byte walk was an eighth of a
-        // stream's instructions.
+        // From line end to line end (memchr): a byte-by-byte walk was 13% of a stream's
+        // instructions (callgrind).
         while let Some(at) = memchr::memchr2(b'\n', b'\r', &buf[i..]) {
             i += at;
             let b = buf[i];
