@@ -4,8 +4,9 @@
 Runs of one setting minutes apart on this VM differ by 15% or more; alternating A and B in
 rounds (each a fresh gateway: 5 s at 16 clients, 5 s at one client, 5 s of streams at 16
 clients) puts the drift on both. Prints each run and the medians; extra arguments are appended
-to the subject's command line, e.g.
+to the subject's command line, and a first argument `bin=PATH` runs another build, e.g.
     python3 bench/ab.py llmkube-rules-pii "" "--worker-threads 2"
+    python3 bench/ab.py llmkube-rules-pii "" "bin=target/x86_64-unknown-linux-musl/release/llmkube-gateway"
 """
 
 import json
@@ -19,7 +20,10 @@ import run  # noqa: E402 - the subjects and process helpers live there
 
 
 def one(subject, extra):
-    s = dict(subject, cmd=[*subject["cmd"], *extra])
+    cmd = list(subject["cmd"])
+    if extra and extra[0].startswith("bin="):
+        cmd[0], extra = extra[0].removeprefix("bin="), extra[1:]
+    s = dict(subject, cmd=[*cmd, *extra])
     proc = run.spawn(s["cmd"], run.SUBJECT_CORE, s["name"] + "-ab", env=s["env"])
     try:
         run.wait_port(s["port"], proc)

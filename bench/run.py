@@ -7,7 +7,8 @@ load driver and the PII detector), then measures every subject against the same 
 
   direct        the mock itself: the physical limit
   llmkube-*     the gateway with plain routing, with compiled rules, with rules + PII detector, and
-                with rules + an API key + a token budget (in memory, and shared through Redis)
+                with rules + an API key + a token budget (in memory, and shared through Redis);
+                llmkube-rules-pii-static is the static (musl) build of the smaller image
   nginx         proxy_pass with buffering off: the raw-proxy baseline
   litellm       LiteLLM proxy, the mock as an OpenAI-compatible provider, logging off
   portkey       the Portkey gateway, the mock as a custom OpenAI host
@@ -35,6 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 OUT = BENCH / "out"
 REL = ROOT / "target" / "release"
+# The static build of the gateway (gateway/Dockerfile's `static` image), linked against musl.
+MUSL = f"{platform.machine()}-unknown-linux-musl"
+STATIC_GATEWAY = ROOT / "target" / MUSL / "release" / "llmkube-gateway"
 WASM = ROOT / "target" / "wasm32-unknown-unknown" / "release"
 LITELLM_VERSION = "1.108.0"
 PORTKEY_VERSION = "1.15.2"
@@ -91,10 +95,16 @@ def setup():
         portkey.mkdir(exist_ok=True)
         sh(["npm", "install", "--no-audit", "--no-fund", "-s", f"@portkey-ai/gateway@{PORTKEY_VERSION}"],
            cwd=portkey)
+    if not shutil.which("musl-gcc"):
+        log("installing musl-tools (Debian), for the static gateway")
+        sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q musl-tools >/dev/null "
+           "|| { apt-get update -q >/dev/null && apt-get install -y -q musl-tools >/dev/null; }")
+    sh(f"rustup target add {MUSL} wasm32-unknown-unknown")
     log("building release binaries and the PII detector")
     sh("cargo build -q --release --locked --target wasm32-unknown-unknown -p llmkube-pii-detector", cwd=ROOT)
     sh("cargo build -q --release --locked -p llmkube-gateway -p llmkube-mock-upstream -p llmkube-bench "
        "-p llmkube-operator --bin llmkube-controller", cwd=ROOT)
+    sh(f"cargo build -q --release --locked --target {MUSL} -p llmkube-gateway --bin llmkube-gateway", cwd=ROOT)
 
 
 # ---------------------------------------------------------------- processes
@@ -183,7 +193,7 @@ RULES = """  rules:
 """
 
 
-def llmkube_subject(name, rules, pii, budget=None):
+def llmkube_subject(name, rules, pii, budget=None, binary=REL / "llmkube-gateway"):
     """`budget`: None, "memory" or "redis": an API key and a (never spent) token budget."""
     spec = ROUTER_HEAD + (RULES if rules else "")
     policy = "  policy:\n    auditLog: {sink: file, filePath: /dev/null}\n"
@@ -206,7 +216,7 @@ def llmkube_subject(name, rules, pii, budget=None):
     path = OUT / f"{name}.yaml"
     path.write_text(spec + policy)
     port = 18100
-    cmd = [str(REL / "llmkube-gateway"), "--router", str(path), "--listen", f"127.0.0.1:{port}",
+    cmd = [str(binary), "--router", str(path), "--listen", f"127.0.0.1:{port}",
            "--max-connections", "20000",  # the 10,000-stream scenario, with room
            "--backend-address", f"fast=http://127.0.0.1:{FAST}", "--backend-address",
            f"slow=http://127.0.0.1:{SLOW}", "--policy-dir", str(WASM), "--no-watch", *extra]
@@ -466,6 +476,7 @@ def detector_accuracy():
 def all_subjects():
     return [direct_subject(), llmkube_subject("llmkube-plain", False, False),
             llmkube_subject("llmkube-rules", True, False), llmkube_subject("llmkube-rules-pii", True, True),
+            llmkube_subject("llmkube-rules-pii-static", True, True, binary=STATIC_GATEWAY),
             llmkube_subject("llmkube-auth-budget", True, False, "memory"),
             llmkube_subject("llmkube-auth-budget-redis", True, False, "redis"),
             nginx_subject(), haproxy_subject(), litellm_subject(), portkey_subject()]
@@ -550,16 +561,19 @@ def main():
 
 def footprint():
     """What an air-gapped install carries: the release binaries as built, stripped (as the images
-    ship them), and gzip-compressed (as a registry stores the layer); the PII detector module."""
+    ship them), and gzip-compressed (as a registry stores the layer); the PII detector module;
+    the two images' bases estimated."""
     import gzip
     rows = []
-    for path in (REL / "llmkube-gateway", ROOT / "target" / "release" / "llmkube-controller",
-                 WASM / "llmkube_pii_detector.wasm"):
+    for name, path in (("llmkube-gateway", REL / "llmkube-gateway"),
+                       ("llmkube-gateway-static", STATIC_GATEWAY),
+                       ("llmkube-controller", REL / "llmkube-controller"),
+                       ("llmkube_pii_detector.wasm", WASM / "llmkube_pii_detector.wasm")):
         if not path.exists():
             continue
-        row = {"artifact": path.name, "bytes": path.stat().st_size}
+        row = {"artifact": name, "bytes": path.stat().st_size}
         if path.suffix != ".wasm":
-            stripped = OUT / f"{path.name}.stripped"
+            stripped = OUT / f"{name}.stripped"
             sh(["objcopy", "--strip-all", str(path), str(stripped)])
             row["stripped_bytes"] = stripped.stat().st_size
             data = stripped.read_bytes()
@@ -567,22 +581,24 @@ def footprint():
             data = path.read_bytes()
         row["gzip_bytes"] = len(gzip.compress(data, 6))
         rows.append(row)
-    return {"artifacts": rows, "distroless_cc_estimate": distroless_estimate()}
+    return {"artifacts": rows, "distroless_cc_estimate": distroless_estimate(DISTROLESS_CC),
+            "distroless_static_estimate": distroless_estimate(DISTROLESS_STATIC)}
 
 
-# What gcr.io/distroless/cc-debian12 is built from (its Bazel rules), as Debian 12 packages.
-DISTROLESS_CC = ["base-files", "ca-certificates", "tzdata", "netbase", "libc6", "libssl3", "libgcc-s1",
-                 "libgomp1", "libstdc++6"]
+# What gcr.io/distroless/static-debian12 and cc-debian12 are built from (their Bazel rules), as
+# Debian 12 packages; cc is static plus the C and C++ runtimes.
+DISTROLESS_STATIC = ["base-files", "ca-certificates", "tzdata", "netbase"]
+DISTROLESS_CC = [*DISTROLESS_STATIC, "libc6", "libssl3", "libgcc-s1", "libgomp1", "libstdc++6"]
 
 
-def distroless_estimate():
-    """The gateway image's base, estimated without a registry: the files of the Debian 12
-    packages distroless/cc is made of, as installed here, without the documentation that
-    distroless leaves out. Bytes, and the packages not installed here (then a lower bound)."""
+def distroless_estimate(packages):
+    """An image's base, estimated without a registry: the files of the Debian 12 packages it is
+    made of, as installed here, without the documentation that distroless leaves out. Bytes,
+    and the packages not installed here (then a lower bound)."""
     total, missing = 0, []
     skip = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/lintian/",
             "/usr/share/locale/")
-    for pkg in DISTROLESS_CC:
+    for pkg in packages:
         listed = subprocess.run(["dpkg", "-L", pkg], capture_output=True, text=True)
         if listed.returncode != 0:
             missing.append(pkg)
@@ -591,7 +607,7 @@ def distroless_estimate():
             path = Path(f)
             if not f.startswith(skip) and path.is_file() and not path.is_symlink():
                 total += path.stat().st_size
-    return {"bytes": total, "packages": DISTROLESS_CC, "missing": missing}
+    return {"bytes": total, "packages": packages, "missing": missing}
 
 
 def machine():
