@@ -6,9 +6,14 @@
 //! queue's bound and nothing else. The thread wakes every `delay`, or as soon as a full batch
 //! waits, instead of being woken by every item: a wake-up per audit line cost two context
 //! switches per request on the request path's core (found by profiling, see bench/RESULTS.md).
+//!
+//! The channel is unbounded and the bound is the queue's own count: a bounded channel
+//! allocates and writes every slot up front (512 KiB resident for 2,048 audit lines, on a
+//! gateway that may never queue more than a few), while this one holds blocks of items only
+//! while they wait.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
@@ -40,8 +45,10 @@ impl Default for QueueSettings {
 
 /// A running queue of `T`.
 pub struct ExportQueue<T> {
-    tx: SyncSender<T>,
+    tx: Sender<T>,
+    /// Items pushed and not yet taken by the thread; never more than `capacity`.
     queued: Arc<AtomicUsize>,
+    capacity: usize,
     batch: usize,
     dropped: Counter,
     closing: Arc<AtomicBool>,
@@ -57,7 +64,7 @@ impl<T: Send + 'static> ExportQueue<T> {
         dropped: Counter,
         export: impl FnMut(Vec<T>) + Send + 'static,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel(settings.capacity.max(1));
+        let (tx, rx) = channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let closing = Arc::new(AtomicBool::new(false));
         let drain = Drain {
@@ -72,6 +79,7 @@ impl<T: Send + 'static> ExportQueue<T> {
         Ok(ExportQueue {
             tx,
             queued,
+            capacity: settings.capacity.max(1),
             batch: settings.batch.max(1),
             dropped,
             closing,
@@ -85,7 +93,8 @@ impl<T: Send + 'static> ExportQueue<T> {
         // Counted before it is sent, so that the thread, which uncounts what it takes, never
         // takes the count below zero.
         let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.tx.try_send(item).is_err() {
+        // Full, or the thread is gone (after `close`).
+        if queued > self.capacity || self.tx.send(item).is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             if self.dropped.inc().is_multiple_of(1000) {
                 let name = self.waker.name().unwrap_or_default();

@@ -27,9 +27,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::http::tls::ClientCert;
-
 use crate::http::body::{BoxError, GatewayBody};
+use crate::http::protocol::{self, Protocol};
+use crate::http::tls::ClientCert;
 use crate::router::health::now_ms;
 use crate::state::AppState;
 
@@ -146,6 +146,42 @@ async fn idle_watch(activity: &Activity, limits: &ServerLimits) {
     }
 }
 
+/// Connection builders: one per known HTTP version, which hands the socket to hyper untouched,
+/// and one that detects the version by reading (see [`crate::http::protocol`]).
+struct Builders {
+    detect: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &ServerLimits) -> Self {
+        let mut detect = auto::Builder::new(TokioExecutor::new());
+        detect
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        detect
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.h2_keep_alive)
+            .keep_alive_timeout(limits.h2_keep_alive);
+        Builders {
+            http1: detect.clone().http1_only(),
+            http2: detect.clone().http2_only(),
+            detect,
+        }
+    }
+
+    fn get(&self, protocol: Option<Protocol>) -> &auto::Builder<TokioExecutor> {
+        match protocol {
+            Some(Protocol::Http1) => &self.http1,
+            Some(Protocol::Http2) => &self.http2,
+            None => &self.detect,
+        }
+    }
+}
+
 /// Serves `listener` with `handler` until `stop` flips, then lets open connections finish
 /// within `grace` (streams in flight included) and returns.
 pub async fn serve<H, F>(
@@ -160,17 +196,7 @@ pub async fn serve<H, F>(
     H: Fn(Arc<AppState>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<GatewayBody>, Infallible>> + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(limits.h2_keep_alive)
-        .keep_alive_timeout(limits.h2_keep_alive);
-    let builder = Arc::new(builder);
+    let builders = Arc::new(Builders::new(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
     let graceful = GracefulShutdown::new();
@@ -219,7 +245,7 @@ pub async fn serve<H, F>(
                 }
             })
         };
-        let builder = Arc::clone(&builder);
+        let builders = Arc::clone(&builders);
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let (limits, state) = (Arc::clone(&limits), Arc::clone(&state));
@@ -229,8 +255,8 @@ pub async fn serve<H, F>(
             let served = async {
                 match tls {
                     None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let builder = builders.get(protocol::sniff(&stream).await);
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
                         watcher.watch(conn.into_owned()).await
                     }
                     Some(acceptor) => {
@@ -238,17 +264,18 @@ pub async fn serve<H, F>(
                             .await
                         {
                             Ok(Ok(tls_stream)) => {
-                                let peer_cert = tls_stream.get_ref().1.peer_certificates();
-                                if let Some(cert) = peer_cert
+                                let session = tls_stream.get_ref().1;
+                                if let Some(cert) = session
+                                    .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|c| ClientCert::from_der(c))
                                 {
                                     let _ = client_cert.set(Arc::new(cert));
                                 }
-                                let conn = builder.serve_connection_with_upgrades(
-                                    TokioIo::new(tls_stream),
-                                    service,
-                                );
+                                let builder =
+                                    builders.get(protocol::from_alpn(session.alpn_protocol()));
+                                let conn =
+                                    builder.serve_connection(TokioIo::new(tls_stream), service);
                                 watcher.watch(conn.into_owned()).await
                             }
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),

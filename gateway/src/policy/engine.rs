@@ -140,6 +140,8 @@ pub(super) fn start_evaluation(store: &mut Store<HostState>) {
 /// The shared engine.
 pub struct PolicyEngine {
     pub(super) engine: Engine,
+    /// `engine`'s configuration without the instance pool: what modules are compiled with.
+    compile_config: Config,
     pub(super) linker: Linker<HostState>,
     pub(super) settings: EngineSettings,
     live: AtomicUsize,
@@ -170,7 +172,9 @@ impl PolicyEngine {
             .cranelift_opt_level(OptLevel::Speed)
             .memory_init_cow(true)
             .max_wasm_stack(512 << 10)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        let compile_config = config.clone();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         linker
@@ -193,6 +197,7 @@ impl PolicyEngine {
             .map_err(|e| EngineError(e.to_string()))?;
         Ok(Arc::new(PolicyEngine {
             engine,
+            compile_config,
             linker,
             settings,
             live: AtomicUsize::new(0),
@@ -211,13 +216,30 @@ impl PolicyEngine {
         {
             return Ok(m.clone());
         }
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| format!("not a valid module: {e}"))?;
+        let module = self.compile(wasm)?;
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(digest.to_owned(), module.clone());
         Ok(module)
+    }
+
+    /// Compiles `wasm` with an engine of its own, then loads the result into this one:
+    /// Cranelift keeps its working memory with the engine that compiled, for that engine's
+    /// life (1.8 MB after the rules and the PII detector, measured with massif), and this
+    /// engine lives as long as the gateway.
+    fn compile(&self, wasm: &[u8]) -> Result<Module, String> {
+        let compiler = Engine::new(&self.compile_config).map_err(|e| e.to_string())?;
+        let artifact = compiler
+            .precompile_module(wasm)
+            .map_err(|e| format!("not a valid module: {e}"))?;
+        drop(compiler);
+        // SAFETY: `artifact` is what `precompile_module` made a moment ago, with this engine's
+        // configuration (the instance pool aside, which compiled code does not depend on);
+        // wasmtime still checks that the two are compatible.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::deserialize(&self.engine, &artifact) };
+        module.map_err(|e| format!("cannot load the compiled module: {e}"))
     }
 
     /// Forgets compiled modules whose digest is not in `keep` (after a reload).

@@ -1,9 +1,11 @@
-//! TLS in and out (internal CA), and graceful shutdown.
+//! TLS in and out (internal CA), HTTP versions on a plain listener, and graceful shutdown.
 
 use std::time::Duration;
 
 use http::Method;
 use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::support::*;
@@ -101,6 +103,58 @@ fn rustls_pki_types_certs(
         .unwrap()
         .map(Result::unwrap)
         .collect()
+}
+
+/// Writes `pieces` to a new connection 50 ms apart; returns the first bytes of the answer.
+async fn first_answer(addr: std::net::SocketAddr, pieces: &[&[u8]]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for piece in pieces {
+        conn.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut answer = vec![0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    answer
+}
+
+/// The version is read from the first bytes without taking them (a peek), and from hyper's own
+/// detection when they do not decide yet: both must serve both versions.
+#[tokio::test]
+async fn a_plain_listener_speaks_http1_and_http2_with_prior_knowledge() {
+    let cast = Cast::new().await;
+    let gw = cast.gateway("  defaultRoute: local-a\n").await;
+    let url: http::Uri = format!("{}/v1/models", gw.gw.url()).parse().unwrap();
+    let resp = gw.client.get(url.clone()).await.unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, http::Version::HTTP_11)
+    );
+    let h2c = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let resp = h2c.get(url).await.unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, http::Version::HTTP_2)
+    );
+
+    let addr = gw.gw.addr;
+    // The preface in two pieces, the first not enough to decide: the server's SETTINGS frame
+    // (type 4 in the fifth byte of its header) answers.
+    let settings = b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let answer = first_answer(addr, &[b"PRI * HTTP/2.0\r\n", settings]).await;
+    assert_eq!(answer[3], 4, "{answer:?}");
+    // A request whose first byte is also the preface's.
+    let request = b"OST /v1/models HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+    let answer = first_answer(addr, &[b"P", request]).await;
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+    // Whole at once.
+    let answer = first_answer(addr, &[b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"]).await;
+    assert_eq!(&answer, b"HTTP/1.1 ");
 }
 
 #[tokio::test]
