@@ -42,6 +42,7 @@ STATIC_GATEWAY = ROOT / "target" / MUSL / "release" / "llmkube-gateway"
 WASM = ROOT / "target" / "wasm32-unknown-unknown" / "release"
 LITELLM_VERSION = "1.108.0"
 PORTKEY_VERSION = "1.15.2"
+PRESIDIO_VERSION = "2.2.366"
 FAST, SLOW = 18000, 18001
 REDIS = 18300
 BENCH_KEY = "sk-bench-0123456789abcdef"
@@ -89,6 +90,13 @@ def setup():
         (OUT / "overrides.txt").write_text("certifi>=2024\n")
         sh([str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
             f"litellm[proxy]=={LITELLM_VERSION}", "--override", str(OUT / "overrides.txt")])
+    presidio = OUT / "presidio-venv"
+    if not (presidio / "bin" / "python").exists() or subprocess.run(
+            [str(presidio / "bin" / "python"), "-c", "import presidio_analyzer"]).returncode != 0:
+        log(f"installing Presidio's analyzer {PRESIDIO_VERSION} (PyPI), for the detector's accuracy beside it")
+        sh([sys.executable, "-m", "venv", str(presidio)])
+        sh([str(presidio / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+            f"presidio-analyzer=={PRESIDIO_VERSION}"])
     portkey = OUT / "portkey"
     if not (portkey / "node_modules" / "@portkey-ai" / "gateway").exists():
         log(f"installing the Portkey gateway {PORTKEY_VERSION} (npm)")
@@ -467,7 +475,8 @@ def detector_accuracy():
             fp, n = line.split()[2].split("/")
             rows["false_positives"] = {"count": int(fp), "negatives": int(n)}
     try:
-        presidio = json.loads(sh_out(f"{sys.executable} {fixtures / 'score_presidio.py'} --json", cwd=ROOT))
+        python = OUT / "presidio-venv" / "bin" / "python"
+        presidio = json.loads(sh_out(f"{python} {fixtures / 'score_presidio.py'} --json", cwd=ROOT))
     except (subprocess.SubprocessError, json.JSONDecodeError) as e:
         presidio = {"error": str(e)}
     return {"llmkube": rows, "presidio": presidio}
