@@ -40,24 +40,33 @@ def mib(kib):
     return "-" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
-def footprint_parts(raw):
-    """The measured artifacts and the estimated bases of the default (distroless/cc) and static
-    (distroless/static) images; an older run has only the list, or no static base."""
+# The gateway's images: name, the binary it carries, the key of its base's estimate in
+# results.json, and the base.
+IMAGES = (("default", "llmkube-gateway", "distroless_cc_estimate", "distroless/cc"),
+          ("static", "llmkube-gateway-static", "distroless_static_estimate", "distroless/static"))
+
+
+def artifacts(raw):
+    """The measured artifacts (an older run stored only this list)."""
     footprint = raw.get("footprint") or {}
-    if isinstance(footprint, list):
-        return footprint, None, None
-    return (footprint.get("artifacts", []), footprint.get("distroless_cc_estimate"),
-            footprint.get("distroless_static_estimate"))
+    return footprint if isinstance(footprint, list) else footprint.get("artifacts", [])
 
 
-def image_estimate(arts, base, binary):
-    """Bytes of an image: its base, the stripped binary and the detector module; None when a
-    part was not measured."""
-    gw = next((f for f in arts if f["artifact"] == binary), None)
+def images(raw):
+    """Each image whose parts were measured: its name, base name, base estimate, stripped
+    binary bytes and total bytes (base, stripped binary and the detector module)."""
+    footprint = raw.get("footprint") or {}
+    arts = artifacts(raw)
     wasm = next((f for f in arts if f["artifact"].endswith(".wasm")), None)
-    if not (base and gw and gw.get("stripped_bytes")):
-        return None
-    return base["bytes"] + gw["stripped_bytes"] + (wasm["bytes"] if wasm else 0)
+    out = []
+    for name, binary, key, base_name in IMAGES:
+        base = footprint.get(key) if isinstance(footprint, dict) else None
+        gw = next((f for f in arts if f["artifact"] == binary), None)
+        if base and gw and gw.get("stripped_bytes"):
+            total = base["bytes"] + gw["stripped_bytes"] + (wasm["bytes"] if wasm else 0)
+            out.append(dict(name=name, base_name=base_name, base=base, binary=gw["stripped_bytes"],
+                            total=total))
+    return out
 
 
 def goals(raw, res, c1):
@@ -109,22 +118,16 @@ def goals(raw, res, c1):
             rows.append(("PII detector on a 1 MiB prompt dense with numbers", "≥ 500 MB/s",
                          f"{mib1['detector_mb_s']:,.0f} MB/s ({mib1['total_mb_s']:,.0f} with the walk)",
                          mib1["detector_mb_s"] >= 500))
-    arts, base_cc, base_static = footprint_parts(raw)
-    for label, binary, base, base_name in (
-            ("gateway image under 40 MB (default)", "llmkube-gateway", base_cc, "distroless/cc"),
-            ("gateway image under 40 MB (`--target static`)", "llmkube-gateway-static", base_static,
-             "distroless/static")):
-        est = image_estimate(arts, base, binary)
-        gw = next((f for f in arts if f["artifact"] == binary), None)
-        if est is None:
-            continue
-        got = (f"about {est / 1e6:.1f} MB unpacked (estimate: binary {gw['stripped_bytes'] / 1e6:.1f} MB "
-               f"stripped + {base_name} {base['bytes'] / 1e6:.1f} MB + detector); not built here (no Docker)")
-        static, default = res.get("llmkube-rules-pii-static"), res.get("llmkube-rules-pii")
-        if binary.endswith("-static") and static and default:
+    static, default = res.get("llmkube-rules-pii-static"), res.get("llmkube-rules-pii")
+    for img in images(raw):
+        label = "default" if img["name"] == "default" else "`--target static`"
+        got = (f"about {img['total'] / 1e6:.1f} MB unpacked (estimate: binary {img['binary'] / 1e6:.1f} MB "
+               f"stripped + {img['base_name']} {img['base']['bytes'] / 1e6:.1f} MB + detector); "
+               "not built here (no Docker)")
+        if img["name"] == "static" and static and default:
             got += (f"; its throughput at 16 clients, rules + PII: "
                     f"{ratio(med(static['closed'], 'rps'), med(default['closed'], 'rps'))} the default build's")
-        rows.append((label, "< 40 MB", got, est < 40e6))
+        rows.append((f"gateway image under 40 MB ({label})", "< 40 MB", got, img["total"] < 40e6))
     litellm, g = res.get("litellm"), res.get("llmkube-rules-pii")
     if litellm and g:
         rl, rps = med(litellm["closed"], "rps"), med(g["closed"], "rps")
@@ -313,7 +316,7 @@ def render(raw):
                 w(f"| {t['ir'] / top['requests']:,.0f} | {t['percent']:.1f}% | `{fn}` |")
         w("")
 
-    foot, base, base_static = footprint_parts(raw)
+    foot = artifacts(raw)
     if foot:
         w("## Footprint\n")
         w("| artifact | as built | stripped (what the image carries) | gzip (the layer) |")
@@ -324,14 +327,11 @@ def render(raw):
         w("\nImage sizes are not measured here: this machine has no Docker daemon and no registry to pull "
           "the distroless base from. The gateway image is that base plus the stripped binary and the "
           "detector module.")
-        for image, binary, b, base_name in (("default", "llmkube-gateway", base, "distroless/cc"),
-                                             ("static", "llmkube-gateway-static", base_static, "distroless/static")):
-            est = image_estimate(foot, b, binary)
-            if est is None:
-                continue
-            w(f"The {image} image, estimated from the Debian 12 packages {base_name} is built from "
+        for img in images(raw):
+            b = img["base"]
+            w(f"The {img['name']} image, estimated from the Debian 12 packages {img['base_name']} is built from "
               f"({', '.join(b['packages'])}; their files as installed here, documentation left out): "
-              f"base {b['bytes'] / 1e6:.1f} MB, so the image about **{est / 1e6:.1f} MB** unpacked"
+              f"base {b['bytes'] / 1e6:.1f} MB, so the image about **{img['total'] / 1e6:.1f} MB** unpacked"
               + (f" (packages not installed here, so a lower bound: {', '.join(b['missing'])})" if b["missing"] else "")
               + ".")
         w("")

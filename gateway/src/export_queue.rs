@@ -8,9 +8,9 @@
 //! switches per request on the request path's core (found by profiling, see bench/RESULTS.md).
 //!
 //! The channel is unbounded and the bound is the queue's own count: a bounded channel
-//! allocates and writes every slot up front (512 KiB resident for 2,048 audit lines, on a
-//! gateway that may never queue more than a few), while this one holds blocks of items only
-//! while they wait.
+//! allocates and initialises every slot up front (512 KiB for 2,048 audit lines, seen with
+//! massif, on a gateway that may never queue more than a few), while this one holds blocks of
+//! items only while they wait.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};

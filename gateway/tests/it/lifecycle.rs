@@ -144,7 +144,7 @@ async fn a_plain_listener_speaks_http1_and_http2_with_prior_knowledge() {
 
     let addr = gw.gw.addr;
     // The preface in two pieces, the first not enough to decide: the server's SETTINGS frame
-    // (type 4 in the fifth byte of its header) answers.
+    // (type 4, the fourth byte of its header) answers.
     let settings = b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
     let answer = first_answer(addr, &[b"PRI * HTTP/2.0\r\n", settings]).await;
     assert_eq!(answer[3], 4, "{answer:?}");
